@@ -1,0 +1,28 @@
+# make run: install into .venv and start every Procfile process (gateway on 127.0.0.1:5100)
+# make test: install everything (pip packages, Debian's Lua 5.1 packages) and run every test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install system-deps run test bench bench-compare plugin lint clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	sh tools/install-system-deps.sh
+
+run: install
+	honcho start -f Procfile
+
+test: install system-deps
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info logs

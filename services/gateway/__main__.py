@@ -1,0 +1,22 @@
+"""Serve the gateway with uvicorn alone: ``python -m services.gateway`` (one process; no gunicorn)."""
+
+import sys
+
+import uvicorn
+
+from services.gateway.config import load_config
+from services.settings import ConfigError
+
+
+def main():
+    try:
+        config = load_config()
+    except ConfigError as ex:
+        print(f"gateway: bad configuration: {ex}", file=sys.stderr)
+        return 2
+    uvicorn.run("services.gateway.asgi:app", host=config.http_host, port=config.http_port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

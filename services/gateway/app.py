@@ -1,0 +1,41 @@
+"""The gateway's composition root: ``create_app(config, hub)`` wires routes, guards and errors."""
+
+import falcon.asgi
+
+from services.gateway import errors, resources
+from services.gateway.access_log import AccessLog
+from services.gateway.guard import HostOriginGuard
+
+
+class _Lifespan:
+    """Closes the hub client when the server shuts the worker down."""
+
+    def __init__(self, hub):
+        self.hub = hub
+
+    async def process_shutdown(self, scope, event):
+        await self.hub.close()
+
+
+def create_app(config, hub):
+    """The Falcon ASGI app serving ``/ws/*`` through ``hub`` (a ``HubClient``)."""
+    app = falcon.asgi.App(middleware=[AccessLog(), HostOriginGuard(config), _Lifespan(hub)], cors_enable=False)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.auto_parse_form_urlencoded = False
+    routes = {
+        "/ws/handshake": resources.Handshake,
+        "/ws/poll": resources.Poll,
+        "/ws/send": resources.Send,
+        "/ws/disconnect": resources.Disconnect,
+        "/ws/clients": resources.Clients,
+        "/ws/status": resources.Status,
+        "/ws/broadcast": resources.Broadcast,
+        "/ws/send/{client_id}": resources.SendToClient,
+        "/ws/send_to_type/{client_type}": resources.SendToType,
+        "/ws/notify/{kind}": resources.Notify,
+        "/ws/cleanup": resources.Cleanup,
+    }
+    for route, resource in routes.items():
+        app.add_route(route, resource(hub, config))
+    errors.install(app)
+    return app

@@ -1,0 +1,41 @@
+"""The gateway's settings, read from ``BRIDGE_*`` environment variables."""
+
+import os
+from dataclasses import dataclass
+
+from services import settings
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway needs; see the README's configuration table."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 5100
+    hub_rpc: str = settings.DEFAULT_HUB_RPC
+    hub_timeout: float = 3.0
+    poll_max_wait: float = 25.0
+    max_body: int = 1024 * 1024
+    workers: int = 2
+    allowed_hosts: tuple = ()
+    allowed_origins: tuple = ()
+
+    @property
+    def poll_reply_margin(self):
+        """How much longer than the hub's hold the gateway waits for a poll's reply."""
+        return self.hub_timeout
+
+
+def load_config(environ=os.environ):
+    """Build a ``GatewayConfig`` from the environment; raises ``ConfigError`` naming a bad key."""
+    return GatewayConfig(
+        http_host=settings.env_str(environ, "BRIDGE_HTTP_HOST", "127.0.0.1"),
+        http_port=settings.env_int(environ, "BRIDGE_HTTP_PORT", 5100, minimum=0, maximum=65535),
+        hub_rpc=settings.env_str(environ, "BRIDGE_HUB_RPC", settings.DEFAULT_HUB_RPC),
+        hub_timeout=settings.env_float(environ, "BRIDGE_HUB_TIMEOUT", 3.0, minimum=0.05, maximum=60),
+        poll_max_wait=settings.env_float(environ, "BRIDGE_POLL_MAX_WAIT", 25.0, minimum=0, maximum=300),
+        max_body=settings.env_int(environ, "BRIDGE_MAX_BODY", 1024 * 1024, minimum=1024),
+        workers=settings.env_int(environ, "BRIDGE_GATEWAY_WORKERS", 2, minimum=1, maximum=64),
+        allowed_hosts=settings.env_list(environ, "BRIDGE_ALLOWED_HOSTS", ()),
+        allowed_origins=settings.env_list(environ, "BRIDGE_ALLOWED_ORIGINS", ()),
+    )

@@ -1,0 +1,75 @@
+"""Translating failures into HTTP once, at the gateway's boundary.
+
+Every error answer has the seed's shape ``{"success": false, "error": ...}``
+plus a ``code`` from the protocol's table; a 500 never carries the exception.
+"""
+
+import logging
+
+import falcon
+import orjson
+
+from services import protocol
+from services.gateway.hub_client import HubError, HubUnavailable
+from services.gateway.inputs import InputError
+
+log = logging.getLogger(__name__)
+
+_CODE_BY_STATUS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def error_body(resp, status, message, code, field=None):
+    """Write the seed's error shape to ``resp``."""
+    body = {"success": False, "error": message, "code": code}
+    if field is not None:
+        body["field"] = field
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
+
+
+async def input_error(req, resp, ex, params):
+    log.info("%s %s refused: %s", req.method, req.path, ex.message)
+    error_body(resp, ex.status, ex.message, _CODE_BY_STATUS.get(ex.status, "bad_request"), ex.field)
+
+
+async def hub_error(req, resp, ex, params):
+    entry = protocol.ERRORS.get(ex.code, protocol.ERRORS["internal"])
+    if entry.http_status >= 500:
+        log.error("%s %s: hub failed: %s", req.method, req.path, ex.reason)
+    else:
+        log.info("%s %s refused by the hub: %s", req.method, req.path, ex.reason)
+    error_body(resp, entry.http_status, ex.reason, entry.name)
+    if entry.action == "retry" and entry.http_status == 429:
+        resp.set_header("Retry-After", "5")
+
+
+async def hub_unavailable(req, resp, ex, params):
+    log.warning("%s %s: %s", req.method, req.path, ex)
+    error_body(resp, 503, f"the bridge hub is not available: {ex}", "hub_unavailable")
+    resp.set_header("Retry-After", "1")
+
+
+async def http_error(req, resp, ex, params):
+    status = ex.status_code
+    message = ex.title or "error"
+    if ex.description:
+        message = f"{message}: {ex.description}"
+    error_body(resp, ex.status, message, _CODE_BY_STATUS.get(status, f"http_{status}"))
+    if ex.headers:
+        for name, value in ex.headers.items():
+            resp.set_header(name, value)
+
+
+async def unexpected(req, resp, ex, params):
+    log.exception("%s %s failed", req.method, req.path)
+    error_body(resp, 500, "internal server error", "internal")
+
+
+def install(app):
+    """Register every handler on ``app`` (most specific classes win)."""
+    app.add_error_handler(Exception, unexpected)
+    app.add_error_handler(falcon.HTTPError, http_error)
+    app.add_error_handler(InputError, input_error)
+    app.add_error_handler(HubError, hub_error)
+    app.add_error_handler(HubUnavailable, hub_unavailable)

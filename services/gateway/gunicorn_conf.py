@@ -1,0 +1,21 @@
+"""gunicorn settings for the gateway, derived from the same ``BRIDGE_*`` variables.
+
+Timeout ladder (each strictly longer than the one before):
+hub hold (BRIDGE_POLL_MAX_WAIT, 25 s) < gateway's wait for the hub (hold +
+BRIDGE_HUB_TIMEOUT) < gunicorn's worker timeout (below) < the plugin's LrHttp
+timeout (hold + 15 s).
+"""
+
+from services.gateway.config import load_config
+
+_config = load_config()
+
+_host = _config.http_host
+bind = f"[{_host}]:{_config.http_port}" if ":" in _host else f"{_host}:{_config.http_port}"
+workers = _config.workers
+worker_class = "uvicorn_worker.UvicornWorker"
+timeout = int(_config.poll_max_wait + _config.hub_timeout + 30)
+graceful_timeout = 10
+keepalive = 5
+accesslog = None
+proc_name = "bridge-gateway"

@@ -1,0 +1,182 @@
+"""What the hub does for each request op, and for each built-in client message.
+
+``HANDLERS[op](hub, ctx, req)`` returns the reply's fields, or ``None`` when
+the request was parked (a long-poll) and will be answered later. Domain
+errors are raised as ``ProtocolError`` and turned into ``{ok: false, code}``
+by the server's one dispatch wrapper.
+"""
+
+from services import protocol
+from services.protocol import ProtocolError
+
+# Client messages the hub answers itself; every other type is an application
+# message, acknowledged and handed to backends on BRIDGE_CLIENT_EVENTS.
+BUILTIN_TYPES = ("ping", "register", "subscribe", "unsubscribe")
+
+MAX_CHANNELS_PER_CLIENT = 64
+
+
+class Context:
+    """Per-request facts the handlers need besides the hub: who asked, where to forward."""
+
+    __slots__ = ("peer", "forward")
+
+    def __init__(self, peer, forward):
+        self.peer = peer
+        self.forward = forward  # forward(event) -> None: client message out to backends
+
+
+def handshake(hub, ctx, req):
+    major = protocol.client_major(req["protocol_version"])
+    if major not in protocol.SUPPORTED_CLIENT_MAJORS:
+        supported = ", ".join(f"{m}.x" for m in protocol.SUPPORTED_CLIENT_MAJORS)
+        raise ProtocolError(
+            "unsupported_version",
+            f"protocol_version {req['protocol_version']} is not supported; supported: {supported}",
+            "protocol_version",
+        )
+    client_type = req["client_type"]
+    if not protocol.valid_type(client_type):
+        raise ProtocolError("bad_request", "client_type must be a short identifier", "client_type")
+    session = hub.create_session(client_type)
+    return {
+        "client_id": session.client_id,
+        "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
+        "server_time": hub.now_iso(),
+    }
+
+
+def poll(hub, ctx, req):
+    return hub.poll(ctx.peer, req["id"], req["client_id"], req.get("wait"), req.get("ack"))
+
+
+def disconnect(hub, ctx, req):
+    session = hub.session(req["client_id"])
+    hub.drop_client(session, "disconnected")
+    return {}
+
+
+def clients(hub, ctx, req):
+    listed = [hub.describe(s) for s in hub.sessions.values()]
+    return {"clients": listed, "count": len(listed)}
+
+
+def status(hub, ctx, req):
+    return {"status": hub.status()}
+
+
+def publish(hub, ctx, req):
+    protocol.check_publish(req)
+    return {"delivered": hub.publish(req["target"], req["message"], req.get("to"))}
+
+
+def cleanup(hub, ctx, req):
+    older_than = req.get("timeout_seconds")
+    if older_than is None:
+        older_than = hub.config.stale_seconds
+    if older_than < 0:
+        raise ProtocolError("bad_request", "timeout must not be negative", "timeout_seconds")
+    removed = hub.remove_stale(older_than)
+    return {"removed": len(removed), "removed_clients": removed}
+
+
+def send(hub, ctx, req):
+    session = hub.session(req["client_id"])
+    message = req["message"]
+    handler = CLIENT_MESSAGES.get(message["type"], application_message)
+    return {"response": handler(hub, ctx, session, message)}
+
+
+# ------------------------------------------------------- client messages
+def _channels(message):
+    channels = message.get("channels")
+    if isinstance(channels, str):
+        channels = [channels]
+    if not isinstance(channels, list) or not channels:
+        raise ProtocolError("bad_request", "message field 'channels' must be a non-empty list", "channels")
+    for channel in channels:
+        if not protocol.valid_channel(channel):
+            raise ProtocolError("bad_request", f"invalid channel name {str(channel)[:70]!r}", "channels")
+    return channels
+
+
+def ping(hub, ctx, session, message):
+    return {"type": "pong", "timestamp": hub.now_iso()}
+
+
+def register(hub, ctx, session, message):
+    client_type = message.get("client_type", session.client_type)
+    client_name = message.get("client_name")
+    if not protocol.valid_type(client_type):
+        raise ProtocolError("bad_request", "client_type must be a short identifier", "client_type")
+    if client_name is not None and (not isinstance(client_name, str) or len(client_name) > 200):
+        raise ProtocolError("bad_request", "client_name must be a string of at most 200 characters", "client_name")
+    hub.set_client_type(session, client_type)
+    session.client_name = client_name
+    for key in ("plugin_version", "version", "host"):
+        if isinstance(message.get(key), str):
+            session.info[key] = message[key][:100]
+    return {
+        "type": "registration_confirmed",
+        "client_id": session.client_id,
+        "client_type": session.client_type,
+        "client_name": session.client_name,
+        "timestamp": hub.now_iso(),
+    }
+
+
+def subscribe(hub, ctx, session, message):
+    channels = _channels(message)
+    if len(session.subscriptions | set(channels)) > MAX_CHANNELS_PER_CLIENT:
+        raise ProtocolError("bad_request", f"at most {MAX_CHANNELS_PER_CLIENT} channels per client", "channels")
+    hub.subscribe(session, channels)
+    return {
+        "type": "subscription_confirmed",
+        "channels": channels,
+        "subscriptions": sorted(session.subscriptions),
+        "timestamp": hub.now_iso(),
+    }
+
+
+def unsubscribe(hub, ctx, session, message):
+    channels = _channels(message)
+    hub.unsubscribe(session, channels)
+    return {
+        "type": "unsubscription_confirmed",
+        "channels": channels,
+        "subscriptions": sorted(session.subscriptions),
+        "timestamp": hub.now_iso(),
+    }
+
+
+def application_message(hub, ctx, session, message):
+    """Any other type: acknowledged, and handed to backends with the sender's identity."""
+    timestamp = hub.now_iso()
+    hub.stats["client_messages"] += 1
+    ctx.forward({
+        "client_id": session.client_id,
+        "client_type": session.client_type,
+        "client_name": session.client_name,
+        "timestamp": timestamp,
+        "message": message,
+    })
+    return {"type": "ack", "received_type": message["type"], "timestamp": timestamp}
+
+
+CLIENT_MESSAGES = {
+    "ping": ping,
+    "register": register,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+}
+
+HANDLERS = {
+    protocol.OP_HANDSHAKE: handshake,
+    protocol.OP_POLL: poll,
+    protocol.OP_SEND: send,
+    protocol.OP_DISCONNECT: disconnect,
+    protocol.OP_CLIENTS: clients,
+    protocol.OP_STATUS: status,
+    protocol.OP_PUBLISH: publish,
+    protocol.OP_CLEANUP: cleanup,
+}

@@ -1,0 +1,273 @@
+"""The hub's state: sessions, channels and parked polls, owned by one thread.
+
+Nothing here touches a socket. Replies to parked polls go out through the
+``reply(peer, req_id, fields)`` callable the server passes in; time comes
+from ``clock`` (monotonic seconds) and ``wallclock`` (epoch seconds), and ids
+from ``new_id``, so tests drive expiry and ordering without sleeping.
+"""
+
+import heapq
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+
+from services import protocol
+from services.protocol import ProtocolError
+from services.hub.sessions import Parked, Session
+
+log = logging.getLogger(__name__)
+
+
+def iso_utc(epoch_seconds):
+    """ISO 8601 UTC with milliseconds and a ``Z``, as every delivered message carries."""
+    dt = datetime.fromtimestamp(epoch_seconds, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+class Hub:
+    """Every client, channel and parked poll of the bridge."""
+
+    def __init__(self, config, reply, clock=time.monotonic, wallclock=time.time, new_id=uuid.uuid4):
+        self.config = config
+        self.reply = reply
+        self.clock = clock
+        self.wallclock = wallclock
+        self.new_id = new_id
+        self.sessions = {}  # client_id -> Session
+        self.channels = {}  # channel -> set of Session
+        self.by_type = {}  # client_type -> set of Session
+        self.ready = set()  # sessions with a parked poll and something to deliver
+        self.deadlines = []  # heap of (deadline, counter, Session)
+        self._counter = 0
+        self.started = clock()
+        self.stats = {"published": 0, "delivered": 0, "dropped": 0, "undeliverable": 0, "client_messages": 0}
+
+    # ----------------------------------------------------------- sessions
+    def now_iso(self):
+        """The current wall time in the format messages carry."""
+        return iso_utc(self.wallclock())
+
+    def session(self, client_id):
+        """The session for ``client_id``, or ``ProtocolError(unknown_client)``."""
+        session = self.sessions.get(client_id)
+        if session is None:
+            raise ProtocolError("unknown_client", "unknown client_id", "client_id")
+        session.last_seen = self.clock()
+        return session
+
+    def create_session(self, client_type):
+        """A new session with ``connection_established`` already queued."""
+        if len(self.sessions) >= self.config.max_clients:
+            raise ProtocolError("too_many_clients", f"the bridge holds {self.config.max_clients} clients already")
+        client_id = str(self.new_id())
+        now_iso = self.now_iso()
+        session = Session(client_id, client_type, self.config.queue_size, self.clock(), now_iso)
+        self.sessions[client_id] = session
+        self.by_type.setdefault(client_type, set()).add(session)
+        session.enqueue({
+            "type": "connection_established",
+            "client_id": client_id,
+            "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
+            "server_time": now_iso,
+            "timestamp": now_iso,
+        })
+        log.info("client %s connected (type %s)", client_id, client_type)
+        return session
+
+    def drop_client(self, session, reason):
+        """Remove a session and everything that points at it; empty channels go too."""
+        if self.sessions.pop(session.client_id, None) is None:
+            return
+        if session.parked is not None:
+            self._answer(session, [], closed=True)
+        for channel in session.subscriptions:
+            members = self.channels.get(channel)
+            if members is not None:
+                members.discard(session)
+                if not members:
+                    del self.channels[channel]
+        members = self.by_type.get(session.client_type)
+        if members is not None:
+            members.discard(session)
+            if not members:
+                del self.by_type[session.client_type]
+        self.ready.discard(session)
+        log.info("client %s removed (%s)", session.client_id, reason)
+
+    def set_client_type(self, session, client_type):
+        """Move a session to another client_type (register may rename it)."""
+        if client_type == session.client_type:
+            return
+        members = self.by_type.get(session.client_type)
+        if members is not None:
+            members.discard(session)
+            if not members:
+                del self.by_type[session.client_type]
+        session.client_type = client_type
+        self.by_type.setdefault(client_type, set()).add(session)
+
+    def subscribe(self, session, channels):
+        """Add channels to a session's subscriptions."""
+        for channel in channels:
+            session.subscriptions.add(channel)
+            self.channels.setdefault(channel, set()).add(session)
+
+    def unsubscribe(self, session, channels):
+        """Remove channels from a session's subscriptions; empty channels go."""
+        for channel in channels:
+            session.subscriptions.discard(channel)
+            members = self.channels.get(channel)
+            if members is not None:
+                members.discard(session)
+                if not members:
+                    del self.channels[channel]
+
+    # ------------------------------------------------------------ delivery
+    def publish(self, target, message, to=None):
+        """Queue ``message`` for every session ``target``/``to`` names; returns how many.
+
+        The message is stamped once (timestamp, channel) and shared between
+        recipients; each queue gives it that client's own seq.
+        """
+        if target == protocol.TARGET_CHANNEL:
+            recipients = self.channels.get(to, ())
+        elif target == protocol.TARGET_ALL:
+            recipients = self.sessions.values()
+        elif target == protocol.TARGET_TYPE:
+            recipients = self.by_type.get(to, ())
+        else:
+            session = self.sessions.get(to)
+            if session is None:
+                raise ProtocolError("unknown_client", "unknown client_id", "client_id")
+            recipients = (session,)
+        msg = dict(message)
+        msg.pop("seq", None)
+        if not isinstance(msg.get("timestamp"), str):
+            msg["timestamp"] = self.now_iso()
+        if target == protocol.TARGET_CHANNEL:
+            msg["channel"] = to
+        count = 0
+        ready = self.ready
+        for session in recipients:
+            if len(session.queue) >= session.limit:
+                self.stats["dropped"] += 1
+            session.enqueue(msg)
+            if session.parked is not None:
+                ready.add(session)
+            count += 1
+        self.stats["published"] += 1
+        if count == 0:
+            self.stats["undeliverable"] += 1
+        return count
+
+    def poll(self, peer, req_id, client_id, wait, ack):
+        """Answer a poll now, or park it; returns reply fields or ``None`` when parked."""
+        session = self.session(client_id)
+        session.last_poll = self.now_iso()
+        if ack is not None:
+            session.ack(ack)
+        if session.parked is not None:
+            self._answer(session, [], superseded=True)
+        wait = max(0.0, min(float(wait or 0), self.config.poll_max_wait))
+        if session.queue or wait <= 0:
+            return self._poll_fields(session, ack is not None)
+        deadline = self.clock() + wait
+        session.parked = Parked(peer, req_id, deadline, ack is not None)
+        self._counter += 1
+        heapq.heappush(self.deadlines, (deadline, self._counter, session))
+        return None
+
+    def _poll_fields(self, session, keep):
+        messages = session.take(self.config.poll_batch, keep)
+        self.stats["delivered"] += len(messages)
+        fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}
+        if session.queue and not keep:
+            fields["more"] = True
+        elif keep and len(session.queue) > len(messages):
+            fields["more"] = True
+        return fields
+
+    def _answer(self, session, messages, **extra):
+        parked, session.parked = session.parked, None
+        fields = {"messages": messages, "dropped": 0, "timestamp": self.now_iso()}
+        fields.update(extra)
+        self.reply(parked.peer, parked.req_id, fields)
+
+    def flush(self):
+        """Answer every parked poll that has something to deliver (once per loop turn)."""
+        ready, self.ready = self.ready, set()
+        for session in ready:
+            parked = session.parked
+            if parked is None or not session.queue:
+                continue
+            session.parked = None
+            self.reply(parked.peer, parked.req_id, self._poll_fields(session, parked.ack_mode))
+
+    def expire(self):
+        """Answer parked polls whose wait has ended with an empty list."""
+        now = self.clock()
+        deadlines = self.deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, _, session = heapq.heappop(deadlines)
+            parked = session.parked
+            if parked is not None and parked.deadline == deadline:
+                session.last_seen = now
+                self._answer(session, [])
+
+    def next_deadline(self):
+        """The monotonic time of the next parked-poll deadline, or ``None``."""
+        deadlines = self.deadlines
+        while deadlines and (deadlines[0][2].parked is None or deadlines[0][2].parked.deadline != deadlines[0][0]):
+            heapq.heappop(deadlines)
+        return deadlines[0][0] if deadlines else None
+
+    def remove_stale(self, older_than):
+        """Drop sessions idle for more than ``older_than`` seconds; returns their ids."""
+        cutoff = self.clock() - older_than
+        stale = [s for s in self.sessions.values() if s.parked is None and s.last_seen < cutoff]
+        for session in stale:
+            self.drop_client(session, f"idle for more than {older_than:g} s")
+        return [s.client_id for s in stale]
+
+    def close(self):
+        """Answer every parked poll before the hub exits."""
+        for session in list(self.sessions.values()):
+            if session.parked is not None:
+                self._answer(session, [], closed=True)
+
+    # ------------------------------------------------------------- reports
+    def describe(self, session):
+        """A session as ``/ws/clients`` lists it."""
+        now = self.clock()
+        return {
+            "id": session.client_id,
+            "client_type": session.client_type,
+            "client_name": session.client_name,
+            "connected_at": session.connected_at,
+            "last_poll": session.last_poll,
+            "idle_seconds": round(now - session.last_seen, 3),
+            "subscriptions": sorted(session.subscriptions),
+            "queue_depth": len(session.queue),
+            "dropped": session.dropped_total,
+            "next_seq": session.next_seq,
+            "polling": session.parked is not None,
+            "info": session.info,
+        }
+
+    def status(self):
+        """The summary ``/ws/status`` shows."""
+        by_type = {t: len(members) for t, members in self.by_type.items()}
+        return {
+            "clients": len(self.sessions),
+            "clients_by_type": by_type,
+            "channels": {name: len(members) for name, members in self.channels.items()},
+            "parked_polls": sum(1 for s in self.sessions.values() if s.parked is not None),
+            "queued_messages": sum(len(s.queue) for s in self.sessions.values()),
+            "messages": dict(self.stats),
+            "uptime_seconds": round(self.clock() - self.started, 3),
+            "queue_size": self.config.queue_size,
+            "stale_seconds": self.config.stale_seconds,
+            "poll_max_wait": self.config.poll_max_wait,
+            "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
+        }

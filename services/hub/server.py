@@ -1,0 +1,193 @@
+"""The hub's ZeroMQ loop: one thread, three sockets, timers on the same loop.
+
+- ROUTER at BRIDGE_HUB_RPC (bind): gateway requests, answered by request id.
+- SUB to BRIDGE_EVENTS_OUT (connect): publish events from the notifier.
+- PUB at BRIDGE_CLIENT_EVENTS (bind): what clients send, for backends.
+"""
+
+import logging
+import signal
+import time
+
+import zmq
+
+from services import protocol
+from services.protocol import ProtocolError
+from services.hub.handlers import HANDLERS, Context
+from services.hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+DRAIN_BUDGET = 5000  # messages read from one socket per loop turn before flushing
+MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
+
+
+class _RateLimitedLog:
+    """Logs bad traffic once per peer per minute, counting the rest."""
+
+    def __init__(self, clock, interval=60.0):
+        self.clock = clock
+        self.interval = interval
+        self.last = {}
+        self.count = 0
+
+    def warn(self, peer, what):
+        self.count += 1
+        now = self.clock()
+        key = bytes(peer)[:64]
+        if now - self.last.get(key, -1e9) >= self.interval:
+            if len(self.last) > 10000:
+                self.last.clear()
+            self.last[key] = now
+            log.warning("rejected from peer %s: %s (%d rejected in all)", key.hex()[:16] or "-", what, self.count)
+
+
+class HubServer:
+    """Binds the hub's sockets and runs its loop until ``stop()``."""
+
+    def __init__(self, config, context=None, clock=time.monotonic):
+        self.config = config
+        self.ctx = context or zmq.Context.instance()
+        self.clock = clock
+        self.hub = Hub(config, self._send_reply, clock=clock)
+        self.stopping = False
+        self.bad = _RateLimitedLog(clock)
+        self.rpc = self._socket(zmq.ROUTER)
+        self.rpc.bind(config.rpc_endpoint)
+        self.events = self._socket(zmq.SUB)
+        self.events.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_PUBLISH)
+        self.events.connect(config.events_endpoint)
+        self.client_events = self._socket(zmq.PUB)
+        self.client_events.bind(config.client_events_endpoint)
+        self.request_ctx = Context(None, self._forward)
+        sweep = config.stale_seconds / 4
+        self.sweep_interval = max(0.05, min(sweep, 10.0))
+        self.next_sweep = clock() + self.sweep_interval
+
+    def _socket(self, kind):
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
+        sock.setsockopt(zmq.SNDHWM, 100000)
+        sock.setsockopt(zmq.RCVHWM, 100000)
+        return sock
+
+    # ------------------------------------------------------------- replies
+    def _send_reply(self, peer, req_id, fields):
+        try:
+            self.rpc.send_multipart([peer] + protocol.encode_reply(req_id, **fields), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("reply to a gateway dropped: its pipe is full")
+
+    def _send_error(self, peer, req_id, code, reason):
+        try:
+            self.rpc.send_multipart([peer] + protocol.encode_error(req_id, code, reason), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("error reply to a gateway dropped: its pipe is full")
+
+    def _forward(self, event):
+        topic = protocol.TOPIC_CLIENT + event["message"]["type"].encode()
+        self.client_events.send_multipart(protocol.encode_event(topic, event))
+
+    # ------------------------------------------------------------ dispatch
+    def handle_request(self, frames):
+        """The one dispatch wrapper: decode, run the handler, turn errors into codes."""
+        peer = frames[0]
+        try:
+            req = protocol.decode_request(frames[1:])
+        except ProtocolError as ex:
+            self.bad.warn(peer, ex.reason)
+            if ex.req_id is not None:
+                self._send_error(peer, ex.req_id, ex.code, ex.reason)
+            return
+        self.request_ctx.peer = peer
+        try:
+            fields = HANDLERS[req["op"]](self.hub, self.request_ctx, req)
+        except ProtocolError as ex:
+            log.debug("%s refused: %s", req["op"], ex.reason)
+            self._send_error(peer, req["id"], ex.code, ex.reason)
+            return
+        except Exception:
+            log.exception("op %s failed", req["op"])
+            self._send_error(peer, req["id"], "internal", "internal error in the hub")
+            return
+        if fields is not None:
+            self._send_reply(peer, req["id"], fields)
+
+    def handle_event(self, frames):
+        """A publish event from the notifier: route it to the clients it names."""
+        try:
+            topic, event = protocol.decode_event(frames)
+            protocol.check_publish(event)
+        except ProtocolError as ex:
+            self.bad.warn(b"events", ex.reason)
+            return
+        try:
+            self.hub.publish(event["target"], event["message"], event.get("to"))
+        except ProtocolError:
+            self.hub.stats["undeliverable"] += 1
+        except Exception:
+            log.exception("publish event failed")
+
+    # ---------------------------------------------------------------- loop
+    def _drain(self, sock, handler):
+        for _ in range(DRAIN_BUDGET):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            handler(frames)
+
+    def _timeout_ms(self):
+        now = self.clock()
+        wake = self.next_sweep
+        deadline = self.hub.next_deadline()
+        if deadline is not None and deadline < wake:
+            wake = deadline
+        return max(0, min(MAX_POLL_MS, int((wake - now) * 1000) + 1))
+
+    def run_once(self, poller):
+        """One loop turn: wait, drain both inputs, deliver, run due timers."""
+        ready = dict(poller.poll(self._timeout_ms()))
+        if self.rpc in ready:
+            self._drain(self.rpc, self.handle_request)
+        if self.events in ready:
+            self._drain(self.events, self.handle_event)
+        self.hub.flush()
+        self.hub.expire()
+        now = self.clock()
+        if now >= self.next_sweep:
+            self.next_sweep = now + self.sweep_interval
+            self.hub.remove_stale(self.config.stale_seconds)
+
+    def run(self):
+        """Serve until ``stop()`` (or SIGTERM/SIGINT), then answer parked polls and close."""
+        poller = zmq.Poller()
+        poller.register(self.rpc, zmq.POLLIN)
+        poller.register(self.events, zmq.POLLIN)
+        log.info(
+            "hub serving requests at %s, events from %s, client events at %s",
+            self.config.rpc_endpoint, self.config.events_endpoint, self.config.client_events_endpoint,
+        )
+        try:
+            while not self.stopping:
+                self.run_once(poller)
+        finally:
+            self.hub.close()
+            self.close()
+            log.info("hub stopped")
+
+    def stop(self, *_):
+        """Ask the loop to finish its turn and exit."""
+        self.stopping = True
+
+    def install_signal_handlers(self):
+        """SIGTERM and SIGINT end the loop cleanly."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def close(self):
+        """Close every socket (parked polls were answered first)."""
+        for sock in (self.rpc, self.events, self.client_events):
+            sock.setsockopt(zmq.LINGER, 500)
+            sock.close()

@@ -1,0 +1,289 @@
+"""The one wire protocol between the bridge's processes.
+
+Every message that crosses a ZeroMQ socket is built and read here; no other
+module calls ``msgpack.packb``. docs/PROTOCOL.md states the same rules in
+prose. Layouts:
+
+Request/reply (gateway DEALER -> hub ROUTER)::
+
+    request  [TAG, msgpack {op, id, ...fields}]
+    reply    [TAG, msgpack {id, ok: true, ...fields}]
+             [TAG, msgpack {id, ok: false, code, reason}]
+
+Events (notifier PUB -> hub SUB, hub PUB -> backends SUB)::
+
+    [topic, TAG, msgpack {...event}]
+
+Ingest (backend PUSH -> notifier PULL)::
+
+    [TAG, msgpack {...event}]
+
+``TAG`` names the protocol and its version; a frame with another tag is
+rejected with ``bad_protocol`` rather than misread.
+"""
+
+import re
+from dataclasses import dataclass
+
+import msgpack
+
+TAG = b"LRB/1"
+
+# HTTP-level protocol versions a client may announce at handshake.
+CLIENT_PROTOCOL_VERSION = "1.0"
+SUPPORTED_CLIENT_MAJORS = (1,)
+
+# Largest frame any bridge socket accepts (also set as ZMQ_MAXMSGSIZE).
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+# ---------------------------------------------------------------- operations
+OP_HANDSHAKE = "handshake"
+OP_POLL = "poll"
+OP_SEND = "send"
+OP_DISCONNECT = "disconnect"
+OP_CLIENTS = "clients"
+OP_STATUS = "status"
+OP_PUBLISH = "publish"
+OP_CLEANUP = "cleanup"
+
+# Publish targets: who receives a published message.
+TARGET_ALL = "all"
+TARGET_CHANNEL = "channel"
+TARGET_CLIENT = "client"
+TARGET_TYPE = "client_type"
+TARGETS = (TARGET_ALL, TARGET_CHANNEL, TARGET_CLIENT, TARGET_TYPE)
+
+# Event topics on PUB/SUB (prefix subscription works on these).
+TOPIC_PUBLISH = b"publish"  # notifier -> hub: deliver to clients
+TOPIC_CLIENT = b"client."  # hub -> backends: "client.<type>" sent by a client
+
+# --------------------------------------------------------------- error codes
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One row of the error table: the HTTP status and what a client should do."""
+
+    name: str
+    http_status: int
+    action: str  # "stop" (fix the request), "retry", "rehandshake"
+
+
+ERRORS = {
+    e.name: e
+    for e in (
+        ErrorCode("bad_request", 400, "stop"),
+        ErrorCode("bad_protocol", 400, "stop"),
+        ErrorCode("unsupported_version", 400, "stop"),
+        ErrorCode("unknown_op", 400, "stop"),
+        ErrorCode("unknown_client", 404, "rehandshake"),
+        ErrorCode("too_many_clients", 429, "retry"),
+        ErrorCode("hub_unavailable", 503, "retry"),
+        ErrorCode("internal", 500, "retry"),
+    )
+}
+
+
+class ProtocolError(Exception):
+    """A message broke the protocol; ``code`` is a key of ``ERRORS``."""
+
+    def __init__(self, code, reason, field=None, req_id=None):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.field = field
+        self.req_id = req_id  # set once the request's id is known, so the error can be answered
+
+
+# ------------------------------------------------------------ field checking
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def valid_type(value):
+    """True for a message type: a short identifier (letter first, <= 64 chars)."""
+    return isinstance(value, str) and _IDENT.match(value) is not None
+
+
+def valid_channel(value):
+    """True for a channel name: letters, digits, ``_.:-``, <= 64 chars."""
+    return isinstance(value, str) and _CHANNEL.match(value) is not None
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float))) and not isinstance(value, bool)
+
+
+_CHECKS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (_is_int, "an integer"),
+    "number": (_is_number, "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "map": (lambda v: isinstance(v, dict), "an object"),
+    "channels": (
+        lambda v: isinstance(v, list) and all(valid_channel(c) for c in v),
+        "a list of channel names",
+    ),
+    "target": (lambda v: v in TARGETS, "one of " + ", ".join(TARGETS)),
+    "message": (lambda v: isinstance(v, dict) and valid_type(v.get("type")), "an object with a valid type"),
+}
+
+# op -> {field: (kind, required)}; unknown fields are ignored.
+REQUEST_FIELDS = {
+    OP_HANDSHAKE: {"client_type": ("str", True), "protocol_version": ("str", True), "peer": ("str", False)},
+    OP_POLL: {"client_id": ("str", True), "wait": ("number", False), "ack": ("int", False)},
+    OP_SEND: {"client_id": ("str", True), "message": ("message", True)},
+    OP_DISCONNECT: {"client_id": ("str", True)},
+    OP_CLIENTS: {},
+    OP_STATUS: {},
+    OP_PUBLISH: {"target": ("target", True), "to": ("str", False), "message": ("message", True)},
+    OP_CLEANUP: {"timeout_seconds": ("number", False)},
+}
+
+
+def check_fields(fields, spec, where):
+    """Raise ``ProtocolError(bad_request)`` naming the first field that breaks ``spec``."""
+    for name, (kind, required) in spec.items():
+        if name not in fields or fields[name] is None:
+            if required:
+                raise ProtocolError("bad_request", f"{where}: missing field '{name}'", name)
+            continue
+        check, what = _CHECKS[kind]
+        if not check(fields[name]):
+            raise ProtocolError("bad_request", f"{where}: field '{name}' must be {what}", name)
+
+
+# ------------------------------------------------------------------- codec
+def _pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data):
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+        )
+    except Exception as ex:  # msgpack raises several unrelated types
+        raise ProtocolError("bad_protocol", f"undecodable msgpack: {type(ex).__name__}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("bad_protocol", "payload must be a msgpack map")
+    return obj
+
+
+def _check_tag(tag):
+    if tag != TAG:
+        raise ProtocolError("bad_protocol", f"wrong protocol tag {bytes(tag)[:16]!r}, expected {TAG!r}")
+
+
+def encode_request(op, req_id, **fields):
+    """Frames for one request to the hub."""
+    fields["op"] = op
+    fields["id"] = req_id
+    return [TAG, _pack(fields)]
+
+
+def decode_request(frames):
+    """Decode and validate a request's frames (without the ROUTER identity)."""
+    if len(frames) != 2:
+        raise ProtocolError("bad_protocol", f"request must have 2 frames, got {len(frames)}")
+    _check_tag(frames[0])
+    req = _unpack(frames[1])
+    if not _is_int(req.get("id")):
+        raise ProtocolError("bad_protocol", "request field 'id' must be an integer", "id")
+    op = req.get("op")
+    spec = REQUEST_FIELDS.get(op)
+    try:
+        if spec is None:
+            raise ProtocolError("unknown_op", f"unknown op {str(op)[:40]!r}", "op")
+        check_fields(req, spec, op)
+    except ProtocolError as ex:
+        ex.req_id = req["id"]
+        raise
+    return req
+
+
+def encode_reply(req_id, **fields):
+    """Frames for a successful reply."""
+    fields["id"] = req_id
+    fields["ok"] = True
+    return [TAG, _pack(fields)]
+
+
+def encode_error(req_id, code, reason):
+    """Frames for a failed reply; ``code`` must be a key of ``ERRORS``."""
+    if code not in ERRORS:
+        code = "internal"
+    return [TAG, _pack({"id": req_id, "ok": False, "code": code, "reason": reason})]
+
+
+def decode_reply(frames):
+    """Decode a reply; returns the map (``ok`` tells success from failure)."""
+    if len(frames) != 2:
+        raise ProtocolError("bad_protocol", f"reply must have 2 frames, got {len(frames)}")
+    _check_tag(frames[0])
+    rep = _unpack(frames[1])
+    if not _is_int(rep.get("id")) or not isinstance(rep.get("ok"), bool):
+        raise ProtocolError("bad_protocol", "reply needs integer 'id' and boolean 'ok'")
+    if not rep["ok"] and rep.get("code") not in ERRORS:
+        rep["code"] = "internal"
+    return rep
+
+
+def encode_event(topic, event):
+    """Frames for one PUB/SUB event; the topic leads so prefix filters work."""
+    return [topic, TAG, _pack(event)]
+
+
+def decode_event(frames):
+    """Decode a PUB/SUB event; returns ``(topic, event_map)``."""
+    if len(frames) != 3:
+        raise ProtocolError("bad_protocol", f"event must have 3 frames, got {len(frames)}")
+    _check_tag(frames[1])
+    return bytes(frames[0]), _unpack(frames[2])
+
+
+def encode_ingest(event):
+    """Frames a backend PUSHes to the notifier."""
+    return [TAG, _pack(event)]
+
+
+def decode_ingest(frames):
+    """Decode a backend's ingest frames into an event map."""
+    if len(frames) != 2:
+        raise ProtocolError("bad_protocol", f"ingest must have 2 frames, got {len(frames)}")
+    _check_tag(frames[0])
+    return _unpack(frames[1])
+
+
+def publish_event(target, message, to=None):
+    """The one shape of a "deliver this to clients" event (ingest, PUB/SUB, op publish)."""
+    event = {"target": target, "message": message}
+    if to is not None:
+        event["to"] = to
+    return event
+
+
+def check_publish(event):
+    """Validate a publish event's fields; raises ``ProtocolError``."""
+    check_fields(event, REQUEST_FIELDS[OP_PUBLISH], "publish")
+    if event["target"] != TARGET_ALL:
+        to = event.get("to")
+        if not isinstance(to, str) or not to:
+            raise ProtocolError("bad_request", f"publish to {event['target']} needs field 'to'", "to")
+        if event["target"] == TARGET_CHANNEL and not valid_channel(to):
+            raise ProtocolError("bad_request", "publish: 'to' is not a valid channel name", "to")
+    return event
+
+
+def client_major(version):
+    """The major number of an ``"N.M"`` client protocol version, or raise."""
+    m = re.match(r"^(\d{1,4})(?:\.(\d{1,4}))?$", version or "")
+    if not m:
+        raise ProtocolError("bad_request", "protocol_version must look like '1.0'", "protocol_version")
+    return int(m.group(1))

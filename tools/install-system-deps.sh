@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install the Debian packages the tests need (Lua 5.1 and its libraries), only if missing.
+set -e
+need=""
+command -v lua5.1 >/dev/null 2>&1 || need="$need lua5.1"
+command -v busted >/dev/null 2>&1 || need="$need lua-busted"
+command -v luacheck >/dev/null 2>&1 || need="$need lua-check"
+if command -v lua5.1 >/dev/null 2>&1; then
+  lua5.1 -e 'require "socket"' >/dev/null 2>&1 || need="$need lua-socket"
+  lua5.1 -e 'require "dkjson"' >/dev/null 2>&1 || need="$need lua-dkjson"
+else
+  need="$need lua-socket lua-dkjson"
+fi
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing system packages:$need (install them with your package manager)" >&2
+  exit 1
+fi
+echo "installing:$need"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq $need >/dev/null
