@@ -215,11 +215,14 @@ def encode_reply(req_id, **fields):
     return [TAG, _pack(fields)]
 
 
-def encode_error(req_id, code, reason):
-    """Frames for a failed reply; ``code`` must be a key of ``ERRORS``."""
+def encode_error(req_id, code, reason, field=None):
+    """Frames for a failed reply; ``code`` must be a key of ``ERRORS``; ``field`` names the culprit."""
     if code not in ERRORS:
         code = "internal"
-    return [TAG, _pack({"id": req_id, "ok": False, "code": code, "reason": reason})]
+    reply = {"id": req_id, "ok": False, "code": code, "reason": reason}
+    if field is not None:
+        reply["field"] = field
+    return [TAG, _pack(reply)]
 
 
 def decode_reply(frames):

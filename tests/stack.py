@@ -57,7 +57,7 @@ class Response:
 
     def __init__(self, status, headers, raw):
         self.status = status
-        self.headers = headers
+        self.headers = headers  # names in lower case
         self.raw = raw
         try:
             self.json = json.loads(raw) if raw else None
@@ -174,7 +174,7 @@ class Stack:
                 hdrs.setdefault("Content-Type", "application/json")
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
-            return Response(resp.status, dict(resp.getheaders()), resp.read())
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
             conn.close()
 

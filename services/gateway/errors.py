@@ -39,7 +39,7 @@ async def hub_error(req, resp, ex, params):
         log.error("%s %s: hub failed: %s", req.method, req.path, ex.reason)
     else:
         log.info("%s %s refused by the hub: %s", req.method, req.path, ex.reason)
-    error_body(resp, entry.http_status, ex.reason, entry.name)
+    error_body(resp, entry.http_status, ex.reason, entry.name, ex.field)
     if entry.action == "retry" and entry.http_status == 429:
         resp.set_header("Retry-After", "5")
 

@@ -29,10 +29,11 @@ class HubUnavailable(Exception):
 class HubError(Exception):
     """The hub refused the request: ``code`` is a key of ``protocol.ERRORS``."""
 
-    def __init__(self, code, reason):
+    def __init__(self, code, reason, field=None):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.field = field
 
 
 class HubClient:
@@ -93,7 +94,7 @@ class HubClient:
         finally:
             self._pending.pop(req_id, None)
         if not reply["ok"]:
-            raise HubError(reply["code"], reply.get("reason") or reply["code"])
+            raise HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"))
         return reply
 
     async def _receive(self, sock):

@@ -79,9 +79,9 @@ class HubServer:
         except zmq.Again:
             log.warning("reply to a gateway dropped: its pipe is full")
 
-    def _send_error(self, peer, req_id, code, reason):
+    def _send_error(self, peer, req_id, code, reason, field=None):
         try:
-            self.rpc.send_multipart([peer] + protocol.encode_error(req_id, code, reason), zmq.NOBLOCK)
+            self.rpc.send_multipart([peer] + protocol.encode_error(req_id, code, reason, field), zmq.NOBLOCK)
         except zmq.Again:
             log.warning("error reply to a gateway dropped: its pipe is full")
 
@@ -98,14 +98,14 @@ class HubServer:
         except ProtocolError as ex:
             self.bad.warn(peer, ex.reason)
             if ex.req_id is not None:
-                self._send_error(peer, ex.req_id, ex.code, ex.reason)
+                self._send_error(peer, ex.req_id, ex.code, ex.reason, ex.field)
             return
         self.request_ctx.peer = peer
         try:
             fields = HANDLERS[req["op"]](self.hub, self.request_ctx, req)
         except ProtocolError as ex:
             log.debug("%s refused: %s", req["op"], ex.reason)
-            self._send_error(peer, req["id"], ex.code, ex.reason)
+            self._send_error(peer, req["id"], ex.code, ex.reason, ex.field)
             return
         except Exception:
             log.exception("op %s failed", req["op"])
