@@ -1,0 +1,86 @@
+"""The hub process over a real DEALER socket: requests, garbage, client events."""
+
+import msgpack
+import pytest
+import zmq
+
+from services import protocol
+from tests.stack import Stack, wait_for
+
+
+@pytest.fixture
+def hub(tmp_path):
+    stack = Stack(tmp_path).start("hub")
+    yield stack
+    stack.stop_all()
+
+
+@pytest.fixture
+def dealer(hub):
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.connect(hub.env["BRIDGE_HUB_RPC"])
+    yield sock
+    sock.close()
+
+
+def call(sock, op, req_id, **fields):
+    sock.send_multipart(protocol.encode_request(op, req_id, **fields))
+    return protocol.decode_reply(sock.recv_multipart())
+
+
+def test_request_reply_and_typed_errors(dealer):
+    rep = call(dealer, protocol.OP_HANDSHAKE, 1, client_type="script", protocol_version="1.0")
+    assert rep["ok"] and rep["id"] == 1
+    rep = call(dealer, protocol.OP_POLL, 2, client_id="nobody")
+    assert (rep["ok"], rep["code"], rep["field"]) == (False, "unknown_client", "client_id")
+    rep = call(dealer, "explode", 3)
+    assert (rep["ok"], rep["code"]) == (False, "unknown_op")
+
+
+def test_garbage_is_rejected_and_the_hub_keeps_answering(hub, dealer):
+    garbage = [
+        [b"\x00\x01\x02"],
+        [protocol.TAG, b"\xc1\xc1"],
+        [protocol.TAG, b"\xdd\xff\xff\xff\xff"],  # an array header claiming 2**32 elements
+        [protocol.TAG, msgpack.packb({"op": "poll"})],  # no id
+        [b"WRONG/1", msgpack.packb({"op": "status", "id": 5})],
+        [protocol.TAG, msgpack.packb({"op": "status", "id": 5}), b"extra"],
+    ]
+    for frames in garbage:
+        dealer.send_multipart(frames)
+    rep = call(dealer, protocol.OP_STATUS, 6)
+    assert rep["ok"] and rep["id"] == 6  # nothing answered the garbage; the next request works
+    assert "rejected from peer" in wait_for(lambda: "rejected" in hub.output("hub") and hub.output("hub"))
+
+
+def test_client_messages_are_published_to_backends(hub, dealer):
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_CLIENT)
+    sub.connect(hub.env["BRIDGE_CLIENT_EVENTS"])
+    try:
+        cid = call(dealer, protocol.OP_HANDSHAKE, 1, client_type="lightroom", protocol_version="1.0")["client_id"]
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        # PUB/SUB joins asynchronously: send until the subscriber hears one (bounded).
+        for n in range(100):
+            rep = call(dealer, protocol.OP_SEND, 10 + n, client_id=cid,
+                       message={"type": "job_progress", "job_id": "j", "progress": n})
+            assert rep["response"]["type"] == "ack"
+            if poller.poll(50):
+                break
+        topic, event = protocol.decode_event(sub.recv_multipart())
+        assert topic == b"client.job_progress"
+        assert event["client_id"] == cid and event["client_type"] == "lightroom"
+        assert event["message"]["type"] == "job_progress" and event["timestamp"].endswith("Z")
+    finally:
+        sub.close()
+
+
+def test_sigterm_exits_zero(hub):
+    wait_for(lambda: "hub serving" in hub.output("hub"), message="the hub to start")
+    assert hub.stop("hub") == 0
+    assert "hub stopped" in hub.output("hub")
