@@ -45,6 +45,14 @@ OP_CLIENTS = "clients"
 OP_STATUS = "status"
 OP_PUBLISH = "publish"
 OP_CLEANUP = "cleanup"
+OP_ACK = "ack"  # a WebSocket/SSE client confirms seqs (docs/TRANSPORTS.md)
+OP_DETACH = "detach"  # a WebSocket/SSE connection ended
+
+# How a client reads its queue (shown in /ws/clients and /ws/status).
+TRANSPORT_POLL = "poll"
+TRANSPORT_WEBSOCKET = "websocket"
+TRANSPORT_SSE = "sse"
+TRANSPORTS = (TRANSPORT_POLL, TRANSPORT_WEBSOCKET, TRANSPORT_SSE)
 
 # Publish targets: who receives a published message.
 TARGET_ALL = "all"
@@ -129,19 +137,26 @@ _CHECKS = {
         "a list of channel names",
     ),
     "target": (lambda v: v in TARGETS, "one of " + ", ".join(TARGETS)),
+    "seq": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "transport": (lambda v: v in TRANSPORTS, "one of " + ", ".join(TRANSPORTS)),
     "message": (lambda v: isinstance(v, dict) and valid_type(v.get("type")), "an object with a valid type"),
 }
 
 # op -> {field: (kind, required)}; unknown fields are ignored.
 REQUEST_FIELDS = {
     OP_HANDSHAKE: {"client_type": ("str", True), "protocol_version": ("str", True), "peer": ("str", False)},
-    OP_POLL: {"client_id": ("str", True), "wait": ("number", False), "ack": ("int", False)},
+    OP_POLL: {
+        "client_id": ("str", True), "wait": ("number", False), "ack": ("int", False),
+        "after": ("seq", False), "reader": ("str", False), "transport": ("transport", False), "attach": ("bool", False),
+    },
     OP_SEND: {"client_id": ("str", True), "message": ("message", True)},
     OP_DISCONNECT: {"client_id": ("str", True)},
     OP_CLIENTS: {},
     OP_STATUS: {},
     OP_PUBLISH: {"target": ("target", True), "to": ("str", False), "message": ("message", True)},
     OP_CLEANUP: {"timeout_seconds": ("number", False)},
+    OP_ACK: {"client_id": ("str", True), "seq": ("seq", False)},
+    OP_DETACH: {"client_id": ("str", True), "reader": ("str", True)},
 }
 
 

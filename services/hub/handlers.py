@@ -47,7 +47,21 @@ def handshake(hub, ctx, req):
 
 
 def poll(hub, ctx, req):
-    return hub.poll(ctx.peer, req["id"], req["client_id"], req.get("wait"), req.get("ack"))
+    return hub.poll(
+        ctx.peer, req["id"], req["client_id"], req.get("wait"), req.get("ack"),
+        after=req.get("after"), reader=req.get("reader"), transport=req.get("transport"),
+        attach=bool(req.get("attach")),
+    )
+
+
+def ack(hub, ctx, req):
+    session = hub.ack(req["client_id"], req.get("seq"))
+    return {"acked": session.acked, "next_seq": session.next_seq, "client_type": session.client_type}
+
+
+def detach(hub, ctx, req):
+    hub.detach(req["client_id"], req["reader"])
+    return {}
 
 
 def disconnect(hub, ctx, req):
@@ -179,4 +193,6 @@ HANDLERS = {
     protocol.OP_STATUS: status,
     protocol.OP_PUBLISH: publish,
     protocol.OP_CLEANUP: cleanup,
+    protocol.OP_ACK: ack,
+    protocol.OP_DETACH: detach,
 }

@@ -150,9 +150,8 @@ class Hub:
         count = 0
         ready = self.ready
         for session in recipients:
-            if len(session.queue) >= session.limit:
+            if session.enqueue(msg):
                 self.stats["dropped"] += 1
-            session.enqueue(msg)
             if session.parked is not None:
                 ready.add(session)
             count += 1
@@ -161,32 +160,61 @@ class Hub:
             self.stats["undeliverable"] += 1
         return count
 
-    def poll(self, peer, req_id, client_id, wait, ack):
-        """Answer a poll now, or park it; returns reply fields or ``None`` when parked."""
+    def poll(self, peer, req_id, client_id, wait, ack, after=None, reader=None, transport=None, attach=False):
+        """Answer a poll now, or park it; returns reply fields or ``None`` when parked.
+
+        A WebSocket/SSE connection polls with its ``reader`` token and
+        ``after`` (the last seq it pushed); its first poll ``attach``es. A
+        plain poll or an attaching reader takes the session over; a reader
+        that was taken over gets ``superseded`` at once.
+        """
         session = self.session(client_id)
         session.last_poll = self.now_iso()
+        if reader is not None and not attach and session.reader != reader:
+            return {"messages": [], "dropped": 0, "timestamp": self.now_iso(), "superseded": True}
         if ack is not None:
             session.ack(ack)
+        session.reader = reader
+        session.transport = transport or protocol.TRANSPORT_POLL
         if session.parked is not None:
             self._answer(session, [], superseded=True)
+        keep = ack is not None or after is not None
+        start = max(session.acked, after or 0)
+        self.stats["dropped"] += session.rewind(start)
         wait = max(0.0, min(float(wait or 0), self.config.poll_max_wait))
-        if session.queue or wait <= 0:
-            return self._poll_fields(session, ack is not None)
+        if session.pending(start) or wait <= 0:
+            return self._poll_fields(session, keep, start)
         deadline = self.clock() + wait
-        session.parked = Parked(peer, req_id, deadline, ack is not None)
+        session.parked = Parked(peer, req_id, deadline, keep, start)
         self._counter += 1
         heapq.heappush(self.deadlines, (deadline, self._counter, session))
         return None
 
-    def _poll_fields(self, session, keep):
-        messages = session.take(self.config.poll_batch, keep)
+    def _poll_fields(self, session, keep, start=None):
+        messages = session.take(self.config.poll_batch, keep, start)
         self.stats["delivered"] += len(messages)
         fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}
         if session.queue and not keep:
             fields["more"] = True
-        elif keep and len(session.queue) > len(messages):
+        elif keep and messages and session.pending(messages[-1]["seq"]):
             fields["more"] = True
         return fields
+
+    def ack(self, client_id, seq):
+        """Forget a session's messages up to ``seq`` (None: just check it exists)."""
+        session = self.session(client_id)
+        if seq is not None:
+            session.ack(max(0, seq))
+        return session
+
+    def detach(self, client_id, reader):
+        """A WebSocket/SSE connection ended: release its parked poll; the stale timeout runs from now."""
+        session = self.session(client_id)
+        if session.reader == reader:
+            session.reader = None
+            if session.parked is not None:
+                self._answer(session, [], closed=True)
+        return session
 
     def _answer(self, session, messages, **extra):
         parked, session.parked = session.parked, None
@@ -199,10 +227,10 @@ class Hub:
         ready, self.ready = self.ready, set()
         for session in ready:
             parked = session.parked
-            if parked is None or not session.queue:
+            if parked is None or not session.pending(parked.start if parked.start is not None else 0):
                 continue
             session.parked = None
-            self.reply(parked.peer, parked.req_id, self._poll_fields(session, parked.ack_mode))
+            self.reply(parked.peer, parked.req_id, self._poll_fields(session, parked.ack_mode, parked.start))
 
     def expire(self):
         """Answer parked polls whose wait has ended with an empty list."""
@@ -252,8 +280,25 @@ class Hub:
             "dropped": session.dropped_total,
             "next_seq": session.next_seq,
             "polling": session.parked is not None,
+            "transport": session.transport,
+            "connected": self._connected(session, now),
+            "acked_seq": session.acked,
             "info": session.info,
         }
+
+    def _connected(self, session, now):
+        """A reader is waiting now, or a WebSocket/SSE reader polled within the longest hold."""
+        if session.parked is not None:
+            return True
+        return session.reader is not None and now - session.last_seen <= self.config.poll_max_wait
+
+    def _by_transport(self):
+        now = self.clock()
+        counts = {}
+        for session in self.sessions.values():
+            if session.transport is not None and self._connected(session, now):
+                counts[session.transport] = counts.get(session.transport, 0) + 1
+        return counts
 
     def status(self):
         """The summary ``/ws/status`` shows."""
@@ -263,6 +308,7 @@ class Hub:
             "clients_by_type": by_type,
             "channels": {name: len(members) for name, members in self.channels.items()},
             "parked_polls": sum(1 for s in self.sessions.values() if s.parked is not None),
+            "clients_by_transport": self._by_transport(),
             "queued_messages": sum(len(s.queue) for s in self.sessions.values()),
             "messages": dict(self.stats),
             "uptime_seconds": round(self.clock() - self.started, 3),

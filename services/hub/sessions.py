@@ -1,18 +1,23 @@
 """One client's session: its bounded queue, sequence numbers and parked poll."""
 
 from collections import deque
+from itertools import islice
+
+# Ranges of delivered-then-evicted seqs a session remembers (see Session.rewind).
+MAX_SILENT_RANGES = 64
 
 
 class Parked:
     """A long-poll waiting in the hub: who to answer, and until when."""
 
-    __slots__ = ("peer", "req_id", "deadline", "ack_mode")
+    __slots__ = ("peer", "req_id", "deadline", "ack_mode", "start")
 
-    def __init__(self, peer, req_id, deadline, ack_mode):
+    def __init__(self, peer, req_id, deadline, ack_mode, start=None):
         self.peer = peer
         self.req_id = req_id
         self.deadline = deadline
         self.ack_mode = ack_mode
+        self.start = start  # deliver only seqs above this (a stream's "after"); None: from the head
 
 
 class Session:
@@ -22,12 +27,21 @@ class Session:
     between sessions and are never mutated. Sequence numbers start at 1 and
     grow by one per message queued for this client, dropped or not, so a
     client sees a gap exactly where it lost messages.
+
+    Delivery bookkeeping (docs/TRANSPORTS.md): ``acked`` is the highest seq
+    the client confirmed (or drained); ``sent`` the highest seq handed to the
+    current reader. When the queue is full its oldest entry goes; if the
+    reader already has it (seq <= sent) that is not a loss and is only noted
+    in ``silent`` (ranges of seqs); it becomes one if a reader later resumes
+    below it (``rewind``). So a reader that never acks (SSE) cannot make the
+    overflow count lie, and memory stays within ``limit`` entries.
     """
 
     __slots__ = (
         "client_id", "client_type", "client_name", "connected_at", "last_seen",
         "last_poll", "subscriptions", "queue", "limit", "next_seq",
         "dropped_total", "dropped_unreported", "parked", "info",
+        "acked", "sent", "silent", "reader", "transport",
     )
 
     def __init__(self, client_id, client_type, limit, now, wall_iso):
@@ -45,45 +59,113 @@ class Session:
         self.dropped_unreported = 0
         self.parked = None
         self.info = {}
+        self.acked = 0
+        self.sent = 0
+        self.silent = deque()  # [lo, hi] seq ranges evicted after delivery, not yet acked
+        self.reader = None  # token of the attached WebSocket/SSE reader; None: plain polls
+        self.transport = None  # "poll", "websocket" or "sse": how it last read
 
     def enqueue(self, message):
-        """Queue ``message``; drops the oldest when full and counts it."""
+        """Queue ``message``; when full the oldest goes. Returns True when that was a loss."""
+        lost = False
         if len(self.queue) >= self.limit:
-            self.queue.popleft()
-            self.dropped_total += 1
-            self.dropped_unreported += 1
+            seq = self.queue.popleft()[0]
+            if seq <= self.sent:
+                self._note_silent(seq)
+            else:
+                lost = True
+                self._count_lost(1)
         self.queue.append((self.next_seq, message))
         self.next_seq += 1
+        return lost
+
+    def _count_lost(self, count):
+        self.dropped_total += count
+        self.dropped_unreported += count
+
+    def _note_silent(self, seq):
+        silent = self.silent
+        if silent and silent[-1][1] == seq - 1:
+            silent[-1][1] = seq
+            return
+        silent.append([seq, seq])
+        if len(silent) > MAX_SILENT_RANGES:
+            lo, hi = silent.popleft()  # keep the bookkeeping bounded: assume the oldest lost
+            self._count_lost(hi - lo + 1)
 
     def ack(self, seq):
-        """Forget every queued message up to and including ``seq``."""
+        """Forget every queued message up to and including ``seq`` (the client has them)."""
+        seq = min(seq, self.next_seq - 1)
+        if seq <= self.acked:
+            return
+        self.acked = seq
+        if self.sent < seq:
+            self.sent = seq
         queue = self.queue
         while queue and queue[0][0] <= seq:
             queue.popleft()
+        silent = self.silent
+        while silent and silent[0][0] <= seq:
+            if silent[0][1] <= seq:
+                silent.popleft()
+            else:
+                silent[0][0] = seq + 1
 
-    def take(self, batch, keep):
+    def rewind(self, start):
+        """A reader resumes after ``start``: delivered-then-evicted seqs above it are lost now.
+
+        Returns how many were counted; afterwards ``sent`` is ``start``.
+        """
+        lost = 0
+        if start < self.sent:
+            silent = self.silent
+            while silent and silent[-1][1] > start:
+                lo, hi = silent[-1]
+                if lo > start:
+                    silent.pop()
+                    lost += hi - lo + 1
+                else:
+                    silent[-1][1] = start
+                    lost += hi - start
+            self.sent = start
+            if lost:
+                self._count_lost(lost)
+        return lost
+
+    def pending(self, start):
+        """True when a message with a seq above ``start`` is queued."""
+        queue = self.queue
+        return bool(queue) and queue[-1][0] > start
+
+    def take(self, batch, keep, start=None):
         """The next ``batch`` messages, each with its seq.
 
-        With ``keep`` (the client acknowledges) they stay queued until acked;
-        without it they are removed now, as the seed's drain-on-poll did.
+        With ``keep`` (the client acknowledges) they stay queued until acked,
+        and only seqs above ``start`` are taken; without it they are removed
+        now, as the seed's drain-on-poll did.
         """
         queue = self.queue
-        count = min(batch, len(queue))
         out = []
         append = out.append
         if keep:
-            for i in range(count):
-                seq, message = queue[i]
+            skip = 0 if start is None or not queue else max(0, start + 1 - queue[0][0])
+            for seq, message in islice(queue, skip, skip + batch):
                 msg = dict(message)
                 msg["seq"] = seq
                 append(msg)
+            if out and out[-1]["seq"] > self.sent:
+                self.sent = out[-1]["seq"]
         else:
+            count = min(batch, len(queue))
             popleft = queue.popleft
             for _ in range(count):
                 seq, message = popleft()
                 msg = dict(message)
                 msg["seq"] = seq
                 append(msg)
+            if out:
+                self.acked = max(self.acked, out[-1]["seq"])
+                self.sent = max(self.sent, self.acked)
         return out
 
     def take_dropped(self):
