@@ -1,0 +1,20 @@
+--[[
+BridgeStatus: what the connection is doing, for the Plug-in Manager section and
+the "show status" menu (pure data, no SDK). The connection writes it; the UI
+only reads it.
+
+    state          'disconnected' | 'connecting' | 'connected' | 'reconnecting'
+    clientId       the bridge's id for this client while connected
+    serverUrl      the gateway's base URL
+    connectedAt, lastMessageAt, lastPongAt   LrDate times (seconds)
+    lastError      why the last attempt failed
+    attempts       failed attempts in a row
+    received, sent, dropped   message counts since Lightroom started
+]]
+return {
+	state = 'disconnected',
+	received = 0,
+	sent = 0,
+	dropped = 0,
+	attempts = 0,
+}

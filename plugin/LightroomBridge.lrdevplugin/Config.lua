@@ -1,0 +1,126 @@
+--[[
+Config: the client's settings, their defaults, and how Plug-in Manager
+preferences and init() options override them (pure logic, no SDK).
+
+The seed's names are kept (WS_URL, HTTP_FALLBACK_URL, RECONNECT_DELAY,
+PING_INTERVAL, MAX_RECONNECT_ATTEMPTS); the rest are this bridge's. Order of
+precedence: DEFAULTS < preferences (LrPrefs keys in PREF_KEYS) < init(options).
+
+The timeout ladder (docs/PLUGIN.md): the gateway holds a poll at most
+BRIDGE_POLL_MAX_WAIT (25 s) and waits hold + 3 s for the hub; POLL_TIMEOUT,
+LrHttp's timeout for a poll, defaults to POLL_WAIT + 15 s, above both.
+]]
+local M = {}
+
+M.DEFAULTS = {
+	WS_URL = 'ws://127.0.0.1:5100/ws', -- the seed's name; this client polls HTTP_FALLBACK_URL
+	HTTP_FALLBACK_URL = 'http://127.0.0.1:5100',
+	RECONNECT_DELAY = 5, -- seconds before the first retry; doubles per failure
+	RECONNECT_MAX_DELAY = 60, -- the cap of that doubling
+	MAX_RECONNECT_ATTEMPTS = 10, -- failures in a row before the error event and slower retries
+	SLOW_RETRY_DELAY = 120, -- seconds between retries after that (never gives up)
+	PING_INTERVAL = 30,
+	POLL_WAIT = 25, -- how long the gateway may hold a poll (it caps this at BRIDGE_POLL_MAX_WAIT)
+	POLL_TIMEOUT = nil, -- LrHttp timeout of a poll; nil: POLL_WAIT + POLL_TIMEOUT_MARGIN
+	POLL_TIMEOUT_MARGIN = 15,
+	REQUEST_TIMEOUT = 10, -- handshake, send
+	DISCONNECT_TIMEOUT = 3,
+	CHANNELS = { 'jobs', 'system', 'photos' },
+	CLIENT_NAME = 'Lightroom Classic Plugin',
+	PLUGIN_VERSION = '0.0.0',
+}
+
+-- LrPrefs key -> setting
+M.PREF_KEYS = {
+	serverUrl = 'HTTP_FALLBACK_URL',
+	reconnectDelay = 'RECONNECT_DELAY',
+	maxReconnectDelay = 'RECONNECT_MAX_DELAY',
+	maxReconnectAttempts = 'MAX_RECONNECT_ATTEMPTS',
+	pingInterval = 'PING_INTERVAL',
+	channels = 'CHANNELS',
+	clientName = 'CLIENT_NAME',
+}
+
+local NUMBERS = {
+	RECONNECT_DELAY = 0.01, RECONNECT_MAX_DELAY = 0.01, MAX_RECONNECT_ATTEMPTS = 1, SLOW_RETRY_DELAY = 0.01,
+	PING_INTERVAL = 0.1, POLL_WAIT = 0, POLL_TIMEOUT = 0.1, POLL_TIMEOUT_MARGIN = 0, REQUEST_TIMEOUT = 0.1,
+	DISCONNECT_TIMEOUT = 0.1,
+}
+
+local function trim(s)
+	return (tostring(s):gsub('^%s+', ''):gsub('%s+$', ''))
+end
+
+--- A list of channel names from a table or a comma-separated string.
+function M.channelList(value)
+	local list = {}
+	if type(value) == 'string' then
+		for item in value:gmatch('[^,%s]+') do list[#list + 1] = item end
+	elseif type(value) == 'table' then
+		for _, item in ipairs(value) do
+			item = trim(item)
+			if item ~= '' then list[#list + 1] = item end
+		end
+	end
+	return list
+end
+
+--- The ws:// URL matching an http:// base URL.
+function M.wsUrl(httpUrl)
+	return (httpUrl:gsub('^http', 'ws')) .. '/ws'
+end
+
+local function apply(config, name, value, warnings)
+	if value == nil or value == '' then return end
+	if NUMBERS[name] then
+		local number = tonumber(value)
+		if number == nil or number < NUMBERS[name] then
+			warnings[#warnings + 1] = name .. ' must be a number of at least ' .. NUMBERS[name] .. ', got ' .. tostring(value)
+			return
+		end
+		config[name] = number
+	elseif name == 'HTTP_FALLBACK_URL' then
+		local url = trim(value):gsub('/+$', '')
+		if not url:match('^https?://[^/%s]+') then
+			warnings[#warnings + 1] = 'the server URL must look like http://127.0.0.1:5100, got ' .. tostring(value)
+			return
+		end
+		config[name] = url
+	elseif name == 'CHANNELS' then
+		config[name] = M.channelList(value)
+	else
+		config[name] = type(value) == 'string' and trim(value) or value
+	end
+end
+
+--- The settings: defaults, then `prefs` (an LrPrefs-like table), then `options`
+--- (setting names). Returns the config and a list of warnings about ignored values.
+function M.resolve(prefs, options)
+	local config, warnings = {}, {}
+	for name, value in pairs(M.DEFAULTS) do config[name] = value end
+	config.CHANNELS = M.channelList(M.DEFAULTS.CHANNELS)
+	if prefs then
+		for key, name in pairs(M.PREF_KEYS) do apply(config, name, prefs[key], warnings) end
+	end
+	local explicitWs = false
+	for name, value in pairs(options or {}) do
+		if M.DEFAULTS[name] ~= nil or NUMBERS[name] then
+			apply(config, name, value, warnings)
+			if name == 'WS_URL' then explicitWs = true end
+		else
+			warnings[#warnings + 1] = 'unknown setting ' .. tostring(name)
+		end
+	end
+	if not explicitWs then config.WS_URL = M.wsUrl(config.HTTP_FALLBACK_URL) end
+	config.RECONNECT_MAX_DELAY = math.max(config.RECONNECT_MAX_DELAY, config.RECONNECT_DELAY)
+	config.SLOW_RETRY_DELAY = math.max(config.SLOW_RETRY_DELAY, config.RECONNECT_MAX_DELAY)
+	config.MAX_RECONNECT_ATTEMPTS = math.floor(config.MAX_RECONNECT_ATTEMPTS)
+	if config.POLL_TIMEOUT == nil then
+		config.POLL_TIMEOUT = config.POLL_WAIT + config.POLL_TIMEOUT_MARGIN
+	elseif config.POLL_TIMEOUT <= config.POLL_WAIT then
+		warnings[#warnings + 1] = 'POLL_TIMEOUT is not longer than POLL_WAIT: polls time out while the gateway holds them'
+	end
+	return config, warnings
+end
+
+return M

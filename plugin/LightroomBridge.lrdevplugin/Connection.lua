@@ -1,0 +1,315 @@
+--[[
+Connection: the client's life cycle against the gateway (pure logic; every
+side effect goes through the `runtime` passed in, so it also runs outside
+Lightroom with fakes).
+
+    handshake -> register -> subscribe -> connected
+    connected: long poll (ack = last seq processed) -> dispatch -> poll again ...
+               + a ping task every PING_INTERVAL
+
+Faults:
+  * no answer, 503 hub unavailable, 5xx: wait (exponential backoff with
+    jitter, capped) and try again; a known client id is kept, so messages
+    the hub queued meanwhile are still delivered;
+  * 404 unknown_client, or a poll answered `closed` (the hub restarted or
+    dropped this client): handshake again at once, register, subscribe;
+  * MAX_RECONNECT_ATTEMPTS failures in a row: an `error` event, then a slower
+    retry that never stops.
+
+stop() bumps the generation: every task compares its own generation after
+each request and sleep slice and ends when they differ; the gateway answers
+the parked poll at once when it hears /ws/disconnect.
+
+runtime = {
+  http      LrHttp-shaped: get(url, headers, timeout), post(url, body, headers, method, timeout)
+  sleep     sleep(seconds) (LrTasks.sleep)
+  now       now() -> seconds
+  spawn     spawn(fn, name) (LrTasks.startAsyncTask)
+  protect   protect(fn, ...) -> ok, ... (LrTasks.pcall: plain pcall cannot yield)
+  canYield  canYield() -> true inside a task
+  random    random() -> [0, 1)
+  log       { info = fn(text), warn = fn(text), error = fn(text) }
+}
+]]
+local Backoff = require 'Backoff'
+local Envelope = require 'Envelope'
+local SeqTracker = require 'SeqTracker'
+local Transport = require 'Transport'
+
+local M = {}
+M.__index = M
+
+local SLICE = 0.25 -- longest sleep between two checks of the generation
+local MAX_REHANDSHAKES = 3 -- in a row without a successful poll, before backing off
+
+--- A stopped connection; `config` holds the resolved settings (see Config.lua).
+function M.new(config, runtime, dispatcher, status)
+	local self = setmetatable({}, M)
+	self.config = config
+	self.runtime = runtime
+	self.dispatcher = dispatcher
+	self.transport = Transport.new(runtime.http, config.HTTP_FALLBACK_URL)
+	self.tracker = SeqTracker.new()
+	self.generation = 0
+	self.running = false
+	self.clientId = nil
+	self.connected = false
+	self.tasks = 0
+	self.status = status or {}
+	self.status.state = 'disconnected'
+	self.status.serverUrl = config.HTTP_FALLBACK_URL
+	self.status.received = self.status.received or 0
+	self.status.sent = self.status.sent or 0
+	self.status.dropped = self.status.dropped or 0
+	self.status.attempts = 0
+	return self
+end
+
+-- ---------------------------------------------------------------- helpers
+
+function M:_alive(gen)
+	return self.generation == gen
+end
+
+function M:_setState(state, detail)
+	local previous = self.status.state
+	self.status.state = state
+	if previous ~= state then
+		local line = 'connection: ' .. tostring(previous) .. ' -> ' .. state
+		if detail then line = line .. ' (' .. detail .. ')' end
+		self.runtime.log.info(line)
+	end
+end
+
+function M:_emit(eventType, data)
+	data.type = eventType
+	self.dispatcher:emit(eventType, data, false)
+end
+
+-- Run `fn` as a task; counts live tasks so tests can see that all have ended.
+function M:_spawn(name, fn)
+	self.tasks = self.tasks + 1
+	self.runtime.spawn(function()
+		local ok, err = self.runtime.protect(fn)
+		self.tasks = self.tasks - 1
+		if not ok then self.runtime.log.error(name .. ' failed: ' .. tostring(err)) end
+	end, name)
+end
+
+-- Sleep `seconds` in slices; false as soon as the generation (or the client id `id`, when given) changed.
+function M:_sleep(gen, seconds, id)
+	local deadline = self.runtime.now() + seconds
+	while self:_alive(gen) and (id == nil or self.clientId == id) do
+		local left = deadline - self.runtime.now()
+		if left <= 0 then return true end
+		self.runtime.sleep(math.min(left, SLICE))
+	end
+	return false
+end
+
+-- ------------------------------------------------------------- public side
+
+--- Start connecting (in a task); false when already running.
+function M:start()
+	if self.running then return false end
+	self.running = true
+	self.generation = self.generation + 1
+	local gen = self.generation
+	self:_setState('connecting', self.config.HTTP_FALLBACK_URL)
+	self:_spawn('LightroomBridge connection', function() self:_main(gen) end)
+	return true
+end
+
+--- Stop every task and release the client id at the gateway; false when not running.
+function M:stop(reason)
+	local wasRunning = self.running
+	self.running = false
+	self.generation = self.generation + 1
+	local id = self.clientId
+	self.clientId = nil
+	self.status.clientId = nil
+	self.tracker:reset()
+	self:_setState('disconnected', reason)
+	if self.connected then
+		self.connected = false
+		self:_emit('disconnected', { reason = reason or 'disconnect', client_id = id })
+	end
+	if id then
+		-- the gateway answers our parked poll at once, so the poll task ends now
+		local transport, timeout = self.transport, self.config.DISCONNECT_TIMEOUT
+		local function release()
+			transport:post('/ws/disconnect', Envelope.disconnect(id), timeout)
+		end
+		if self.runtime.canYield() then
+			self.runtime.protect(release)
+		else
+			self:_spawn('LightroomBridge disconnect', release)
+		end
+	end
+	return wasRunning
+end
+
+function M:isConnected()
+	return self.connected and self.clientId ~= nil
+end
+
+--- POST one message with the current client id; returns the transport result
+--- ({ok = true, response = ...} on success). Must run inside a task.
+function M:sendNow(message)
+	local id = self.clientId
+	if not id then return { ok = false, kind = 'not_connected', reason = 'not connected' } end
+	local result = self.transport:post('/ws/send', Envelope.send(id, message), self.config.REQUEST_TIMEOUT)
+	if result.ok then
+		self.status.sent = self.status.sent + 1
+		return { ok = true, response = result.data.response }
+	end
+	return result
+end
+
+-- ------------------------------------------------------------------ main loop
+
+function M:_main(gen)
+	local config = self.config
+	local backoff = Backoff.new {
+		base = config.RECONNECT_DELAY,
+		cap = config.RECONNECT_MAX_DELAY,
+		maxAttempts = config.MAX_RECONNECT_ATTEMPTS,
+		slowDelay = config.SLOW_RETRY_DELAY,
+		random = self.runtime.random,
+	}
+	local rehandshakes = 0
+	while self:_alive(gen) do
+		local ok, result = self.runtime.protect(self._step, self, gen)
+		if not ok then
+			self.runtime.log.error('connection step failed: ' .. tostring(result))
+			result = { ok = false, kind = 'retry', reason = 'internal error' }
+		end
+		if not self:_alive(gen) then break end
+		if result.ok then
+			backoff:reset()
+			self.status.attempts = 0
+			if result.polled then rehandshakes = 0 end
+		elseif (result.kind == 'unknown_client' or result.kind == 'closed') and rehandshakes < MAX_REHANDSHAKES then
+			rehandshakes = rehandshakes + 1
+			self:_lost(result)
+		else
+			if result.kind == 'unknown_client' or result.kind == 'closed' then self:_lost(result) end
+			self:_retryLater(gen, backoff, result)
+		end
+	end
+end
+
+function M:_step(gen)
+	if self.clientId then return self:_poll(gen) end
+	return self:_establish(gen)
+end
+
+-- The session is gone at the hub: forget it; the loop handshakes again at once.
+function M:_lost(result)
+	local id = self.clientId
+	self.clientId = nil
+	self.status.clientId = nil
+	self.tracker:reset()
+	self:_setState('connecting', 'the bridge no longer knows client ' .. tostring(id) .. ': handshaking again')
+	if self.connected then
+		self.connected = false
+		self:_emit('disconnected', { reason = result.kind, client_id = id })
+	end
+end
+
+function M:_retryLater(gen, backoff, result)
+	local reason = result.reason or result.kind
+	self.status.lastError = reason
+	if self.connected then
+		self.connected = false
+		self:_emit('disconnected', { reason = reason, client_id = self.clientId })
+	end
+	local delay, attempt, exhausted = backoff:next()
+	self.status.attempts = attempt
+	self:_setState('reconnecting', reason)
+	self:_emit('reconnecting', { attempt = attempt, delay = delay, reason = reason })
+	if exhausted and attempt == backoff.maxAttempts then
+		local text = string.format('cannot reach the bridge at %s after %d attempts (%s); retrying every %d s',
+			self.config.HTTP_FALLBACK_URL, attempt, tostring(reason), math.floor(backoff.slowDelay))
+		self.runtime.log.error(text)
+		self:_emit('error', { code = 'unreachable', message = text, attempts = attempt })
+	end
+	self:_sleep(gen, delay)
+end
+
+-- handshake -> register -> subscribe; the client id is kept only when all three worked.
+function M:_establish(gen)
+	local config = self.config
+	local result = self.transport:post('/ws/handshake', Envelope.handshake(), config.REQUEST_TIMEOUT)
+	if not self:_alive(gen) or not result.ok then return result end
+	local id = result.data.client_id
+	if type(id) ~= 'string' or id == '' then
+		return { ok = false, kind = 'retry', reason = 'the handshake answer has no client_id' }
+	end
+	self.clientId = id
+	self.tracker:reset()
+	result = self:sendNow(Envelope.register(config.CLIENT_NAME, config.PLUGIN_VERSION))
+	if result.ok and #config.CHANNELS > 0 and self:_alive(gen) then
+		result = self:sendNow(Envelope.subscribe(config.CHANNELS))
+	end
+	if not self:_alive(gen) then return { ok = true } end
+	if not result.ok then
+		self.clientId = nil
+		return result
+	end
+	self:_connected(gen, false)
+	self:_spawn('LightroomBridge ping', function() self:_pingLoop(gen, id) end)
+	return { ok = true }
+end
+
+function M:_connected(gen, resumed)
+	self.connected = true
+	self.status.clientId = self.clientId
+	self.status.connectedAt = self.runtime.now()
+	self.status.lastError = nil
+	self:_setState('connected', 'client ' .. tostring(self.clientId))
+	if self:_alive(gen) then
+		self:_emit('connected', { client_id = self.clientId, resumed = resumed })
+	end
+end
+
+function M:_poll(gen)
+	local id = self.clientId
+	local path = Envelope.pollPath(id, self.config.POLL_WAIT, self.tracker:ack())
+	local result = self.transport:get(path, self.config.POLL_TIMEOUT)
+	if not self:_alive(gen) or self.clientId ~= id then return { ok = true } end
+	if not result.ok then return result end
+	if not self.connected then self:_connected(gen, true) end
+	local data = result.data
+	local dropped = tonumber(data.dropped) or 0
+	if dropped > 0 then
+		self.status.dropped = self.status.dropped + dropped
+		self.runtime.log.warn(string.format('the bridge dropped %d message(s) for this client (queue full)', dropped))
+		self:_emit('messages_dropped', { count = dropped })
+	end
+	local messages = type(data.messages) == 'table' and data.messages or {}
+	for _, message in ipairs(messages) do
+		if not self:_alive(gen) or self.clientId ~= id then break end
+		if type(message) == 'table' and self.tracker:isNew(message) then
+			self.status.received = self.status.received + 1
+			self.status.lastMessageAt = self.runtime.now()
+			self.dispatcher:dispatch(message)
+			self.tracker:done(message)
+		end
+	end
+	if data.closed and self:_alive(gen) then
+		return { ok = false, kind = 'closed', reason = 'the bridge closed this client' }
+	end
+	return { ok = true, polled = true }
+end
+
+function M:_pingLoop(gen, id)
+	local interval = self.config.PING_INTERVAL
+	while self:_alive(gen) and self.clientId == id do
+		if not self:_sleep(gen, interval, id) then return end
+		local result = self:sendNow(Envelope.ping())
+		if result.ok then self.status.lastPongAt = self.runtime.now() end
+	end
+end
+
+return M

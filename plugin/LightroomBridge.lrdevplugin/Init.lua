@@ -1,0 +1,6 @@
+--[[
+Init.lua (LrInitPlugin, LrEnablePlugin): connect to the bridge in the background.
+]]
+local WebSocketClient = require 'WebSocketClient'
+
+WebSocketClient.init()

@@ -1,0 +1,10 @@
+--[[
+MenuDisconnect.lua: File > Plug-in Extras > Bridge: Disconnect. Stays
+disconnected until Bridge: Connect or the next start of Lightroom.
+]]
+local LrDialogs = import 'LrDialogs'
+
+local WebSocketClient = require 'WebSocketClient'
+
+WebSocketClient.disconnect()
+LrDialogs.showBezel('Bridge: disconnected')
