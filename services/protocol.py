@@ -47,6 +47,7 @@ OP_PUBLISH = "publish"
 OP_CLEANUP = "cleanup"
 OP_ACK = "ack"  # a WebSocket/SSE client confirms seqs (docs/TRANSPORTS.md)
 OP_DETACH = "detach"  # a WebSocket/SSE connection ended
+OP_METRICS = "metrics"  # counters and histograms for /metrics and the dashboard
 
 # How a client reads its queue (shown in /ws/clients and /ws/status).
 TRANSPORT_POLL = "poll"
@@ -64,6 +65,7 @@ TARGETS = (TARGET_ALL, TARGET_CHANNEL, TARGET_CLIENT, TARGET_TYPE)
 # Event topics on PUB/SUB (prefix subscription works on these).
 TOPIC_PUBLISH = b"publish"  # notifier -> hub: deliver to clients
 TOPIC_CLIENT = b"client."  # hub -> backends: "client.<type>" sent by a client
+TOPIC_HEARTBEAT = b"heartbeat"  # notifier -> hub: "I am alive" ({service}), for /ws/health
 
 # --------------------------------------------------------------- error codes
 
@@ -157,6 +159,7 @@ REQUEST_FIELDS = {
     OP_CLEANUP: {"timeout_seconds": ("number", False)},
     OP_ACK: {"client_id": ("str", True), "seq": ("seq", False)},
     OP_DETACH: {"client_id": ("str", True), "reader": ("str", True)},
+    OP_METRICS: {},
 }
 
 

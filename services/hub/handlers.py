@@ -79,6 +79,10 @@ def status(hub, ctx, req):
     return {"status": hub.status()}
 
 
+def metrics(hub, ctx, req):
+    return {"metrics": hub.metrics.snapshot(hub)}
+
+
 def publish(hub, ctx, req):
     protocol.check_publish(req)
     return {"delivered": hub.publish(req["target"], req["message"], req.get("to"))}
@@ -195,4 +199,5 @@ HANDLERS = {
     protocol.OP_CLEANUP: cleanup,
     protocol.OP_ACK: ack,
     protocol.OP_DETACH: detach,
+    protocol.OP_METRICS: metrics,
 }

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from services import protocol
 from services.protocol import ProtocolError
+from services.hub.metrics import PUBLISHED_AT, HubMetrics
 from services.hub.sessions import Parked, Session
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Hub:
         self._counter = 0
         self.started = clock()
         self.stats = {"published": 0, "delivered": 0, "dropped": 0, "undeliverable": 0, "client_messages": 0}
+        self.metrics = HubMetrics(clock)
 
     # ----------------------------------------------------------- sessions
     def now_iso(self):
@@ -147,11 +149,15 @@ class Hub:
             msg["timestamp"] = self.now_iso()
         if target == protocol.TARGET_CHANNEL:
             msg["channel"] = to
+        msg[PUBLISHED_AT] = self.clock()
+        self.metrics.published(msg, to if target == protocol.TARGET_CHANNEL else "")
         count = 0
         ready = self.ready
         for session in recipients:
+            victim = session.queue[0][1] if len(session.queue) >= session.limit else msg
             if session.enqueue(msg):
                 self.stats["dropped"] += 1
+                self.metrics.dropped(victim)
             if session.parked is not None:
                 ready.add(session)
             count += 1
@@ -186,12 +192,14 @@ class Hub:
             return self._poll_fields(session, keep, start)
         deadline = self.clock() + wait
         session.parked = Parked(peer, req_id, deadline, keep, start)
+        self.metrics.park(session.client_id)
         self._counter += 1
         heapq.heappush(self.deadlines, (deadline, self._counter, session))
         return None
 
     def _poll_fields(self, session, keep, start=None):
         messages = session.take(self.config.poll_batch, keep, start)
+        self.metrics.delivered(messages)
         self.stats["delivered"] += len(messages)
         fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}
         if session.queue and not keep:
@@ -218,6 +226,7 @@ class Hub:
 
     def _answer(self, session, messages, **extra):
         parked, session.parked = session.parked, None
+        self.metrics.unpark(session.client_id)
         fields = {"messages": messages, "dropped": 0, "timestamp": self.now_iso()}
         fields.update(extra)
         self.reply(parked.peer, parked.req_id, fields)
@@ -230,6 +239,7 @@ class Hub:
             if parked is None or not session.pending(parked.start if parked.start is not None else 0):
                 continue
             session.parked = None
+            self.metrics.unpark(session.client_id)
             self.reply(parked.peer, parked.req_id, self._poll_fields(session, parked.ack_mode, parked.start))
 
     def expire(self):
@@ -311,6 +321,8 @@ class Hub:
             "clients_by_transport": self._by_transport(),
             "queued_messages": sum(len(s.queue) for s in self.sessions.values()),
             "messages": dict(self.stats),
+            "deliver_latency": self.metrics.latency_summary(),
+            "notifier_last_seen_seconds": self.metrics.notifier_age(),
             "uptime_seconds": round(self.clock() - self.started, 3),
             "queue_size": self.config.queue_size,
             "stale_seconds": self.config.stale_seconds,

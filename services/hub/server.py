@@ -56,6 +56,7 @@ class HubServer:
         self.rpc.bind(config.rpc_endpoint)
         self.events = self._socket(zmq.SUB)
         self.events.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_PUBLISH)
+        self.events.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_HEARTBEAT)
         self.events.connect(config.events_endpoint)
         self.client_events = self._socket(zmq.PUB)
         self.client_events.bind(config.client_events_endpoint)
@@ -77,12 +78,14 @@ class HubServer:
         try:
             self.rpc.send_multipart([peer] + protocol.encode_reply(req_id, **fields), zmq.NOBLOCK)
         except zmq.Again:
+            self.hub.metrics.error("reply_dropped")
             log.warning("reply to a gateway dropped: its pipe is full")
 
     def _send_error(self, peer, req_id, code, reason, field=None):
         try:
             self.rpc.send_multipart([peer] + protocol.encode_error(req_id, code, reason, field), zmq.NOBLOCK)
         except zmq.Again:
+            self.hub.metrics.error("reply_dropped")
             log.warning("error reply to a gateway dropped: its pipe is full")
 
     def _forward(self, event):
@@ -96,11 +99,13 @@ class HubServer:
         try:
             req = protocol.decode_request(frames[1:])
         except ProtocolError as ex:
+            self.hub.metrics.error("bad_request_frame")
             self.bad.warn(peer, ex.reason)
             if ex.req_id is not None:
                 self._send_error(peer, ex.req_id, ex.code, ex.reason, ex.field)
             return
         self.request_ctx.peer = peer
+        started = time.perf_counter()
         try:
             fields = HANDLERS[req["op"]](self.hub, self.request_ctx, req)
         except ProtocolError as ex:
@@ -111,6 +116,8 @@ class HubServer:
             log.exception("op %s failed", req["op"])
             self._send_error(peer, req["id"], "internal", "internal error in the hub")
             return
+        finally:
+            self.hub.metrics.request(req["op"], time.perf_counter() - started)
         if fields is not None:
             self._send_reply(peer, req["id"], fields)
 
@@ -118,8 +125,12 @@ class HubServer:
         """A publish event from the notifier: route it to the clients it names."""
         try:
             topic, event = protocol.decode_event(frames)
+            self.hub.metrics.event()
+            if topic == protocol.TOPIC_HEARTBEAT:
+                return
             protocol.check_publish(event)
         except ProtocolError as ex:
+            self.hub.metrics.error("bad_event_frame")
             self.bad.warn(b"events", ex.reason)
             return
         try:
