@@ -29,11 +29,12 @@ class HubUnavailable(Exception):
 class HubError(Exception):
     """The hub refused the request: ``code`` is a key of ``protocol.ERRORS``."""
 
-    def __init__(self, code, reason, field=None):
+    def __init__(self, code, reason, field=None, retry_after=None):
         super().__init__(reason)
         self.code = code
         self.reason = reason
         self.field = field
+        self.retry_after = retry_after
 
 
 class HubClient:
@@ -64,7 +65,8 @@ class HubClient:
         sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
         sock.setsockopt(zmq.SNDHWM, 100000)
         sock.setsockopt(zmq.RCVHWM, 100000)
-        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED)
+        # HANDSHAKE_SUCCEEDED, not CONNECTED: with IMMEDIATE a send only succeeds once the handshake is done
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         sock.connect(self.endpoint)
         self._sock = sock
         self._tasks = [loop.create_task(self._receive(sock)), loop.create_task(self._watch(monitor))]
@@ -94,7 +96,7 @@ class HubClient:
         finally:
             self._pending.pop(req_id, None)
         if not reply["ok"]:
-            raise HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"))
+            raise HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"), reply.get("retry_after"))
         return reply
 
     async def _receive(self, sock):
@@ -129,7 +131,7 @@ class HubClient:
                 for future in list(self._pending.values()):
                     if not future.done():
                         future.set_exception(HubUnavailable("the hub went away"))
-            elif event["event"] == zmq.EVENT_CONNECTED:
+            elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._connected.set()
                 log.info("connected to the hub at %s", self.endpoint)
 
