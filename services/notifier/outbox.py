@@ -1,0 +1,61 @@
+"""Events waiting for a hub: a bounded, ordered hold with an age limit.
+
+The notifier publishes on an XPUB, which would drop an event sent while no
+hub is subscribed (at start-up, or while a hub restarts). Events wait here
+instead until a subscription arrives; the oldest go first when the hold is
+full, and an event older than ``max_age`` is dropped rather than delivered
+late. Every drop is counted.
+"""
+
+import collections
+import time
+
+
+class Outbox:
+    """A FIFO of encoded events with a size bound and an age bound."""
+
+    def __init__(self, limit, max_age, clock=time.monotonic):
+        self.limit = limit
+        self.max_age = max_age
+        self.clock = clock
+        self.items = collections.deque()  # (enqueued_at, frames)
+        self.overflowed = 0  # dropped because the hold was full
+        self.expired = 0  # dropped because they waited longer than max_age
+
+    def __len__(self):
+        return len(self.items)
+
+    def put(self, frames):
+        """Hold ``frames``; when full, the oldest held event is dropped to make room."""
+        if self.limit <= 0:
+            self.overflowed += 1
+            return
+        if len(self.items) >= self.limit:
+            self.items.popleft()
+            self.overflowed += 1
+        self.items.append((self.clock(), frames))
+
+    def expire(self):
+        """Drop events older than ``max_age``; returns how many went."""
+        cutoff = self.clock() - self.max_age
+        items = self.items
+        count = 0
+        while items and items[0][0] < cutoff:
+            items.popleft()
+            count += 1
+        self.expired += count
+        return count
+
+    def drain(self, send):
+        """Pass held events, oldest first, to ``send(frames)`` until it returns False.
+
+        Returns how many were sent; the one ``send`` refused stays at the front.
+        """
+        items = self.items
+        sent = 0
+        while items:
+            if not send(items[0][1]):
+                break
+            items.popleft()
+            sent += 1
+        return sent

@@ -1,0 +1,220 @@
+"""The notifier's ZeroMQ loop: backend events in, publish events out to every hub.
+
+- PULL at BRIDGE_EVENTS_IN (bind): backends PUSH ``[TAG, msgpack event]``.
+  PUSH/PULL does not lose a short-lived publisher's event: the PUSH queues it
+  on the connection and its linger flushes it before the process exits.
+- XPUB at BRIDGE_EVENTS_OUT (bind): hubs SUB to ``publish``. The XPUB tells
+  us when a hub's subscription arrives and when the last one goes; while no
+  hub is subscribed, events wait in a bounded ``Outbox`` instead of being
+  dropped (the "slow joiner"), and are sent as soon as one subscribes.
+- PULL at an inproc address: the status sampler's thread, speaking ingest.
+
+One thread owns every socket; the sampler hands its samples over as messages.
+"""
+
+import itertools
+import logging
+import signal
+import time
+
+import zmq
+
+from services import messages, protocol
+from services.protocol import ProtocolError
+from services.notifier.outbox import Outbox
+from services.notifier.sampler import Sampler
+
+log = logging.getLogger(__name__)
+
+DRAIN_BUDGET = 5000  # events read from one socket per loop turn
+MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
+RETRY_MS = 10  # how soon to retry when a hub's pipe is full
+_inproc_ids = itertools.count()
+
+
+class RejectLog:
+    """Logs rejected events at most once a minute, counting every one."""
+
+    def __init__(self, clock, interval=60.0):
+        self.clock = clock
+        self.interval = interval
+        self.last = -1e9
+        self.count = 0
+
+    def reject(self, reason):
+        self.count += 1
+        now = self.clock()
+        if now - self.last >= self.interval:
+            self.last = now
+            log.warning("rejected a backend event: %s (%d rejected in all)", reason, self.count)
+
+
+def accept(frames):
+    """Decode and check one ingest message; returns the publish event to forward.
+
+    Application types (``job_progress``…) go through the same builders as the
+    Python library, so a backend in any language gets the same checks.
+    Raises ``ProtocolError`` or ``messages.MessageError``.
+    """
+    event = protocol.check_publish(protocol.decode_ingest(frames))
+    message = event["message"]
+    build = messages.BUILDERS.get(message["type"])
+    if build is not None:
+        try:
+            message = build(**{k: v for k, v in message.items() if k != "type"})
+        except TypeError as ex:  # a required field is missing, or a key is not a string
+            raise messages.MessageError("message", f"does not fit {message['type']}: {ex}") from None
+    else:
+        messages.check_message(message)
+    return protocol.publish_event(event["target"], message, event.get("to"))
+
+
+class NotifierServer:
+    """Binds the notifier's sockets and runs its loop until ``stop()``."""
+
+    def __init__(self, config, context=None, clock=time.monotonic, sampler=True):
+        self.config = config
+        self.ctx = context or zmq.Context.instance()
+        self.clock = clock
+        self.stopping = False
+        self.rejects = RejectLog(clock)
+        self.outbox = Outbox(config.hold_size, config.hold_seconds, clock)
+        self.topics = set()  # subscriptions the XPUB has seen (first subscribe .. last unsubscribe)
+        self.stats = {"received": 0, "rejected": 0, "forwarded": 0}
+        self.ingest = self._socket(zmq.PULL)
+        self.ingest.setsockopt(zmq.RCVHWM, config.ingest_hwm)
+        self.ingest.bind(config.events_in)
+        self.out = self._socket(zmq.XPUB)
+        self.out.setsockopt(zmq.XPUB_NODROP, 1)  # a full hub pipe says EAGAIN instead of dropping
+        self.out.setsockopt(zmq.SNDHWM, 10000)
+        self.out.bind(config.events_out)
+        self.samples_endpoint = f"inproc://notifier-samples-{next(_inproc_ids)}"
+        self.samples = self._socket(zmq.PULL)
+        self.samples.setsockopt(zmq.RCVHWM, 1000)
+        self.samples.bind(self.samples_endpoint)
+        self.sampler = None
+        if sampler and config.status_interval > 0:
+            self.sampler = Sampler(config, self.ctx, self.samples_endpoint)
+
+    def _socket(self, kind):
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
+        return sock
+
+    @property
+    def subscribed(self):
+        """True while at least one hub listens to publish events."""
+        return any(protocol.TOPIC_PUBLISH.startswith(t) for t in self.topics)
+
+    # -------------------------------------------------------------- inputs
+    def handle_ingest(self, frames):
+        """One backend (or sampler) event: check it, then send or hold it."""
+        self.stats["received"] += 1
+        try:
+            event = accept(frames)
+        except (ProtocolError, messages.MessageError) as ex:
+            self.stats["rejected"] += 1
+            self.rejects.reject(getattr(ex, "reason", None) or str(ex))
+            return
+        self.outbox.put(protocol.encode_event(protocol.TOPIC_PUBLISH, event))
+
+    def handle_subscription(self, frames):
+        """XPUB reports ``\\x01topic`` when a first subscriber appears, ``\\x00topic`` when the last goes."""
+        data = frames[0]
+        if not data or data[0] not in (0, 1):
+            return
+        was = self.subscribed
+        topic = bytes(data[1:])
+        if data[0] == 1:
+            self.topics.add(topic)
+        else:
+            self.topics.discard(topic)
+        if self.subscribed != was:
+            if was:
+                log.info("no hub subscribed: holding events (at most %d, %g s)", self.outbox.limit, self.outbox.max_age)
+            else:
+                log.info("a hub subscribed: forwarding %d held events", len(self.outbox))
+
+    # ------------------------------------------------------------- output
+    def _send(self, frames):
+        try:
+            self.out.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self.stats["forwarded"] += 1
+        return True
+
+    def flush(self):
+        """Send held events while a hub is subscribed and its pipe has room."""
+        if self.outbox and self.subscribed:
+            self.outbox.drain(self._send)
+        if self.outbox.expire():
+            log.warning("dropped held events older than %g s (%d in all)", self.outbox.max_age, self.outbox.expired)
+
+    # ---------------------------------------------------------------- loop
+    def _drain(self, sock, handler):
+        for _ in range(DRAIN_BUDGET):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            handler(frames)
+
+    def _timeout_ms(self):
+        if self.outbox and self.subscribed:
+            return RETRY_MS  # a hub's pipe was full: try again soon
+        return MAX_POLL_MS
+
+    def run_once(self, poller):
+        """One loop turn: wait, read subscriptions and events, forward."""
+        ready = dict(poller.poll(self._timeout_ms()))
+        if self.out in ready:
+            self._drain(self.out, self.handle_subscription)
+        if self.ingest in ready:
+            self._drain(self.ingest, self.handle_ingest)
+        if self.samples in ready:
+            self._drain(self.samples, self.handle_ingest)
+        self.flush()
+
+    def run(self):
+        """Serve until ``stop()`` (or SIGTERM/SIGINT), then close."""
+        poller = zmq.Poller()
+        for sock in (self.out, self.ingest, self.samples):
+            poller.register(sock, zmq.POLLIN)
+        if self.sampler is not None:
+            self.sampler.start()
+        log.info(
+            "notifier taking backend events at %s, publishing to hubs at %s, status every %s",
+            self.config.events_in, self.config.events_out,
+            f"{self.config.status_interval:g} s" if self.sampler else "(off)",
+        )
+        try:
+            while not self.stopping:
+                self.run_once(poller)
+        finally:
+            self.close()
+
+    def stop(self, *_):
+        """Ask the loop to finish its turn and exit."""
+        self.stopping = True
+
+    def install_signal_handlers(self):
+        """SIGTERM and SIGINT end the loop cleanly."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def close(self):
+        """Stop the sampler, give held events a last chance, close every socket."""
+        if self.sampler is not None:
+            self.sampler.stop()
+        self.flush()
+        log.info(
+            "notifier stopped: %d received, %d rejected, %d forwarded, %d left held, %d dropped when full, %d expired",
+            self.stats["received"], self.stats["rejected"], self.stats["forwarded"], len(self.outbox),
+            self.outbox.overflowed, self.outbox.expired,
+        )
+        for sock in (self.ingest, self.samples):
+            sock.close()
+        self.out.setsockopt(zmq.LINGER, 500)
+        self.out.close()
