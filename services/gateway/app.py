@@ -2,8 +2,9 @@
 
 import falcon.asgi
 
-from services.gateway import errors, resources
+from services.gateway import errors, resources, sse, websocket
 from services.gateway.access_log import AccessLog
+from services.gateway.compression import GzipResponses
 from services.gateway.guard import HostOriginGuard
 
 
@@ -19,7 +20,7 @@ class _Lifespan:
 
 def create_app(config, hub):
     """The Falcon ASGI app serving ``/ws/*`` through ``hub`` (a ``HubClient``)."""
-    app = falcon.asgi.App(middleware=[AccessLog(), HostOriginGuard(config), _Lifespan(hub)], cors_enable=False)
+    app = falcon.asgi.App(middleware=[AccessLog(), HostOriginGuard(config), _Lifespan(hub), GzipResponses()], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
     routes = {
@@ -34,6 +35,8 @@ def create_app(config, hub):
         "/ws/send_to_type/{client_type}": resources.SendToType,
         "/ws/notify/{kind}": resources.Notify,
         "/ws/cleanup": resources.Cleanup,
+        "/ws": websocket.WebSocketEndpoint,
+        "/ws/events": sse.Events,
     }
     for route, resource in routes.items():
         app.add_route(route, resource(hub, config))

@@ -19,6 +19,8 @@ class GatewayConfig:
     workers: int = 2
     allowed_hosts: tuple = ()
     allowed_origins: tuple = ()
+    ws_ping_interval: float = 20.0  # WebSocket protocol pings; a silent peer is dropped within two intervals
+    sse_keepalive: float = 15.0  # a ": keepalive" comment when an SSE stream was idle this long
 
     @property
     def poll_reply_margin(self):
@@ -38,4 +40,6 @@ def load_config(environ=os.environ):
         workers=settings.env_int(environ, "BRIDGE_GATEWAY_WORKERS", 2, minimum=1, maximum=64),
         allowed_hosts=settings.env_list(environ, "BRIDGE_ALLOWED_HOSTS", ()),
         allowed_origins=settings.env_list(environ, "BRIDGE_ALLOWED_ORIGINS", ()),
+        ws_ping_interval=settings.env_float(environ, "BRIDGE_WS_PING_INTERVAL", 20.0, minimum=0.5, maximum=600),
+        sse_keepalive=settings.env_float(environ, "BRIDGE_SSE_KEEPALIVE", 15.0, minimum=0.5, maximum=300),
     )

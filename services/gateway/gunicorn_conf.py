@@ -19,3 +19,10 @@ graceful_timeout = 10
 keepalive = 5
 accesslog = None
 proc_name = "bridge-gateway"
+
+
+def post_worker_init(worker):
+    """WebSocket keepalive, frame limit and compression from BRIDGE_* (docs/TRANSPORTS.md)."""
+    from services.gateway.websocket import configure_worker
+
+    configure_worker(worker, _config)
