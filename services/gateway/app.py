@@ -2,7 +2,7 @@
 
 import falcon.asgi
 
-from services.gateway import errors, resources, sse, websocket
+from services.gateway import dashboard, errors, health, metrics, resources, sse, websocket
 from services.gateway.access_log import AccessLog
 from services.gateway.compression import GzipResponses
 from services.gateway.guard import HostOriginGuard
@@ -35,10 +35,13 @@ def create_app(config, hub):
         "/ws/send_to_type/{client_type}": resources.SendToType,
         "/ws/notify/{kind}": resources.Notify,
         "/ws/cleanup": resources.Cleanup,
+        "/ws/health": health.Health,
+        "/metrics": metrics.Metrics,
         "/ws": websocket.WebSocketEndpoint,
         "/ws/events": sse.Events,
     }
     for route, resource in routes.items():
         app.add_route(route, resource(hub, config))
+    dashboard.install(app)
     errors.install(app)
     return app

@@ -1,0 +1,92 @@
+"""``bridge``: run the bridge, and ask it what is connected and flowing (docs/OPERATOR.md)."""
+
+import argparse
+import os
+import sys
+
+from services.cli import commands, exits, run, tail
+from services.cli.http import ApiError, Bridge, NotRunning, default_address
+from services.settings import ConfigError
+
+EPILOG = (
+    "exit codes: 0 done (status: healthy), 1 refused by the bridge (status: degraded), "
+    "2 bad command line, 3 nothing answers / hub down, 4 the bridge lacks this route"
+)
+
+
+def build_parser(environ=os.environ):
+    """The ``bridge`` command line: one sub-command per task, each with --help."""
+    try:
+        host, port = default_address(environ)
+    except ConfigError:
+        host, port = "127.0.0.1", 5100
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default=host, help=f"gateway address (BRIDGE_HTTP_HOST; now {host})")
+    common.add_argument("--port", type=int, default=port, help=f"gateway port (BRIDGE_HTTP_PORT; now {port})")
+    common.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default 10)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+
+    parser = argparse.ArgumentParser(
+        prog="bridge", description="Run the Lightroom bridge and see what is connected and flowing.", epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=EPILOG)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", run.run, "start hub, notifier and gateway together (Ctrl-C stops them all)")
+    p.add_argument("--platform", choices=("auto", "posix", "windows"), default="auto",
+                   help="posix: gunicorn gateway (the Procfile); windows: uvicorn gateway; auto: by this system")
+    p.add_argument("--only", action="append", metavar="NAME", help="start only this Procfile process (repeatable)")
+    add("status", commands.status, "health of gateway, hub and notifier, with a summary")
+    add("clients", commands.clients, "connected clients: type, transport, queue, dropped, last activity")
+    add("jobs", commands.jobs, "jobs the bridge knows of, with their progress")
+    p = add("broadcast", commands.broadcast, "send a message to every client, or to one channel's subscribers")
+    p.add_argument("--channel", help="only to this channel's subscribers (e.g. jobs)")
+    p.add_argument("message", help='the message as JSON, e.g. \'{"type": "notice", "text": "hello"}\'')
+    p = add("send", commands.send, "send a message to one client")
+    p.add_argument("client_id", help="the client's id (see `bridge clients`)")
+    p.add_argument("message", help='the message as JSON, e.g. \'{"type": "reload_config"}\'')
+    p = add("tail", tail.tail, "print messages live as they flow (as a client of type cli)")
+    p.add_argument("--channel", action="append", metavar="C",
+                   help=f"channel to follow (repeatable; default: {', '.join(tail.DEFAULT_TAIL_CHANNELS)})")
+    p.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    p = add("cleanup", commands.cleanup, "remove clients that stopped polling")
+    p.add_argument("--minutes", type=float, help="idle longer than this (default: BRIDGE_STALE_SECONDS)")
+    p = add("dashboard", commands.dashboard, "print the dashboard's address and open it in the browser")
+    p.add_argument("--no-open", action="store_true", help="only print the address")
+    return parser
+
+
+def main(argv=None, out=None, environ=os.environ):
+    """Run one command; returns its exit code (see EPILOG)."""
+    out = out or sys.stdout
+    args = build_parser(environ).parse_args(argv)
+    bridge = Bridge(args.host, args.port, environ.get("BRIDGE_ADMIN_TOKEN") or None, timeout=args.timeout)
+    try:
+        return args.func(args, bridge, out)
+    except NotRunning:
+        print(f"bridge: nothing answers at {bridge.address} — start it with `bridge run`", file=sys.stderr)
+        return exits.NOT_RUNNING
+    except ApiError as ex:
+        if ex.code == "hub_unavailable":
+            print(f"bridge: the gateway at {bridge.address} cannot reach its hub: {ex}", file=sys.stderr)
+            return exits.NOT_RUNNING
+        if ex.status == 401:
+            print("bridge: the bridge wants the admin token: set BRIDGE_ADMIN_TOKEN", file=sys.stderr)
+            return exits.FAILED
+        print(f"bridge: {ex} ({ex.code})", file=sys.stderr)
+        return exits.FAILED
+    except ValueError as ex:  # a message argument that is not a JSON object with a type
+        print(f"bridge {args.command}: {ex}", file=sys.stderr)
+        return exits.USAGE
+    except KeyboardInterrupt:
+        return exits.OK
+    except BrokenPipeError:  # `bridge tail | head`
+        return exits.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
