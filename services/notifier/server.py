@@ -9,11 +9,16 @@
   dropped (the "slow joiner"), and are sent as soon as one subscribes.
 - PULL at an inproc address: the status sampler's thread, speaking ingest.
 
+While a hub is subscribed, a ``heartbeat`` event goes out every
+``HEARTBEAT_SECONDS`` (and at once when a hub subscribes), so the hub's
+health report knows the notifier is alive even when no backend publishes.
+
 One thread owns every socket; the sampler hands its samples over as messages.
 """
 
 import itertools
 import logging
+import os
 import signal
 import time
 
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 DRAIN_BUDGET = 5000  # events read from one socket per loop turn
 MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
 RETRY_MS = 10  # how soon to retry when a hub's pipe is full
+HEARTBEAT_SECONDS = 5.0
 _inproc_ids = itertools.count()
 
 
@@ -81,6 +87,7 @@ class NotifierServer:
         self.outbox = Outbox(config.hold_size, config.hold_seconds, clock)
         self.topics = set()  # subscriptions the XPUB has seen (first subscribe .. last unsubscribe)
         self.stats = {"received": 0, "rejected": 0, "forwarded": 0}
+        self.next_heartbeat = clock()
         self.ingest = self._socket(zmq.PULL)
         self.ingest.setsockopt(zmq.RCVHWM, config.ingest_hwm)
         self.ingest.bind(config.events_in)
@@ -135,6 +142,7 @@ class NotifierServer:
                 log.info("no hub subscribed: holding events (at most %d, %g s)", self.outbox.limit, self.outbox.max_age)
             else:
                 log.info("a hub subscribed: forwarding %d held events", len(self.outbox))
+                self.next_heartbeat = self.clock()
 
     # ------------------------------------------------------------- output
     def _send(self, frames):
@@ -146,9 +154,17 @@ class NotifierServer:
         return True
 
     def flush(self):
-        """Send held events while a hub is subscribed and its pipe has room."""
+        """Send held events while a hub is subscribed and its pipe has room; heartbeat when due."""
         if self.outbox and self.subscribed:
             self.outbox.drain(self._send)
+        now = self.clock()
+        if now >= self.next_heartbeat and self.subscribed:
+            self.next_heartbeat = now + HEARTBEAT_SECONDS
+            beat = {"service": "notifier", "pid": os.getpid(), "held": len(self.outbox)}
+            try:  # a heartbeat is never held: a late one would say nothing true
+                self.out.send_multipart(protocol.encode_event(protocol.TOPIC_HEARTBEAT, beat), zmq.NOBLOCK)
+            except zmq.Again:
+                pass
         if self.outbox.expire():
             log.warning("dropped held events older than %g s (%d in all)", self.outbox.max_age, self.outbox.expired)
 

@@ -8,6 +8,19 @@ from tests.stack import wait_for
 _probes = itertools.count()
 
 
+def handshake(stack, client_type="lightroom", channels=()):
+    """A new client subscribed to ``channels``, with what the hub queued at once (welcome, snapshots) drained."""
+    r = stack.post("/ws/handshake", {"client_type": client_type, "protocol_version": "1.0"})
+    assert r.status == 200, r
+    client_id = r.json["client_id"]
+    if channels:
+        r = stack.post("/ws/send", {"client_id": client_id, "message": {"type": "subscribe", "channels": list(channels)}})
+        assert r.status == 200, r
+    r = stack.poll(client_id)
+    assert r.status == 200 and r.json["messages"][0]["type"] == "connection_established", r
+    return client_id
+
+
 def collect(stack, client_id, until, timeout=10.0):
     """Long-poll ``client_id`` until ``until(messages)`` holds; returns every message received.
 
@@ -36,7 +49,7 @@ def wait_for_notifier(stack, publisher, timeout=20.0):
     Proves the whole path (backend -> notifier -> hub -> client) works before
     a test starts counting, instead of sleeping through the start-up.
     """
-    client_id = stack.handshake("probe", channels=["probe"])
+    client_id = handshake(stack, "probe", channels=["probe"])
 
     def probe_arrives():
         publisher.broadcast({"type": "probe", "n": next(_probes)}, channel="probe")

@@ -13,7 +13,7 @@ import zmq
 from services import protocol
 from services.notifier.client import Listener, Publisher
 from tests.stack import ROOT, Stack, wait_for
-from tests.system.notifier_support import collect, has, wait_for_notifier
+from tests.system.notifier_support import collect, handshake, has, wait_for_notifier
 
 ISO_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
@@ -50,7 +50,7 @@ def until_marker(stack, client_id, token):
 
 
 def test_each_application_type_reaches_a_subscribed_client(bridge, ws):
-    client = bridge.handshake("lightroom", channels=["jobs", "photos", "sessions", "system"])
+    client = handshake(bridge, "lightroom", channels=["jobs", "photos", "sessions", "system"])
     assert ws.job_created("job-1", job_type="analysis", name="Analyse 3 photos", total=3)
     assert ws.job_started("job-1", stage="loading")
     assert ws.job_progress("job-1", 50, stage="processing", message="Applying settings...")
@@ -91,7 +91,7 @@ def test_each_application_type_reaches_a_subscribed_client(bridge, ws):
 
 
 def test_seed_api_broadcast_and_notification(bridge, ws):
-    subscriber = bridge.handshake("lightroom", channels=["jobs"])
+    subscriber = handshake(bridge, "lightroom", channels=["jobs"])
     assert ws.broadcast({"type": "job_progress", "job_id": "job123", "progress": 50}, channel="jobs")
     assert ws.send_websocket_notification("job_progress", {"job_id": "job123", "stage": "processing", "progress": 60})
     assert ws.send_websocket_notification("job_complete", {"job_id": "job123", "success": True, "result": {"n": 1}})
@@ -103,9 +103,9 @@ def test_seed_api_broadcast_and_notification(bridge, ws):
 
 
 def test_channel_filtering(bridge, ws):
-    jobs = bridge.handshake("lightroom", channels=["jobs"])
-    photos = bridge.handshake("lightroom", channels=["photos"])
-    nothing = bridge.handshake("lightroom")
+    jobs = handshake(bridge, "lightroom", channels=["jobs"])
+    photos = handshake(bridge, "lightroom", channels=["photos"])
+    nothing = handshake(bridge, "lightroom")
     ws.job_progress("job-f", 10)
     ws.photo_imported("photo-f")
     ws.broadcast({"type": "custom", "n": 1}, channel="custom-channel")
@@ -116,9 +116,9 @@ def test_channel_filtering(bridge, ws):
 
 
 def test_send_to_client_and_to_client_type(bridge, ws):
-    first = bridge.handshake("lightroom")
-    second = bridge.handshake("lightroom")
-    dashboard = bridge.handshake("dashboard")
+    first = handshake(bridge, "lightroom")
+    second = handshake(bridge, "lightroom")
+    dashboard = handshake(bridge, "dashboard")
     assert ws.send_to_client(first, {"type": "notification", "message": "Hello"})
     assert ws.send_to_client_type("lightroom", {"type": "reload_config", "config": {"k": 1}})
     assert ws.send_to_client_type("dashboard", {"type": "refresh"})
@@ -132,7 +132,7 @@ def test_send_to_client_and_to_client_type(bridge, ws):
 
 def test_bad_events_from_any_language_are_rejected_and_the_notifier_carries_on(bridge):
     """Raw pyzmq, as docs/BACKENDS.md shows: a wrong tag, a bad progress, then a good event."""
-    client = bridge.handshake("lightroom", channels=["jobs"])
+    client = handshake(bridge, "lightroom", channels=["jobs"])
     ctx = zmq.Context()
     try:
         push = ctx.socket(zmq.PUSH)
@@ -155,7 +155,7 @@ def test_bad_events_from_any_language_are_rejected_and_the_notifier_carries_on(b
 def test_two_hundred_short_lived_publishers_lose_nothing(bridge):
     """200 processes: each connects, publishes one event and exits at once; all arrive."""
     count = 200
-    client = bridge.handshake("lightroom", channels=["jobs"])
+    client = handshake(bridge, "lightroom", channels=["jobs"])
     run = uuid.uuid4().hex[:8]
     received = set()
     done = threading.Event()
@@ -192,11 +192,11 @@ def test_two_hundred_short_lived_publishers_lose_nothing(bridge):
 
 
 def test_plugin_messages_reach_a_backend_listener_and_are_not_rebroadcast(bridge, ws):
-    plugin = bridge.handshake("lightroom", channels=["jobs"])
+    plugin = handshake(bridge, "lightroom", channels=["jobs"])
     r = bridge.post("/ws/send", {"client_id": plugin, "message": {
         "type": "register", "client_type": "lightroom", "client_name": "Lightroom Classic Plugin"}})
     assert r.status == 200
-    watcher = bridge.handshake("dashboard", channels=["jobs"])
+    watcher = handshake(bridge, "dashboard", channels=["jobs"])
     with Listener(types=["job_progress"], endpoint=bridge.env["BRIDGE_CLIENT_EVENTS"]) as listener:
         def send_and_hear():
             r = bridge.post("/ws/send", {"client_id": plugin, "message": {
@@ -216,7 +216,7 @@ def test_plugin_messages_reach_a_backend_listener_and_are_not_rebroadcast(bridge
 
 
 def test_listener_handlers_run_on_a_thread(bridge):
-    plugin = bridge.handshake("lightroom")
+    plugin = handshake(bridge, "lightroom")
     heard = []
     arrived = threading.Event()
     listener = Listener(endpoint=bridge.env["BRIDGE_CLIENT_EVENTS"])
@@ -242,7 +242,7 @@ def test_listener_handlers_run_on_a_thread(bridge):
 
 def test_module_functions_use_the_bridge_environment(bridge):
     """The seed's import-and-call API from a separate process, endpoints from BRIDGE_* variables."""
-    client = bridge.handshake("lightroom", channels=["jobs"])
+    client = handshake(bridge, "lightroom", channels=["jobs"])
     code = (
         "from services.notifier.client import get_websocket_fallback, send_websocket_notification, job_progress\n"
         "ws = get_websocket_fallback()\n"
