@@ -1,10 +1,12 @@
 #!/bin/sh
-# Install the Debian packages the tests need (Lua 5.1 and its libraries), only if missing.
+# Install the Debian packages the tests need (Lua 5.1 and its libraries, chromium), only if missing.
 set -e
 need=""
 command -v lua5.1 >/dev/null 2>&1 || need="$need lua5.1"
 command -v busted >/dev/null 2>&1 || need="$need lua-busted"
 command -v luacheck >/dev/null 2>&1 || need="$need lua-check"
+# the dashboard test drives Debian's chromium headless (Playwright with executable_path; no browser download)
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
 if command -v lua5.1 >/dev/null 2>&1; then
   lua5.1 -e 'require "socket"' >/dev/null 2>&1 || need="$need lua-socket"
   lua5.1 -e 'require "dkjson"' >/dev/null 2>&1 || need="$need lua-dkjson"
