@@ -88,6 +88,7 @@ ERRORS = {
         ErrorCode("unknown_op", 400, "stop"),
         ErrorCode("unknown_client", 404, "rehandshake"),
         ErrorCode("too_many_clients", 429, "retry"),
+        ErrorCode("rate_limited", 429, "retry"),
         ErrorCode("hub_unavailable", 503, "retry"),
         ErrorCode("internal", 500, "retry"),
     )
@@ -97,12 +98,13 @@ ERRORS = {
 class ProtocolError(Exception):
     """A message broke the protocol; ``code`` is a key of ``ERRORS``."""
 
-    def __init__(self, code, reason, field=None, req_id=None):
+    def __init__(self, code, reason, field=None, req_id=None, retry_after=None):
         super().__init__(reason)
         self.code = code
         self.reason = reason
         self.field = field
         self.req_id = req_id  # set once the request's id is known, so the error can be answered
+        self.retry_after = retry_after  # seconds, for rate_limited
 
 
 # ------------------------------------------------------------ field checking
@@ -150,9 +152,10 @@ REQUEST_FIELDS = {
     OP_POLL: {
         "client_id": ("str", True), "wait": ("number", False), "ack": ("int", False),
         "after": ("seq", False), "reader": ("str", False), "transport": ("transport", False), "attach": ("bool", False),
+        "client_secret": ("str", False),
     },
-    OP_SEND: {"client_id": ("str", True), "message": ("message", True)},
-    OP_DISCONNECT: {"client_id": ("str", True)},
+    OP_SEND: {"client_id": ("str", True), "message": ("message", True), "client_secret": ("str", False)},
+    OP_DISCONNECT: {"client_id": ("str", True), "client_secret": ("str", False)},
     OP_CLIENTS: {},
     OP_STATUS: {},
     OP_PUBLISH: {"target": ("target", True), "to": ("str", False), "message": ("message", True)},
@@ -233,13 +236,18 @@ def encode_reply(req_id, **fields):
     return [TAG, _pack(fields)]
 
 
-def encode_error(req_id, code, reason, field=None):
-    """Frames for a failed reply; ``code`` must be a key of ``ERRORS``; ``field`` names the culprit."""
+def encode_error(req_id, code, reason, field=None, retry_after=None):
+    """Frames for a failed reply; ``code`` must be a key of ``ERRORS``; ``field`` names the culprit.
+
+    ``retry_after`` (seconds) tells a rate-limited client when to try again.
+    """
     if code not in ERRORS:
         code = "internal"
     reply = {"id": req_id, "ok": False, "code": code, "reason": reason}
     if field is not None:
         reply["field"] = field
+    if retry_after is not None:
+        reply["retry_after"] = retry_after
     return [TAG, _pack(reply)]
 
 

@@ -14,7 +14,11 @@ def main():
     except ConfigError as ex:
         print(f"gateway: bad configuration: {ex}", file=sys.stderr)
         return 2
-    uvicorn.run("services.gateway.asgi:app", host=config.http_host, port=config.http_port, log_level="warning")
+    uvicorn.run(
+        "services.gateway.asgi:app", host=config.http_host, port=config.http_port, log_level="warning",
+        http="services.gateway.worker:StrictHttpToolsProtocol",
+        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key,
+    )
     return 0
 
 

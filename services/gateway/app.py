@@ -5,7 +5,9 @@ import falcon.asgi
 from services.gateway import dashboard, errors, health, metrics, resources, sse, websocket
 from services.gateway.access_log import AccessLog
 from services.gateway.compression import GzipResponses
+from services.gateway.auth import OperatorAuth
 from services.gateway.guard import HostOriginGuard
+from services.gateway.openapi import OpenAPI
 
 
 class _Lifespan:
@@ -20,7 +22,8 @@ class _Lifespan:
 
 def create_app(config, hub):
     """The Falcon ASGI app serving ``/ws/*`` through ``hub`` (a ``HubClient``)."""
-    app = falcon.asgi.App(middleware=[AccessLog(), HostOriginGuard(config), _Lifespan(hub), GzipResponses()], cors_enable=False)
+    middleware = [AccessLog(), HostOriginGuard(config), OperatorAuth(config), _Lifespan(hub), GzipResponses()]
+    app = falcon.asgi.App(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False
     routes = {
@@ -39,6 +42,7 @@ def create_app(config, hub):
         "/metrics": metrics.Metrics,
         "/ws": websocket.WebSocketEndpoint,
         "/ws/events": sse.Events,
+        "/ws/openapi.json": OpenAPI,
     }
     for route, resource in routes.items():
         app.add_route(route, resource(hub, config))

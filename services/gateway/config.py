@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass
 
-from services import settings
+from services import security, settings
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,11 @@ class GatewayConfig:
     workers: int = 2
     allowed_hosts: tuple = ()
     allowed_origins: tuple = ()
+    admin_token: str = None  # operator routes need "Authorization: Bearer <token>" when set (docs/SECURITY.md)
+    max_message_bytes: int = 256 * 1024
+    tls_cert: str = None
+    tls_key: str = None
+    curve_dir: str = None  # ZeroMQ CURVE keys (python -m services.curve DIR)
     ws_ping_interval: float = 20.0  # WebSocket protocol pings; a silent peer is dropped within two intervals
     sse_keepalive: float = 15.0  # a ": keepalive" comment when an SSE stream was idle this long
 
@@ -30,6 +35,12 @@ class GatewayConfig:
 
 def load_config(environ=os.environ):
     """Build a ``GatewayConfig`` from the environment; raises ``ConfigError`` naming a bad key."""
+    config = _read(environ)
+    security.check_gateway(config)
+    return config
+
+
+def _read(environ):
     return GatewayConfig(
         http_host=settings.env_str(environ, "BRIDGE_HTTP_HOST", "127.0.0.1"),
         http_port=settings.env_int(environ, "BRIDGE_HTTP_PORT", 5100, minimum=0, maximum=65535),
@@ -40,6 +51,11 @@ def load_config(environ=os.environ):
         workers=settings.env_int(environ, "BRIDGE_GATEWAY_WORKERS", 2, minimum=1, maximum=64),
         allowed_hosts=settings.env_list(environ, "BRIDGE_ALLOWED_HOSTS", ()),
         allowed_origins=settings.env_list(environ, "BRIDGE_ALLOWED_ORIGINS", ()),
+        admin_token=settings.env_str(environ, "BRIDGE_ADMIN_TOKEN", None),
+        max_message_bytes=settings.env_int(environ, "BRIDGE_MAX_MESSAGE_BYTES", 256 * 1024, minimum=256),
+        tls_cert=settings.env_str(environ, "BRIDGE_TLS_CERT", None),
+        tls_key=settings.env_str(environ, "BRIDGE_TLS_KEY", None),
+        curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
         ws_ping_interval=settings.env_float(environ, "BRIDGE_WS_PING_INTERVAL", 20.0, minimum=0.5, maximum=600),
         sse_keepalive=settings.env_float(environ, "BRIDGE_SSE_KEEPALIVE", 15.0, minimum=0.5, maximum=300),
     )

@@ -5,6 +5,7 @@ plus a ``code`` from the protocol's table; a 500 never carries the exception.
 """
 
 import logging
+import math
 
 import falcon
 import orjson
@@ -15,7 +16,21 @@ from services.gateway.inputs import InputError
 
 log = logging.getLogger(__name__)
 
-_CODE_BY_STATUS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_CODE_BY_STATUS = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    413: "too_large", 415: "unsupported_media_type", 421: "misdirected", 429: "rate_limited",
+}
+
+# Falcon's convention for refusing a WebSocket: the HTTP status + 3000 as the close code
+# (before accept, the server answers the handshake with 403).
+WS_CLOSE_OFFSET = 3000
+
+
+async def _close_ws(ws, status):
+    try:
+        await ws.close(WS_CLOSE_OFFSET + status)
+    except Exception:  # the peer may be gone already
+        log.debug("closing a refused WebSocket failed", exc_info=True)
 
 
 def error_body(resp, status, message, code, field=None):
@@ -28,29 +43,44 @@ def error_body(resp, status, message, code, field=None):
     resp.data = orjson.dumps(body)
 
 
-async def input_error(req, resp, ex, params):
+async def input_error(req, resp, ex, params, ws=None):
     log.info("%s %s refused: %s", req.method, req.path, ex.message)
-    error_body(resp, ex.status, ex.message, _CODE_BY_STATUS.get(ex.status, "bad_request"), ex.field)
+    if resp is None:
+        await _close_ws(ws, ex.status)
+        return
+    error_body(resp, ex.status, ex.message, ex.code or _CODE_BY_STATUS.get(ex.status, "bad_request"), ex.field)
+    for name, value in ex.headers.items():
+        resp.set_header(name, value)
 
 
-async def hub_error(req, resp, ex, params):
+async def hub_error(req, resp, ex, params, ws=None):
     entry = protocol.ERRORS.get(ex.code, protocol.ERRORS["internal"])
     if entry.http_status >= 500:
         log.error("%s %s: hub failed: %s", req.method, req.path, ex.reason)
     else:
         log.info("%s %s refused by the hub: %s", req.method, req.path, ex.reason)
+    if resp is None:
+        await _close_ws(ws, entry.http_status)
+        return
     error_body(resp, entry.http_status, ex.reason, entry.name, ex.field)
     if entry.action == "retry" and entry.http_status == 429:
-        resp.set_header("Retry-After", "5")
+        retry_after = getattr(ex, "retry_after", None) or 5
+        resp.set_header("Retry-After", str(max(1, math.ceil(retry_after))))
 
 
-async def hub_unavailable(req, resp, ex, params):
+async def hub_unavailable(req, resp, ex, params, ws=None):
     log.warning("%s %s: %s", req.method, req.path, ex)
+    if resp is None:
+        await _close_ws(ws, 503)
+        return
     error_body(resp, 503, f"the bridge hub is not available: {ex}", "hub_unavailable")
     resp.set_header("Retry-After", "1")
 
 
-async def http_error(req, resp, ex, params):
+async def http_error(req, resp, ex, params, ws=None):
+    if resp is None:
+        await _close_ws(ws, ex.status_code)
+        return
     status = ex.status_code
     message = ex.title or "error"
     if ex.description:
@@ -61,8 +91,11 @@ async def http_error(req, resp, ex, params):
             resp.set_header(name, value)
 
 
-async def unexpected(req, resp, ex, params):
+async def unexpected(req, resp, ex, params, ws=None):
     log.exception("%s %s failed", req.method, req.path)
+    if resp is None:
+        await _close_ws(ws, 500)
+        return
     error_body(resp, 500, "internal server error", "internal")
 
 

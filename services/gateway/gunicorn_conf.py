@@ -6,14 +6,24 @@ BRIDGE_HUB_TIMEOUT) < gunicorn's worker timeout (below) < the plugin's LrHttp
 timeout (hold + 15 s).
 """
 
-from services.gateway.config import load_config
+import sys
 
-_config = load_config()
+from services.gateway.config import load_config
+from services.settings import ConfigError
+
+try:
+    _config = load_config()
+except ConfigError as _ex:
+    print(f"gateway: bad configuration: {_ex}", file=sys.stderr)
+    sys.exit(2)
 
 _host = _config.http_host
 bind = f"[{_host}]:{_config.http_port}" if ":" in _host else f"{_host}:{_config.http_port}"
 workers = _config.workers
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "services.gateway.worker.GatewayWorker"
+if _config.tls_cert:  # HTTPS for a remote machine (docs/SECURITY.md)
+    certfile = _config.tls_cert
+    keyfile = _config.tls_key
 timeout = int(_config.poll_max_wait + _config.hub_timeout + 30)
 graceful_timeout = 10
 keepalive = 5

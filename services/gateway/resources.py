@@ -8,7 +8,8 @@ import orjson
 
 from services import messages, protocol
 from services.gateway.inputs import (
-    InputError, message_field, optional_number, optional_str, query_number, query_str, read_object, required_str,
+    InputError, client_secret, message_field, optional_number, optional_str, query_number, query_str, read_object,
+    required_str,
 )
 
 
@@ -27,6 +28,9 @@ class _Resource:
     async def body(self, req):
         return await read_object(req, self.config.max_body)
 
+    def message(self, body):
+        return message_field(body, max_bytes=self.config.max_message_bytes)
+
     async def publish(self, target, message, to=None):
         reply = await self.hub.request(protocol.OP_PUBLISH, **protocol.publish_event(target, message, to))
         return reply["delivered"]
@@ -41,9 +45,11 @@ class Handshake(_Resource):
             protocol.OP_HANDSHAKE,
             client_type=optional_str(body, "client_type", "unknown", 64),
             protocol_version=optional_str(body, "protocol_version", protocol.CLIENT_PROTOCOL_VERSION, 16),
+            peer=req.remote_addr or "unknown",
         )
         ok(resp, {
             "client_id": reply["client_id"],
+            "client_secret": reply["client_secret"],
             "protocol_version": reply["protocol_version"],
             "server_time": reply["server_time"],
         })
@@ -58,6 +64,9 @@ class Poll(_Resource):
         wait = min(wait, self.config.poll_max_wait)
         ack = query_number(req, "ack", integer=True)
         fields = {"client_id": client_id, "wait": wait}
+        secret = client_secret(req)
+        if secret is not None:
+            fields["client_secret"] = secret
         if ack is not None:
             fields["ack"] = ack
         reply = await self.hub.request(protocol.OP_POLL, timeout=wait + self.config.poll_reply_margin, **fields)
@@ -74,7 +83,8 @@ class Send(_Resource):
     async def on_post(self, req, resp):
         body = await self.body(req)
         reply = await self.hub.request(
-            protocol.OP_SEND, client_id=required_str(body, "client_id"), message=message_field(body)
+            protocol.OP_SEND, client_id=required_str(body, "client_id"), message=self.message(body),
+            client_secret=client_secret(req, body),
         )
         ok(resp, {"response": reply["response"]})
 
@@ -84,7 +94,9 @@ class Disconnect(_Resource):
 
     async def on_post(self, req, resp):
         body = await self.body(req)
-        await self.hub.request(protocol.OP_DISCONNECT, client_id=required_str(body, "client_id"))
+        await self.hub.request(
+            protocol.OP_DISCONNECT, client_id=required_str(body, "client_id"), client_secret=client_secret(req, body)
+        )
         ok(resp, {"message": "disconnected"})
 
 
@@ -112,7 +124,7 @@ class Broadcast(_Resource):
 
     async def on_post(self, req, resp):
         body = await self.body(req)
-        message = message_field(body)
+        message = self.message(body)
         channel = body.get("channel")
         if channel is None:
             delivered = await self.publish(protocol.TARGET_ALL, message)
@@ -128,7 +140,7 @@ class SendToClient(_Resource):
 
     async def on_post(self, req, resp, client_id):
         body = await self.body(req)
-        delivered = await self.publish(protocol.TARGET_CLIENT, message_field(body), client_id)
+        delivered = await self.publish(protocol.TARGET_CLIENT, self.message(body), client_id)
         ok(resp, {"delivered": delivered})
 
 
@@ -139,7 +151,7 @@ class SendToType(_Resource):
         if not protocol.valid_type(client_type):
             raise InputError(400, "client_type must be a short identifier", "client_type")
         body = await self.body(req)
-        delivered = await self.publish(protocol.TARGET_TYPE, message_field(body), client_type)
+        delivered = await self.publish(protocol.TARGET_TYPE, self.message(body), client_type)
         ok(resp, {"delivered": delivered})
 
 

@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass
 
-from services import settings
+from services import security, settings
 
 
 @dataclass(frozen=True)
@@ -18,10 +18,26 @@ class HubConfig:
     poll_max_wait: float = 25.0
     poll_batch: int = 1000
     max_clients: int = 10000
+    # docs/SECURITY.md: secrets, rates (per second; 0 = unlimited) and channel limits
+    require_client_secret: bool = False
+    handshake_rate: float = 20.0
+    handshake_burst: int = 200
+    send_rate: float = 500.0
+    send_burst: int = 1000
+    max_channels_per_client: int = 64
+    max_channels_per_subscribe: int = 32
+    curve_dir: str = None
 
 
 def load_config(environ=os.environ):
     """Build a ``HubConfig`` from the environment; raises ``ConfigError`` naming a bad key."""
+    config = _read(environ)
+    security.check_bind("BRIDGE_HUB_RPC", config.rpc_endpoint, config.curve_dir)
+    security.check_bind("BRIDGE_CLIENT_EVENTS", config.client_events_endpoint, config.curve_dir)
+    return config
+
+
+def _read(environ):
     return HubConfig(
         rpc_endpoint=settings.env_str(environ, "BRIDGE_HUB_RPC", settings.DEFAULT_HUB_RPC),
         events_endpoint=settings.env_str(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
@@ -31,4 +47,14 @@ def load_config(environ=os.environ):
         poll_max_wait=settings.env_float(environ, "BRIDGE_POLL_MAX_WAIT", 25.0, minimum=0, maximum=300),
         poll_batch=settings.env_int(environ, "BRIDGE_POLL_BATCH", 1000, minimum=1, maximum=100_000),
         max_clients=settings.env_int(environ, "BRIDGE_MAX_CLIENTS", 10000, minimum=1),
+        require_client_secret=settings.env_bool(
+            environ, "BRIDGE_REQUIRE_CLIENT_SECRET", security.require_client_secret_default(environ)
+        ),
+        handshake_rate=settings.env_float(environ, "BRIDGE_HANDSHAKE_RATE", 20.0, minimum=0),
+        handshake_burst=settings.env_int(environ, "BRIDGE_HANDSHAKE_BURST", 200, minimum=1),
+        send_rate=settings.env_float(environ, "BRIDGE_SEND_RATE", 500.0, minimum=0),
+        send_burst=settings.env_int(environ, "BRIDGE_SEND_BURST", 1000, minimum=1),
+        max_channels_per_client=settings.env_int(environ, "BRIDGE_MAX_CHANNELS_PER_CLIENT", 64, minimum=1),
+        max_channels_per_subscribe=settings.env_int(environ, "BRIDGE_MAX_CHANNELS_PER_SUBSCRIBE", 32, minimum=1),
+        curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
     )

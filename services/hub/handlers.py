@@ -13,8 +13,6 @@ from services.protocol import ProtocolError
 # message, acknowledged and handed to backends on BRIDGE_CLIENT_EVENTS.
 BUILTIN_TYPES = ("ping", "register", "subscribe", "unsubscribe")
 
-MAX_CHANNELS_PER_CLIENT = 64
-
 
 class Context:
     """Per-request facts the handlers need besides the hub: who asked, where to forward."""
@@ -38,15 +36,18 @@ def handshake(hub, ctx, req):
     client_type = req["client_type"]
     if not protocol.valid_type(client_type):
         raise ProtocolError("bad_request", "client_type must be a short identifier", "client_type")
+    hub.admission.handshake(req.get("peer") or "unknown")
     session = hub.create_session(client_type)
     return {
         "client_id": session.client_id,
+        "client_secret": session.secret,
         "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
         "server_time": hub.now_iso(),
     }
 
 
 def poll(hub, ctx, req):
+    hub.admission.client(req["client_id"], req.get("client_secret"))
     return hub.poll(
         ctx.peer, req["id"], req["client_id"], req.get("wait"), req.get("ack"),
         after=req.get("after"), reader=req.get("reader"), transport=req.get("transport"),
@@ -65,7 +66,7 @@ def detach(hub, ctx, req):
 
 
 def disconnect(hub, ctx, req):
-    session = hub.session(req["client_id"])
+    session = hub.admission.client(req["client_id"], req.get("client_secret"))
     hub.drop_client(session, "disconnected")
     return {}
 
@@ -99,6 +100,8 @@ def cleanup(hub, ctx, req):
 
 
 def send(hub, ctx, req):
+    session = hub.admission.client(req["client_id"], req.get("client_secret"))
+    hub.admission.send(session)
     session = hub.session(req["client_id"])
     message = req["message"]
     handler = CLIENT_MESSAGES.get(message["type"], application_message)
@@ -145,8 +148,12 @@ def register(hub, ctx, session, message):
 
 def subscribe(hub, ctx, session, message):
     channels = _channels(message)
-    if len(session.subscriptions | set(channels)) > MAX_CHANNELS_PER_CLIENT:
-        raise ProtocolError("bad_request", f"at most {MAX_CHANNELS_PER_CLIENT} channels per client", "channels")
+    per_subscribe = hub.config.max_channels_per_subscribe
+    if len(channels) > per_subscribe:
+        raise ProtocolError("bad_request", f"at most {per_subscribe} channels per subscribe", "channels")
+    per_client = hub.config.max_channels_per_client
+    if len(session.subscriptions | set(channels)) > per_client:
+        raise ProtocolError("bad_request", f"at most {per_client} channels per client", "channels")
     hub.subscribe(session, channels)
     return {
         "type": "subscription_confirmed",

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from services import protocol
 from services.protocol import ProtocolError
 from services.hub.metrics import PUBLISHED_AT, HubMetrics
+from services.hub.admission import Admission
 from services.hub.sessions import Parked, Session
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Hub:
         self._counter = 0
         self.started = clock()
         self.stats = {"published": 0, "delivered": 0, "dropped": 0, "undeliverable": 0, "client_messages": 0}
+        self.admission = Admission(self)
         self.metrics = HubMetrics(clock)
 
     # ----------------------------------------------------------- sessions
@@ -65,6 +67,7 @@ class Hub:
         client_id = str(self.new_id())
         now_iso = self.now_iso()
         session = Session(client_id, client_type, self.config.queue_size, self.clock(), now_iso)
+        self.admission.new_session(session)
         self.sessions[client_id] = session
         self.by_type.setdefault(client_type, set()).add(session)
         session.enqueue({

@@ -81,9 +81,11 @@ class HubServer:
             self.hub.metrics.error("reply_dropped")
             log.warning("reply to a gateway dropped: its pipe is full")
 
-    def _send_error(self, peer, req_id, code, reason, field=None):
+    def _send_error(self, peer, req_id, code, reason, field=None, retry_after=None):
         try:
-            self.rpc.send_multipart([peer] + protocol.encode_error(req_id, code, reason, field), zmq.NOBLOCK)
+            self.rpc.send_multipart(
+                [peer] + protocol.encode_error(req_id, code, reason, field, retry_after), zmq.NOBLOCK
+            )
         except zmq.Again:
             self.hub.metrics.error("reply_dropped")
             log.warning("error reply to a gateway dropped: its pipe is full")
@@ -110,7 +112,7 @@ class HubServer:
             fields = HANDLERS[req["op"]](self.hub, self.request_ctx, req)
         except ProtocolError as ex:
             log.debug("%s refused: %s", req["op"], ex.reason)
-            self._send_error(peer, req["id"], ex.code, ex.reason, ex.field)
+            self._send_error(peer, req["id"], ex.code, ex.reason, ex.field, ex.retry_after)
             return
         except Exception:
             log.exception("op %s failed", req["op"])

@@ -42,6 +42,7 @@ class Session:
         "last_poll", "subscriptions", "queue", "limit", "next_seq",
         "dropped_total", "dropped_unreported", "parked", "info",
         "acked", "sent", "silent", "reader", "transport",
+        "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
     )
 
     def __init__(self, client_id, client_type, limit, now, wall_iso):
@@ -64,6 +65,8 @@ class Session:
         self.silent = deque()  # [lo, hi] seq ranges evicted after delivery, not yet acked
         self.reader = None  # token of the attached WebSocket/SSE reader; None: plain polls
         self.transport = None  # "poll", "websocket" or "sse": how it last read
+        self.secret = None  # proves the client owns this id (returned by the handshake)
+        self.send_bucket = None
 
     def enqueue(self, message):
         """Queue ``message``; when full the oldest goes. Returns True when that was a loss."""
