@@ -261,3 +261,18 @@ def test_module_functions_use_the_bridge_environment(bridge):
     assert proc.returncode == 0, proc.stderr
     got = collect(bridge, client, has("job_id", "env-3"))
     assert [m["job_id"] for m in got] == ["env-1", "env-2", "env-3"]
+
+
+def test_example_pipeline_publishes_a_good_and_a_failing_job(bridge):
+    client = handshake(bridge, "lightroom", channels=["jobs"])
+    proc = subprocess.run(
+        [sys.executable, "examples/pipeline.py", "--steps", "4", "--delay", "0", "--listen", "0"],
+        cwd=ROOT, env=bridge.env, timeout=30, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 dropped" in proc.stdout
+    got = collect(bridge, client, has("type", "job_failed"))
+    assert [m["type"] for m in got] == (
+        ["job_created", "job_started"] + ["job_progress"] * 4 + ["job_completed"]
+        + ["job_created", "job_started"] + ["job_progress"] * 1 + ["job_failed"])
+    assert [m["progress"] for m in got if m["type"] == "job_progress"][:4] == [25, 50, 75, 100]
