@@ -1,5 +1,6 @@
 """Backend events through the real notifier and hub to long-polling clients, and back."""
 
+import re
 import subprocess
 import sys
 import threading
@@ -276,3 +277,13 @@ def test_example_pipeline_publishes_a_good_and_a_failing_job(bridge):
         ["job_created", "job_started"] + ["job_progress"] * 4 + ["job_completed"]
         + ["job_created", "job_started"] + ["job_progress"] * 1 + ["job_failed"])
     assert [m["progress"] for m in got if m["type"] == "job_progress"][:4] == [25, 50, 75, 100]
+
+
+def test_the_raw_pyzmq_example_in_the_docs_works(bridge):
+    """docs/BACKENDS.md's example for services that do not use the library, run as written."""
+    client = handshake(bridge, "lightroom", channels=["jobs"])
+    doc = (ROOT / "docs" / "BACKENDS.md").read_text()
+    code = re.search(r"Raw pyzmq, without the library:\n\n```python\n(.*?)```", doc, re.S).group(1)
+    exec(code.replace("tcp://127.0.0.1:5102", bridge.env["BRIDGE_EVENTS_IN"]), {})
+    got = collect(bridge, client, has("job_id", "job123"))
+    assert got[-1]["progress"] == 50 and got[-1]["stage"] == "processing" and got[-1]["channel"] == "jobs"
