@@ -86,7 +86,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _ServiceFilter(logging.Filter):
+class ServiceFilter(logging.Filter):
+    """Stamps every record with the service name the formats show."""
+
     def __init__(self, service):
         super().__init__()
         self.service = service
@@ -207,7 +209,7 @@ def setup_logging(service, environ=os.environ):
     for handler in handlers:
         handler._bridge = True
         handler.setFormatter(formatter)
-        handler.addFilter(_ServiceFilter(service))
+        handler.addFilter(ServiceFilter(service))
         root.addHandler(handler)
     root.setLevel(getattr(logging, level))
     return logging.getLogger(service)

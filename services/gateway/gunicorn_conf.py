@@ -29,6 +29,7 @@ graceful_timeout = 10
 keepalive = 5
 accesslog = None
 proc_name = "bridge-gateway"
+logger_class = "services.gateway.gunicorn_logging.GatewayLogger"  # the bridge's one log format
 
 
 def post_worker_init(worker):
