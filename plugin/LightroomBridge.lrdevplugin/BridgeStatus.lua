@@ -10,11 +10,13 @@ only reads it.
     lastError      why the last attempt failed
     attempts       failed attempts in a row
     received, sent, dropped   message counts since Lightroom started
+    redelivered    messages delivered again after a lost poll answer (processed once)
 ]]
 return {
 	state = 'disconnected',
 	received = 0,
 	sent = 0,
 	dropped = 0,
+	redelivered = 0,
 	attempts = 0,
 }

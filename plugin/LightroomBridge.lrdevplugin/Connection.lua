@@ -61,6 +61,7 @@ function M.new(config, runtime, dispatcher, status)
 	self.status.received = self.status.received or 0
 	self.status.sent = self.status.sent or 0
 	self.status.dropped = self.status.dropped or 0
+	self.status.redelivered = self.status.redelivered or 0
 	self.status.attempts = 0
 	return self
 end
@@ -125,8 +126,8 @@ function M:stop(reason)
 	local wasRunning = self.running
 	self.running = false
 	self.generation = self.generation + 1
-	local id = self.clientId
-	self.clientId = nil
+	local id, secret = self.clientId, self.clientSecret
+	self.clientId, self.clientSecret = nil, nil
 	self.status.clientId = nil
 	self.tracker:reset()
 	self:_setState('disconnected', reason)
@@ -138,7 +139,7 @@ function M:stop(reason)
 		-- the gateway answers our parked poll at once, so the poll task ends now
 		local transport, timeout = self.transport, self.config.DISCONNECT_TIMEOUT
 		local function release()
-			transport:post('/ws/disconnect', Envelope.disconnect(id), timeout)
+			transport:post('/ws/disconnect', Envelope.disconnect(id), timeout, secret)
 		end
 		if self.runtime.canYield() then
 			self.runtime.protect(release)
@@ -158,7 +159,8 @@ end
 function M:sendNow(message)
 	local id = self.clientId
 	if not id then return { ok = false, kind = 'not_connected', reason = 'not connected' } end
-	local result = self.transport:post('/ws/send', Envelope.send(id, message), self.config.REQUEST_TIMEOUT)
+	local config = self.config
+	local result = self.transport:post('/ws/send', Envelope.send(id, message), config.REQUEST_TIMEOUT, self.clientSecret)
 	if result.ok then
 		self.status.sent = self.status.sent + 1
 		return { ok = true, response = result.data.response }
@@ -207,7 +209,7 @@ end
 -- The session is gone at the hub: forget it; the loop handshakes again at once.
 function M:_lost(result)
 	local id = self.clientId
-	self.clientId = nil
+	self.clientId, self.clientSecret = nil, nil
 	self.status.clientId = nil
 	self.tracker:reset()
 	self:_setState('connecting', 'the bridge no longer knows client ' .. tostring(id) .. ': handshaking again')
@@ -247,6 +249,7 @@ function M:_establish(gen)
 		return { ok = false, kind = 'retry', reason = 'the handshake answer has no client_id' }
 	end
 	self.clientId = id
+	self.clientSecret = type(result.data.client_secret) == 'string' and result.data.client_secret or nil
 	self.tracker:reset()
 	result = self:sendNow(Envelope.register(config.CLIENT_NAME, config.PLUGIN_VERSION))
 	if result.ok and #config.CHANNELS > 0 and self:_alive(gen) then
@@ -254,7 +257,7 @@ function M:_establish(gen)
 	end
 	if not self:_alive(gen) then return { ok = true } end
 	if not result.ok then
-		self.clientId = nil
+		self.clientId, self.clientSecret = nil, nil
 		return result
 	end
 	self:_connected(gen, false)
@@ -276,7 +279,7 @@ end
 function M:_poll(gen)
 	local id = self.clientId
 	local path = Envelope.pollPath(id, self.config.POLL_WAIT, self.tracker:ack())
-	local result = self.transport:get(path, self.config.POLL_TIMEOUT)
+	local result = self.transport:get(path, self.config.POLL_TIMEOUT, self.clientSecret)
 	if not self:_alive(gen) or self.clientId ~= id then return { ok = true } end
 	if not result.ok then return result end
 	if not self.connected then self:_connected(gen, true) end
@@ -290,11 +293,15 @@ function M:_poll(gen)
 	local messages = type(data.messages) == 'table' and data.messages or {}
 	for _, message in ipairs(messages) do
 		if not self:_alive(gen) or self.clientId ~= id then break end
-		if type(message) == 'table' and self.tracker:isNew(message) then
+		if type(message) ~= 'table' then
+			self.runtime.log.warn('ignored a message that is not an object')
+		elseif self.tracker:isNew(message) then
 			self.status.received = self.status.received + 1
 			self.status.lastMessageAt = self.runtime.now()
 			self.dispatcher:dispatch(message)
 			self.tracker:done(message)
+		else
+			self.status.redelivered = self.status.redelivered + 1
 		end
 	end
 	if data.closed and self:_alive(gen) then

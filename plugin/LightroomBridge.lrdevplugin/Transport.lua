@@ -20,7 +20,13 @@ local Json = require 'Json'
 local M = {}
 M.__index = M
 
-local JSON_HEADERS = { { field = 'Content-Type', value = 'application/json' } }
+-- The client proves it owns its id with the secret its handshake returned (when the bridge gives one).
+local function requestHeaders(secret, json)
+	local list = {}
+	if json then list[#list + 1] = { field = 'Content-Type', value = 'application/json' } end
+	if secret then list[#list + 1] = { field = 'X-Client-Secret', value = secret } end
+	return list
+end
 
 --- A transport to `baseUrl` (e.g. http://127.0.0.1:5100) through `http` (LrHttp or a fake).
 function M.new(http, baseUrl)
@@ -57,17 +63,17 @@ function M.classify(body, headers)
 end
 
 --- POST `body` (a table, encoded as JSON) to `path`; waits at most `timeout` seconds per phase.
-function M:post(path, body, timeout)
+function M:post(path, body, timeout, secret)
 	local text, err = Json.encode(body)
 	if not text then
 		return { ok = false, kind = 'refused', reason = 'cannot encode the message as JSON: ' .. tostring(err) }
 	end
-	return M.classify(self.http.post(self.baseUrl .. path, text, JSON_HEADERS, 'POST', timeout))
+	return M.classify(self.http.post(self.baseUrl .. path, text, requestHeaders(secret, true), 'POST', timeout))
 end
 
 --- GET `path`; waits at most `timeout` seconds per phase.
-function M:get(path, timeout)
-	return M.classify(self.http.get(self.baseUrl .. path, nil, timeout))
+function M:get(path, timeout, secret)
+	return M.classify(self.http.get(self.baseUrl .. path, requestHeaders(secret, false), timeout))
 end
 
 return M

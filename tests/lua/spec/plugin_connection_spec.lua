@@ -31,7 +31,8 @@ local function bridge(polls)
 	return function(request, rt)
 		if request.path == '/ws/handshake' then
 			handshakes = handshakes + 1
-			return Fake.ok({ client_id = ids[handshakes], protocol_version = '1.0', server_time = 'now' })
+			return Fake.ok({ client_id = ids[handshakes], client_secret = 's-' .. ids[handshakes], protocol_version = '1.0',
+				server_time = 'now' })
 		elseif request.path == '/ws/send' then
 			return Fake.ok({ response = { type = request.body.message.type .. '_ok' } })
 		elseif request.path:find('^/ws/poll') then
@@ -106,6 +107,10 @@ describe("Connection", function()
 		assert.are.same({ 'connected', 'disconnected' }, kinds(events))
 		assert.are.equal('c1', events[1].client_id)
 		assert.are.same({}, rt.sleeps)
+		-- every request after the handshake proves the id with its secret
+		assert.is_nil(r[1].headers['X-Client-Secret'])
+		for i = 2, 6 do assert.are.equal('s-c1', r[i].headers['X-Client-Secret'], r[i].path) end
+		assert.are.equal('application/json', r[2].headers['Content-Type'])
 		-- one ping task per session was started
 		assert.is_true(rt.run('ping'))
 	end)

@@ -29,14 +29,16 @@ end
 --- A runtime; `respond(request)` answers each HTTP request ({method, url, path, body}).
 function M.new(respond)
 	local rt = { t = 1000, sleeps = {}, spawned = {}, requests = {}, lines = {} }
-	local function record(method, url, body)
-		local request = { method = method, url = url, path = url:gsub('^https?://[^/]+', ''), body = body and Json.decode(body) }
+	local function record(method, url, body, headers)
+		local request = { method = method, url = url, path = url:gsub('^https?://[^/]+', ''), body = body and Json.decode(body),
+			headers = {} }
+		for _, h in ipairs(headers or {}) do request.headers[h.field] = h.value end
 		rt.requests[#rt.requests + 1] = request
 		return respond(request, rt)
 	end
 	rt.http = {
-		get = function(url) return record('GET', url) end,
-		post = function(url, body) return record('POST', url, body) end,
+		get = function(url, headers) return record('GET', url, nil, headers) end,
+		post = function(url, body, headers) return record('POST', url, body, headers) end,
 	}
 	rt.sleep = function(seconds)
 		rt.sleeps[#rt.sleeps + 1] = seconds

@@ -1,0 +1,132 @@
+--[[
+client_driver.lua: run the plug-in's WebSocketClient under lua5.1 (with the
+Lightroom SDK shim) against a real gateway, for tests/system/test_plugin_*.py.
+
+    BRIDGE_URL=http://127.0.0.1:PORT DRIVER_OPTIONS='{"POLL_WAIT": 2}' lua5.1 drivers/client_driver.lua
+
+It prints one JSON object per line on stdout:
+    {"ev": "ready"}                              before init()
+    {"ev": "connected"|"disconnected"|"reconnecting"|"error"|"messages_dropped", "data": {...}}
+    {"ev": "message", "data": {...}}             every server message ('*' listener)
+    {"ev": "handler", "type": ..., "data": ...}  registerHandler for HANDLED_TYPES
+    {"ev": "listener", "type": ..., "data": ...} addEventListener for LISTENED_TYPES
+    {"ev": "sent", "action": ..., "ok": ..., "response"|"error": ..., "seconds": ...}
+    {"ev": "stopped", "tasks": N, "seconds": S}  after a disconnect command, once every task ended
+    {"ev": "exit", "reason": ...}
+
+The test drives it through the bridge itself: a message {type = "test_command",
+action = ...} sent to this client (POST /ws/send/<client_id>) runs the action.
+DRIVER_FAILING_LISTENER=1 adds, before the recording listeners, a listener
+that raises for every type. DRIVER_DEADLINE (seconds, default 60) bounds the run.
+]]
+local here = (arg and arg[0] or ''):match('^(.*)/drivers/[^/]*$') or '.'
+package.path = here .. '/?.lua;' .. here .. '/?/init.lua;' .. here .. '/../../plugin/LightroomBridge.lrdevplugin/?.lua;'
+	.. package.path
+
+require 'lr_shim'
+local LrTasks = import 'LrTasks'
+local socket = require 'socket'
+local Json = require 'Json'
+local WebSocketClient = require 'WebSocketClient'
+local BridgeStatus = require 'BridgeStatus'
+
+local HANDLED_TYPES = { 'job_created', 'custom_message' }
+local LISTENED_TYPES = { 'job_created', 'job_progress', 'job_completed', 'job_failed', 'photo_imported',
+	'photo_analyzed', 'system_status', 'resource_warning', 'custom_message' }
+local EVENTS = { 'connected', 'disconnected', 'reconnecting', 'error', 'messages_dropped' }
+
+local started = socket.gettime()
+local deadline = tonumber(os.getenv('DRIVER_DEADLINE') or '') or 60
+local finished = nil
+
+local function emit(record)
+	record.t = socket.gettime() - started
+	local text = Json.encode(record)
+	if not text then text = Json.encode({ ev = 'unencodable', t = record.t }) end
+	io.stdout:write(text, '\n')
+	io.stdout:flush()
+end
+
+local function timed(action, fn)
+	local t0 = socket.gettime()
+	local ok, result = fn()
+	local record = { ev = 'sent', action = action, ok = ok, seconds = socket.gettime() - t0 }
+	if ok then record.response = result else record.error = result end
+	emit(record)
+end
+
+local ACTIONS = {
+	send_job_progress = function(c)
+		timed('send_job_progress', function()
+			return WebSocketClient.sendJobProgress(c.job_id, c.stage, c.progress, c.message)
+		end)
+	end,
+	send_job_complete = function(c)
+		timed('send_job_complete', function() return WebSocketClient.sendJobComplete(c.job_id, c.success, c.result) end)
+	end,
+	send_error = function(c)
+		timed('send_error', function() return WebSocketClient.sendError(c.error_type, c.message, c.details) end)
+	end,
+	send = function(c)
+		timed('send', function() return WebSocketClient.send(c.message) end)
+	end,
+	reconnect = function()
+		WebSocketClient.reconnect()
+	end,
+	status = function()
+		emit({ ev = 'status', data = BridgeStatus })
+	end,
+	disconnect = function()
+		local t0 = socket.gettime()
+		WebSocketClient.disconnect()
+		finished = { reason = 'disconnected', t0 = t0 }
+	end,
+}
+
+-- A command runs in its own task, after `delay` seconds, so that the poll task
+-- is parked again meanwhile: a send then shows it does not wait behind the poll.
+WebSocketClient.registerHandler('test_command', function(message)
+	local action = ACTIONS[message.action]
+	if not action then
+		emit({ ev = 'bad_command', data = message })
+		return
+	end
+	LrTasks.startAsyncTask(function()
+		if message.delay then LrTasks.sleep(message.delay) end
+		action(message)
+	end, 'driver command')
+end)
+
+if os.getenv('DRIVER_FAILING_LISTENER') == '1' then
+	for _, name in ipairs(LISTENED_TYPES) do
+		WebSocketClient.addEventListener(name, function() error('a failing listener for ' .. name) end)
+	end
+end
+for _, name in ipairs(HANDLED_TYPES) do
+	WebSocketClient.registerHandler(name, function(data) emit({ ev = 'handler', type = name, data = data }) end)
+end
+for _, name in ipairs(LISTENED_TYPES) do
+	WebSocketClient.addEventListener(name, function(data) emit({ ev = 'listener', type = name, data = data }) end)
+end
+for _, name in ipairs(EVENTS) do
+	WebSocketClient.addEventListener(name, function(data) emit({ ev = name, data = data }) end)
+end
+WebSocketClient.addEventListener('*', function(data) emit({ ev = 'message', data = data }) end)
+
+local options = Json.decode(os.getenv('DRIVER_OPTIONS') or '{}') or {}
+options.HTTP_FALLBACK_URL = options.HTTP_FALLBACK_URL or os.getenv('BRIDGE_URL')
+
+emit({ ev = 'ready' })
+WebSocketClient.init(options)
+
+local ok, why = LrTasks._runUntil(function() return finished ~= nil end, deadline)
+if not ok then
+	emit({ ev = 'exit', reason = why or 'deadline' })
+	os.exit(3)
+end
+-- after disconnect(): every task (poll, ping, commands) must end; the parked poll is released at once
+local t0 = finished.t0
+LrTasks._runUntil(function() return LrTasks._count() == 0 end, 10)
+emit({ ev = 'stopped', tasks = LrTasks._count(), seconds = socket.gettime() - t0, errors = #LrTasks._errors })
+emit({ ev = 'exit', reason = finished.reason })
+os.exit(LrTasks._count() == 0 and 0 or 4)
