@@ -33,12 +33,13 @@ class StreamEnded(Exception):
         self.message = message
 
 
-async def resume_point(hub, client_id, last_seq=None):
+async def resume_point(hub, client_id, last_seq=None, secret=None):
     """Acknowledge ``last_seq`` (if given) and return the hub's ack reply: ``acked``, ``next_seq``.
 
-    Raises ``HubError(unknown_client)`` for a session the hub does not know.
+    Raises ``HubError(unknown_client)`` for a session the hub does not know
+    (or whose ``client_secret`` does not match ``secret``).
     """
-    fields = {"client_id": client_id}
+    fields = {"client_id": client_id, "client_secret": secret}
     if last_seq is not None:
         fields["seq"] = last_seq
     return await hub.request(protocol.OP_ACK, **fields)
@@ -47,10 +48,11 @@ async def resume_point(hub, client_id, last_seq=None):
 class SessionStream:
     """One connection's reading of a session: ``next_batch()`` until it raises ``StreamEnded``."""
 
-    def __init__(self, hub, config, client_id, transport, after):
+    def __init__(self, hub, config, client_id, transport, after, secret=None):
         self.hub = hub
         self.config = config
         self.client_id = client_id
+        self.secret = secret  # the session's client_secret, passed on every request (docs/SECURITY.md)
         self.transport = transport
         self.after = after  # the last seq this connection has pushed (or the client's resume point)
         self.reader = uuid.uuid4().hex
@@ -66,7 +68,7 @@ class SessionStream:
         """
         fields = {
             "client_id": self.client_id, "wait": hold, "after": self.after,
-            "reader": self.reader, "transport": self.transport,
+            "reader": self.reader, "transport": self.transport, "client_secret": self.secret,
         }
         if not self.attached:
             fields["attach"] = True
@@ -98,6 +100,8 @@ class SessionStream:
             return
         self.detached = True
         try:
-            await self.hub.request(protocol.OP_DETACH, client_id=self.client_id, reader=self.reader)
+            await self.hub.request(
+                protocol.OP_DETACH, client_id=self.client_id, reader=self.reader, client_secret=self.secret
+            )
         except (HubError, HubUnavailable) as ex:
             log.debug("detach of %s not confirmed: %s", self.client_id, ex)
