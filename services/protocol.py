@@ -89,6 +89,7 @@ ERRORS = {
         ErrorCode("unknown_client", 404, "rehandshake"),
         ErrorCode("too_many_clients", 429, "retry"),
         ErrorCode("rate_limited", 429, "retry"),
+        ErrorCode("rate_limited", 429, "retry"),
         ErrorCode("hub_unavailable", 503, "retry"),
         ErrorCode("internal", 500, "retry"),
     )
@@ -160,8 +161,8 @@ REQUEST_FIELDS = {
     OP_STATUS: {},
     OP_PUBLISH: {"target": ("target", True), "to": ("str", False), "message": ("message", True)},
     OP_CLEANUP: {"timeout_seconds": ("number", False)},
-    OP_ACK: {"client_id": ("str", True), "seq": ("seq", False)},
-    OP_DETACH: {"client_id": ("str", True), "reader": ("str", True)},
+    OP_ACK: {"client_id": ("str", True), "seq": ("seq", False), "client_secret": ("str", False)},
+    OP_DETACH: {"client_id": ("str", True), "reader": ("str", True), "client_secret": ("str", False)},
     OP_METRICS: {},
 }
 

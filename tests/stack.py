@@ -169,6 +169,8 @@ class Stack:
         conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
         try:
             hdrs = dict(headers or {})
+            if self.env.get("BRIDGE_ADMIN_TOKEN"):  # operator routes need it (docs/SECURITY.md)
+                hdrs.setdefault("Authorization", f"Bearer {self.env['BRIDGE_ADMIN_TOKEN']}")
             data = raw_body
             if body is not None:
                 data = json.dumps(body).encode()

@@ -23,12 +23,14 @@ CLIENT_ROUTES = frozenset({
     "/ws/events",
     "/ws",
     "/ws/openapi.json",
+    "/ws/dashboard",  # the page and its files hold no data: its calls to operator routes carry the token
 })
+PUBLIC_PREFIXES = ("/ws/dashboard/static/",)
 
 
-def is_client_route(uri_template):
+def is_client_route(uri_template, path=""):
     """True when ``uri_template`` is a client route (everything else is an operator route)."""
-    return uri_template in CLIENT_ROUTES
+    return uri_template in CLIENT_ROUTES or path.startswith(PUBLIC_PREFIXES)
 
 
 class OperatorAuth:
@@ -40,7 +42,7 @@ class OperatorAuth:
 
     def check(self, req):
         """Raise ``InputError(401)`` unless the route is a client route or the token matches."""
-        if self.token is None or is_client_route(req.uri_template):
+        if self.token is None or is_client_route(req.uri_template, req.path):
             return
         scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
         # compare_digest: the time taken does not tell how much of the token was right.

@@ -26,7 +26,7 @@ from falcon.asgi import SSEvent
 from services import protocol
 from services.gateway.compression import GzipStream, accepts_gzip, plain
 from services.gateway.hub_client import HubUnavailable
-from services.gateway.inputs import InputError, query_str
+from services.gateway.inputs import InputError, client_secret, query_str
 from services.gateway.stream import SessionStream, StreamEnded, resume_point
 
 RETRY_MS = 2000  # how long a browser waits before reconnecting a dropped stream
@@ -81,8 +81,9 @@ class Events:
     async def on_get(self, req, resp):
         client_id = query_str(req, "client_id")
         last = _last_event_id(req)
-        reply = await resume_point(self.hub, client_id, last)  # 404 here, before the stream starts
-        stream = SessionStream(self.hub, self.config, client_id, protocol.TRANSPORT_SSE, reply["acked"])
+        secret = client_secret(req)  # EventSource cannot set headers: ?client_secret= works too
+        reply = await resume_point(self.hub, client_id, last, secret)  # 404 here, before the stream starts
+        stream = SessionStream(self.hub, self.config, client_id, protocol.TRANSPORT_SSE, reply["acked"], secret)
         encode = plain
         resp.append_header("Vary", "Accept-Encoding")
         if accepts_gzip(req):

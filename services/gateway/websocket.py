@@ -200,10 +200,11 @@ class Connection:
             )
             client_id = reply["client_id"]
             # connection_established is queued as seq 1; this answer is that message, so it is acked.
-            await resume_point(self.hub, client_id, 1)
-            self.stream = SessionStream(self.hub, self.config, client_id, protocol.TRANSPORT_WEBSOCKET, 1)
+            secret = reply["client_secret"]
+            await resume_point(self.hub, client_id, 1, secret)
+            self.stream = SessionStream(self.hub, self.config, client_id, protocol.TRANSPORT_WEBSOCKET, 1, secret)
             return {
-                "type": "connection_established", "client_id": client_id, "seq": 1,
+                "type": "connection_established", "client_id": client_id, "client_secret": secret, "seq": 1,
                 "protocol_version": reply["protocol_version"], "server_time": reply["server_time"],
                 "timestamp": reply["server_time"], "resumed": False,
             }
@@ -215,8 +216,13 @@ class Connection:
         last_seq = frame.get("last_seq")
         if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0):
             raise InputError(400, "field 'last_seq' must be a non-negative integer", "last_seq")
-        reply = await resume_point(self.hub, client_id, last_seq)
-        self.stream = SessionStream(self.hub, self.config, client_id, protocol.TRANSPORT_WEBSOCKET, reply["acked"])
+        secret = frame.get("client_secret")
+        if secret is not None and (not isinstance(secret, str) or len(secret) > 200):
+            raise InputError(400, "field 'client_secret' must be the string the handshake returned", "client_secret")
+        reply = await resume_point(self.hub, client_id, last_seq, secret)
+        self.stream = SessionStream(
+            self.hub, self.config, client_id, protocol.TRANSPORT_WEBSOCKET, reply["acked"], secret
+        )
         return {
             "type": "connection_established", "client_id": client_id, "resumed": True,
             "last_seq": reply["acked"], "client_type": reply["client_type"],
@@ -265,17 +271,18 @@ class Connection:
             seq = frame.get("seq")
             if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
                 raise InputError(400, "field 'seq' must be a non-negative integer", "seq")
-            await self.hub.request(protocol.OP_ACK, client_id=client_id, seq=seq)
+            await self.hub.request(protocol.OP_ACK, client_id=client_id, seq=seq, client_secret=self.stream.secret)
             return
         if kind == "handshake":
             raise InputError(400, "this connection has already completed its handshake", "type")
         if kind == "disconnect":
             self.disconnecting = True
-            await self.hub.request(protocol.OP_DISCONNECT, client_id=client_id)
+            await self.hub.request(protocol.OP_DISCONNECT, client_id=client_id, client_secret=self.stream.secret)
             raise StreamEnded("closed", "disconnected")
         message = {k: v for k, v in frame.items() if k != "ref"}
         reply = await self.hub.request(
-            protocol.OP_SEND, client_id=client_id, message=message_field({"message": message})
+            protocol.OP_SEND, client_id=client_id, message=message_field({"message": message}),
+            client_secret=self.stream.secret,
         )
         response = reply["response"]
         if ref is not None:

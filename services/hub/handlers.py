@@ -37,9 +37,11 @@ def handshake(hub, ctx, req):
     if not protocol.valid_type(client_type):
         raise ProtocolError("bad_request", "client_type must be a short identifier", "client_type")
     hub.admission.handshake(req.get("peer") or "unknown")
+    hub.admission.handshake(req.get("peer") or "unknown")
     session = hub.create_session(client_type)
     return {
         "client_id": session.client_id,
+        "client_secret": session.secret,
         "client_secret": session.secret,
         "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
         "server_time": hub.now_iso(),
@@ -56,11 +58,13 @@ def poll(hub, ctx, req):
 
 
 def ack(hub, ctx, req):
+    hub.admission.client(req["client_id"], req.get("client_secret"))
     session = hub.ack(req["client_id"], req.get("seq"))
     return {"acked": session.acked, "next_seq": session.next_seq, "client_type": session.client_type}
 
 
 def detach(hub, ctx, req):
+    hub.admission.client(req["client_id"], req.get("client_secret"))
     hub.detach(req["client_id"], req["reader"])
     return {}
 
