@@ -26,3 +26,12 @@ test: install system-deps
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info logs
+
+# make plugin: dist/LightroomBridge.lrplugin (+ .zip) for Lightroom's Plug-in Manager (docs/PLUGIN.md)
+plugin:
+	sh plugin/build.sh
+
+.PHONY: lint-lua
+lint-lua:
+	luacheck --config plugin/.luacheckrc plugin
+	luacheck --config tests/lua/.luacheckrc tests/lua

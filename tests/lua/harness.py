@@ -24,7 +24,7 @@ LUA = shutil.which("lua5.1")
 class LuaClient:
     """One Lua client process; ``events`` holds every line it printed, parsed."""
 
-    def __init__(self, base_url, workdir, options=None, failing_listener=False, deadline=60):
+    def __init__(self, base_url, workdir, options=None, failing_listener=False, deadline=60, plugin_dir=None):
         self.base_url = base_url
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +38,8 @@ class LuaClient:
             "DRIVER_FAILING_LISTENER": "1" if failing_listener else "0",
             "LR_SHIM_LOG_DIR": str(self.log_dir),
         })
+        if plugin_dir is not None:
+            self.env["PLUGIN_DIR"] = str(plugin_dir)
         self.deadline = deadline
         self.events = []
         self._lock = threading.Lock()

@@ -16,12 +16,13 @@ It prints one JSON object per line on stdout:
 
 The test drives it through the bridge itself: a message {type = "test_command",
 action = ...} sent to this client (POST /ws/send/<client_id>) runs the action.
-DRIVER_FAILING_LISTENER=1 adds, before the recording listeners, a listener
+PLUGIN_DIR runs the plug-in modules from another folder. DRIVER_FAILING_LISTENER=1 adds, before the recording listeners, a listener
 that raises for every type. DRIVER_DEADLINE (seconds, default 60) bounds the run.
 ]]
 local here = (arg and arg[0] or ''):match('^(.*)/drivers/[^/]*$') or '.'
-package.path = here .. '/?.lua;' .. here .. '/?/init.lua;' .. here .. '/../../plugin/LightroomBridge.lrdevplugin/?.lua;'
-	.. package.path
+-- PLUGIN_DIR: run a built plug-in (dist/LightroomBridge.lrplugin, with its bundled dkjson) instead
+local pluginDir = os.getenv('PLUGIN_DIR') or (here .. '/../../plugin/LightroomBridge.lrdevplugin')
+package.path = pluginDir .. '/?.lua;' .. here .. '/?.lua;' .. here .. '/?/init.lua;' .. package.path
 
 require 'lr_shim'
 local LrTasks = import 'LrTasks'
