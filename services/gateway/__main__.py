@@ -5,6 +5,7 @@ import sys
 import uvicorn
 
 from services.gateway.config import load_config
+from services.gateway.websocket import uvicorn_ws_options
 from services.settings import ConfigError
 
 
@@ -17,7 +18,7 @@ def main():
     uvicorn.run(
         "services.gateway.asgi:app", host=config.http_host, port=config.http_port, log_level="warning",
         http="services.gateway.worker:StrictHttpToolsProtocol",
-        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key,
+        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **uvicorn_ws_options(config),
     )
     return 0
 
