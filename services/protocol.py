@@ -48,6 +48,7 @@ OP_CLEANUP = "cleanup"
 OP_ACK = "ack"  # a WebSocket/SSE client confirms seqs (docs/TRANSPORTS.md)
 OP_DETACH = "detach"  # a WebSocket/SSE connection ended
 OP_METRICS = "metrics"  # counters and histograms for /metrics and the dashboard
+OP_JOBS = "jobs"  # the latest state of each job (docs/DURABILITY.md)
 
 # How a client reads its queue (shown in /ws/clients and /ws/status).
 TRANSPORT_POLL = "poll"
@@ -87,8 +88,8 @@ ERRORS = {
         ErrorCode("unsupported_version", 400, "stop"),
         ErrorCode("unknown_op", 400, "stop"),
         ErrorCode("unknown_client", 404, "rehandshake"),
+        ErrorCode("unknown_job", 404, "stop"),
         ErrorCode("too_many_clients", 429, "retry"),
-        ErrorCode("rate_limited", 429, "retry"),
         ErrorCode("rate_limited", 429, "retry"),
         ErrorCode("hub_unavailable", 503, "retry"),
         ErrorCode("internal", 500, "retry"),
@@ -149,7 +150,10 @@ _CHECKS = {
 
 # op -> {field: (kind, required)}; unknown fields are ignored.
 REQUEST_FIELDS = {
-    OP_HANDSHAKE: {"client_type": ("str", True), "protocol_version": ("str", True), "peer": ("str", False)},
+    OP_HANDSHAKE: {
+        "client_type": ("str", True), "protocol_version": ("str", True), "peer": ("str", False),
+        "client_id": ("str", False), "client_secret": ("str", False),  # resume that session
+    },
     OP_POLL: {
         "client_id": ("str", True), "wait": ("number", False), "ack": ("int", False),
         "after": ("seq", False), "reader": ("str", False), "transport": ("transport", False), "attach": ("bool", False),
@@ -164,6 +168,7 @@ REQUEST_FIELDS = {
     OP_ACK: {"client_id": ("str", True), "seq": ("seq", False), "client_secret": ("str", False)},
     OP_DETACH: {"client_id": ("str", True), "reader": ("str", True), "client_secret": ("str", False)},
     OP_METRICS: {},
+    OP_JOBS: {"job_id": ("str", False)},
 }
 
 
@@ -289,6 +294,16 @@ def decode_ingest(frames):
         raise ProtocolError("bad_protocol", f"ingest must have 2 frames, got {len(frames)}")
     _check_tag(frames[0])
     return _unpack(frames[1])
+
+
+def encode_record(record):
+    """Bytes for one record of the hub's store (a map, msgpack like the wire)."""
+    return _pack(record)
+
+
+def decode_record(data):
+    """A record written by ``encode_record``."""
+    return _unpack(data)
 
 
 def publish_event(target, message, to=None):

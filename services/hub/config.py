@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 from services import security, settings
 
+# Relative to the working directory; ':memory:' keeps nothing across restarts.
+DEFAULT_STORE = "state/hub.sqlite3"
+
 
 @dataclass(frozen=True)
 class HubConfig:
@@ -27,6 +30,14 @@ class HubConfig:
     max_channels_per_client: int = 64
     max_channels_per_subscribe: int = 32
     curve_dir: str = None
+    # docs/DURABILITY.md: the store, channel history, job states
+    store: str = ":memory:"
+    store_sync: str = "normal"
+    history_size: int = 1000
+    history_seconds: float = 86400.0
+    history_channels: int = 1000
+    jobs_max: int = 1000
+    jobs_keep_seconds: float = 86400.0
 
 
 def load_config(environ=os.environ):
@@ -57,4 +68,18 @@ def _read(environ):
         max_channels_per_client=settings.env_int(environ, "BRIDGE_MAX_CHANNELS_PER_CLIENT", 64, minimum=1),
         max_channels_per_subscribe=settings.env_int(environ, "BRIDGE_MAX_CHANNELS_PER_SUBSCRIBE", 32, minimum=1),
         curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
+        store=settings.env_str(environ, "BRIDGE_STORE", DEFAULT_STORE),
+        store_sync=_store_sync(environ),
+        history_size=settings.env_int(environ, "BRIDGE_HISTORY_SIZE", 1000, minimum=0, maximum=1_000_000),
+        history_seconds=settings.env_float(environ, "BRIDGE_HISTORY_SECONDS", 86400.0, minimum=0),
+        history_channels=settings.env_int(environ, "BRIDGE_HISTORY_CHANNELS", 1000, minimum=1),
+        jobs_max=settings.env_int(environ, "BRIDGE_JOBS_MAX", 1000, minimum=1),
+        jobs_keep_seconds=settings.env_float(environ, "BRIDGE_JOBS_KEEP_SECONDS", 86400.0, minimum=0),
     )
+
+
+def _store_sync(environ):
+    value = settings.env_str(environ, "BRIDGE_STORE_SYNC", "normal").lower()
+    if value not in ("normal", "full"):
+        raise settings.ConfigError(f"BRIDGE_STORE_SYNC must be normal or full, got {value!r}")
+    return value

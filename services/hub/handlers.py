@@ -8,6 +8,7 @@ by the server's one dispatch wrapper.
 
 from services import protocol
 from services.protocol import ProtocolError
+from services.hub import recovery
 
 # Client messages the hub answers itself; every other type is an application
 # message, acknowledged and handed to backends on BRIDGE_CLIENT_EVENTS.
@@ -37,12 +38,14 @@ def handshake(hub, ctx, req):
     if not protocol.valid_type(client_type):
         raise ProtocolError("bad_request", "client_type must be a short identifier", "client_type")
     hub.admission.handshake(req.get("peer") or "unknown")
-    hub.admission.handshake(req.get("peer") or "unknown")
-    session = hub.create_session(client_type)
+    session = hub.resume(req.get("client_id"), req.get("client_secret"))  # docs/DURABILITY.md
+    resumed = session is not None
+    if not resumed:
+        session = hub.create_session(client_type)
     return {
         "client_id": session.client_id,
         "client_secret": session.secret,
-        "client_secret": session.secret,
+        "resumed": resumed,
         "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
         "server_time": hub.now_iso(),
     }
@@ -158,13 +161,17 @@ def subscribe(hub, ctx, session, message):
     per_client = hub.config.max_channels_per_client
     if len(session.subscriptions | set(channels)) > per_client:
         raise ProtocolError("bad_request", f"at most {per_client} channels per client", "channels")
+    positions = recovery.positions(message.get("recover"), channels)
+    snapshot = recovery.wants_snapshot(message)
     hub.subscribe(session, channels)
-    return {
+    reply = {
         "type": "subscription_confirmed",
         "channels": channels,
         "subscriptions": sorted(session.subscriptions),
         "timestamp": hub.now_iso(),
     }
+    reply.update(recovery.subscribed(hub, session, channels, positions, snapshot))
+    return reply
 
 
 def unsubscribe(hub, ctx, session, message):
@@ -199,6 +206,18 @@ CLIENT_MESSAGES = {
     "unsubscribe": unsubscribe,
 }
 
+def jobs(hub, ctx, req):
+    job_id = req.get("job_id")
+    if job_id is not None:
+        job = hub.jobs.get(job_id)
+        if job is None:
+            raise ProtocolError("unknown_job", f"unknown job {job_id[:80]!r}", "job_id")
+        return {"job": job}
+    listing = hub.jobs.listing()
+    latest = hub.jobs.system_status
+    return {"jobs": listing, "count": len(listing), "system_status": None if latest is None else latest.get("status")}
+
+
 HANDLERS = {
     protocol.OP_HANDSHAKE: handshake,
     protocol.OP_POLL: poll,
@@ -211,4 +230,5 @@ HANDLERS = {
     protocol.OP_ACK: ack,
     protocol.OP_DETACH: detach,
     protocol.OP_METRICS: metrics,
+    protocol.OP_JOBS: jobs,
 }

@@ -7,6 +7,7 @@ from ``new_id``, so tests drive expiry and ordering without sleeping.
 """
 
 import heapq
+import hmac
 import logging
 import time
 import uuid
@@ -16,6 +17,10 @@ from services import protocol
 from services.protocol import ProtocolError
 from services.hub.metrics import PUBLISHED_AT, HubMetrics
 from services.hub.admission import Admission
+from services.hub import conflation
+from services.hub.history import History
+from services.hub.jobs import Jobs
+from services.hub.store import MemoryStore
 from services.hub.sessions import Parked, Session
 
 log = logging.getLogger(__name__)
@@ -30,7 +35,7 @@ def iso_utc(epoch_seconds):
 class Hub:
     """Every client, channel and parked poll of the bridge."""
 
-    def __init__(self, config, reply, clock=time.monotonic, wallclock=time.time, new_id=uuid.uuid4):
+    def __init__(self, config, reply, clock=time.monotonic, wallclock=time.time, new_id=uuid.uuid4, store=None):
         self.config = config
         self.reply = reply
         self.clock = clock
@@ -46,6 +51,13 @@ class Hub:
         self.stats = {"published": 0, "delivered": 0, "dropped": 0, "undeliverable": 0, "client_messages": 0}
         self.admission = Admission(self)
         self.metrics = HubMetrics(clock)
+        # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit.
+        self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock)
+        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock)
+        self.touched = set()  # sessions whose queue, counters or fields may have changed
+        self.removed_seqs = []  # (client_id, seq) taken out of the middle of a queue
+        self.forgotten = set()  # client ids dropped
+        self.store = store or MemoryStore()
 
     # ----------------------------------------------------------- sessions
     def now_iso(self):
@@ -58,6 +70,9 @@ class Hub:
         if session is None:
             raise ProtocolError("unknown_client", "unknown client_id", "client_id")
         session.last_seen = self.clock()
+        if session.limit != self.config.queue_size:
+            self._relax_limit(session)
+        self.touched.add(session)
         return session
 
     def create_session(self, client_type):
@@ -70,6 +85,7 @@ class Hub:
         self.admission.new_session(session)
         self.sessions[client_id] = session
         self.by_type.setdefault(client_type, set()).add(session)
+        self.touched.add(session)
         session.enqueue({
             "type": "connection_established",
             "client_id": client_id,
@@ -84,6 +100,8 @@ class Hub:
         """Remove a session and everything that points at it; empty channels go too."""
         if self.sessions.pop(session.client_id, None) is None:
             return
+        self.forgotten.add(session.client_id)
+        self.touched.discard(session)
         if session.parked is not None:
             self._answer(session, [], closed=True)
         for channel in session.subscriptions:
@@ -152,11 +170,15 @@ class Hub:
             msg["timestamp"] = self.now_iso()
         if target == protocol.TARGET_CHANNEL:
             msg["channel"] = to
+            self.history.record(to, msg)
+        self.jobs.observe(msg)
         msg[PUBLISHED_AT] = self.clock()
         self.metrics.published(msg, to if target == protocol.TARGET_CHANNEL else "")
         count = 0
         ready = self.ready
         for session in recipients:
+            if len(session.queue) >= session.limit and not self._make_room(session, msg):
+                continue
             victim = session.queue[0][1] if len(session.queue) >= session.limit else msg
             if session.enqueue(msg):
                 self.stats["dropped"] += 1
@@ -167,7 +189,90 @@ class Hub:
         self.stats["published"] += 1
         if count == 0:
             self.stats["undeliverable"] += 1
+        self.touched.update(recipients)
         return count
+
+    def _make_room(self, session, msg):
+        """Conflation on overflow (services/hub/conflation.py); False: ``msg`` itself is dropped."""
+        accept, removed = conflation.make_room(session, msg)
+        for seq, victim in removed:
+            self.removed_seqs.append((session.client_id, seq))
+            self.stats["dropped"] += 1
+            self.metrics.dropped(victim)
+        if not accept:
+            self.stats["dropped"] += 1
+            self.metrics.dropped(msg)
+        return accept
+
+    # ---------------------------------------------------- durability
+    def enqueue(self, session, message):
+        """Queue one message the hub made itself (snapshot, replay) for one session."""
+        if len(session.queue) >= session.limit and not self._make_room(session, message):
+            return
+        if session.enqueue(message):
+            self.stats["dropped"] += 1
+        self.touched.add(session)
+        if session.parked is not None:
+            self.ready.add(session)
+
+    def _relax_limit(self, session):
+        # A replay let the queue grow past its size (recover()); shrink back as the client catches up,
+        # always leaving room for queue_size live messages on top of the backlog.
+        size = self.config.queue_size
+        session.limit = max(size, min(session.limit, len(session.queue) + size))
+
+    def resume(self, client_id, secret):
+        """The session ``client_id`` names if ``secret`` is its secret, else ``None``."""
+        session = self.sessions.get(client_id) if isinstance(client_id, str) else None
+        known = getattr(session, "secret", None)
+        if session is None or not isinstance(secret, str) or not known:
+            return None
+        if not hmac.compare_digest(secret.encode(), known.encode()):
+            return None
+        session.last_seen = self.clock()
+        self.touched.add(session)
+        return session
+
+    def recover(self, session, positions, budget):
+        """Replay what ``session`` missed on each channel of ``positions`` (``{channel: (offset, epoch)}``).
+
+        Returns ``{channel: report}`` (see ``History.since``). The queue may
+        grow past its size by what is replayed (at most ``budget`` in all).
+        """
+        reports = {}
+        for channel, (offset, epoch) in positions.items():
+            missed, report = self.history.since(channel, offset, epoch, budget)
+            budget -= len(missed)
+            if missed:
+                session.limit = max(session.limit, len(session.queue) + len(missed) + self.config.queue_size)
+                for message in missed:
+                    self.enqueue(session, message)
+            reports[channel] = report
+        return reports
+
+    def snapshot(self, session, channel):
+        """Queue the latest state of ``jobs`` or ``system`` for a new subscriber (Clone pattern)."""
+        now = self.now_iso()
+        position = self.history.channel(channel).position()
+        if channel == "jobs":
+            jobs = self.jobs.listing()
+            message = {"type": "jobs_snapshot", "jobs": jobs, "count": len(jobs)}
+        elif channel == "system":
+            latest = self.jobs.system_status
+            message = {
+                "type": "system_snapshot",
+                "status": None if latest is None else latest.get("status"),
+                "sampled_at": None if latest is None else latest.get("timestamp"),
+            }
+        else:
+            return
+        message.update(channel=channel, offset=position["offset"], epoch=position["epoch"], timestamp=now)
+        self.enqueue(session, message)
+
+    def prune(self):
+        """Age out channel history and finished jobs (from the stale sweep)."""
+        self.history.prune()
+        self.jobs.prune()
 
     def poll(self, peer, req_id, client_id, wait, ack, after=None, reader=None, transport=None, attach=False):
         """Answer a poll now, or park it; returns reply fields or ``None`` when parked.
@@ -331,4 +436,7 @@ class Hub:
             "stale_seconds": self.config.stale_seconds,
             "poll_max_wait": self.config.poll_max_wait,
             "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
+            "store": self.store.describe(),
+            "history": {"channels": len(self.history.channels), "messages": self.history.count()},
+            "jobs": len(self.jobs.jobs),
         }

@@ -11,10 +11,11 @@ import time
 
 import zmq
 
-from services import protocol
+from services import curve, protocol
 from services.protocol import ProtocolError
 from services.hub.handlers import HANDLERS, Context
 from services.hub.hub import Hub
+from services.hub.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,27 @@ class HubServer:
         self.config = config
         self.ctx = context or zmq.Context.instance()
         self.clock = clock
-        self.hub = Hub(config, self._send_reply, clock=clock)
+        self.held = []  # reply frames waiting for this turn's commit
+        self.store_failed_at = -1e9
+        store = open_store(config.store, config.store_sync)
+        self.hub = Hub(config, self._send_reply, clock=clock, store=store)
+        store.load(self.hub)
         self.stopping = False
         self.bad = _RateLimitedLog(clock)
+        # CURVE (docs/SECURITY.md): required by the config for a bind off loopback, optional on it.
+        self.curve = curve.load(config.curve_dir) if config.curve_dir else None
+        self.auth = curve.start_authenticator(self.ctx, self.curve) if self.curve else None
         self.rpc = self._socket(zmq.ROUTER)
+        if self.curve:
+            curve.serve(self.rpc, self.curve)
         self.rpc.bind(config.rpc_endpoint)
         self.events = self._socket(zmq.SUB)
         self.events.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_PUBLISH)
         self.events.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_HEARTBEAT)
         self.events.connect(config.events_endpoint)
         self.client_events = self._socket(zmq.PUB)
+        if self.curve:
+            curve.serve(self.client_events, self.curve)
         self.client_events.bind(config.client_events_endpoint)
         self.request_ctx = Context(None, self._forward)
         sweep = config.stale_seconds / 4
@@ -74,21 +86,30 @@ class HubServer:
         return sock
 
     # ------------------------------------------------------------- replies
+    # Replies are held until the turn's changes are committed to the store, so a
+    # gateway is never told "done" about something a crash could still undo.
     def _send_reply(self, peer, req_id, fields):
-        try:
-            self.rpc.send_multipart([peer] + protocol.encode_reply(req_id, **fields), zmq.NOBLOCK)
-        except zmq.Again:
-            self.hub.metrics.error("reply_dropped")
-            log.warning("reply to a gateway dropped: its pipe is full")
+        self.held.append([peer] + protocol.encode_reply(req_id, **fields))
 
     def _send_error(self, peer, req_id, code, reason, field=None, retry_after=None):
+        self.held.append([peer] + protocol.encode_error(req_id, code, reason, field, retry_after))
+
+    def _release(self):
+        """Commit the turn's changes, then send the replies held during it."""
         try:
-            self.rpc.send_multipart(
-                [peer] + protocol.encode_error(req_id, code, reason, field, retry_after), zmq.NOBLOCK
-            )
-        except zmq.Again:
-            self.hub.metrics.error("reply_dropped")
-            log.warning("error reply to a gateway dropped: its pipe is full")
+            self.hub.store.commit(self.hub)
+        except Exception:
+            now = self.clock()
+            if now - self.store_failed_at >= 60.0:
+                self.store_failed_at = now
+                log.exception("store commit failed; the changes are retried next turn, replies go out now")
+        held, self.held = self.held, []
+        for frames in held:
+            try:
+                self.rpc.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                self.hub.metrics.error("reply_dropped")
+                log.warning("reply to a gateway dropped: its pipe is full")
 
     def _forward(self, event):
         topic = protocol.TOPIC_CLIENT + event["message"]["type"].encode()
@@ -172,6 +193,10 @@ class HubServer:
         if now >= self.next_sweep:
             self.next_sweep = now + self.sweep_interval
             self.hub.remove_stale(self.config.stale_seconds)
+            self.hub.prune()
+            self._release()
+            self.hub.store.collect()
+        self._release()
 
     def run(self):
         """Serve until ``stop()`` (or SIGTERM/SIGINT), then answer parked polls and close."""
@@ -187,7 +212,9 @@ class HubServer:
                 self.run_once(poller)
         finally:
             self.hub.close()
+            self._release()
             self.close()
+            self.hub.store.close()
             log.info("hub stopped")
 
     def stop(self, *_):
@@ -204,3 +231,5 @@ class HubServer:
         for sock in (self.rpc, self.events, self.client_events):
             sock.setsockopt(zmq.LINGER, 500)
             sock.close()
+        if self.auth is not None:
+            self.auth.stop()

@@ -36,17 +36,17 @@ def test_counts_in_out_dropped_by_type_and_channel(env):
     hub, clock, _ = env
     s = hub.create_session("lightroom")
     hub.subscribe(s, ["jobs"])
-    for n in range(3):  # queue_size 2: the welcome and two job_progress are pushed out by the last two
-        hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "progress": n}, "jobs")
+    for n in range(3):  # queue_size 2: welcome + two pushed out (unkeyed: no conflation)
+        hub.publish(protocol.TARGET_CHANNEL, {"type": "photo_imported", "progress": n}, "jobs")
     hub.publish(protocol.TARGET_ALL, {"type": "notice"})
     m = hub.metrics
-    assert rows(m.messages_in) == {("job_progress", "jobs"): 3, ("notice", ""): 1}
-    assert rows(m.messages_dropped) == {("connection_established", ""): 1, ("job_progress", "jobs"): 2}
+    assert rows(m.messages_in) == {("photo_imported", "jobs"): 3, ("notice", ""): 1}
+    assert rows(m.messages_dropped) == {("connection_established", ""): 1, ("photo_imported", "jobs"): 2}
     clock.now += 0.25
     fields = hub.poll(b"gw", 1, s.client_id, 0, None)
-    assert [msg["type"] for msg in fields["messages"]] == ["job_progress", "notice"]
+    assert [msg["type"] for msg in fields["messages"]] == ["photo_imported", "notice"]
     assert all(PUBLISHED_AT not in msg for msg in fields["messages"])
-    assert rows(m.messages_out) == {("job_progress", "jobs"): 1, ("notice", ""): 1}
+    assert rows(m.messages_out) == {("photo_imported", "jobs"): 1, ("notice", ""): 1}
     assert m.deliver_latency.count == 2 and m.deliver_latency.sum == pytest.approx(0.5)
     assert hub.status()["deliver_latency"] == {"count": 2, "sum": 0.5}
 

@@ -1,0 +1,120 @@
+"""The latest state of each job and of the system: what a late joiner needs first.
+
+The ZeroMQ Guide's Clone pattern: the hub folds every ``job_*`` message it
+publishes into one state per job, and keeps the newest ``system_status``.
+``GET /ws/jobs`` reads these, and a client subscribing to ``jobs`` or
+``system`` gets them as one snapshot message before the live updates. The
+snapshot is queued in the same loop turn as the subscription, so nothing
+published in between can be missed or seen twice.
+
+Bounded: at most ``max_jobs``; finished jobs are forgotten ``keep_seconds``
+after they finished, and when the table is full the job finished longest ago
+(else the one updated longest ago) goes first.
+"""
+
+STATUS_BY_TYPE = {
+    "job_created": "created",
+    "job_started": "started",
+    "job_progress": "running",
+    "job_completed": "completed",
+    "job_failed": "failed",
+}
+FINISHED = ("completed", "failed")
+
+# Fields a job message may carry that the state keeps, by message type.
+_FIELDS = {
+    "job_created": ("job_type", "name", "total"),
+    "job_started": ("stage",),
+    "job_progress": ("progress", "stage", "message"),
+    "job_completed": ("result",),
+    "job_failed": ("error", "result"),
+}
+
+
+def job_key(job_id):
+    """Jobs are looked up by the text of their id (HTTP paths are text)."""
+    return str(job_id)
+
+
+class Jobs:
+    """Every known job's state, the newest ``system_status``, and what changed."""
+
+    def __init__(self, max_jobs, keep_seconds, wallclock):
+        self.max_jobs = max_jobs
+        self.keep_seconds = keep_seconds
+        self.wallclock = wallclock
+        self.jobs = {}  # key -> state dict
+        self.system_status = None  # the newest system_status message
+        self.changed = set()  # keys to write at the next commit
+        self.removed = set()  # keys to delete at the next commit
+        self.system_changed = False
+
+    def observe(self, message):
+        """Fold one published message into the state (other types are ignored)."""
+        kind = message.get("type")
+        if kind == "system_status":
+            self.system_status = message
+            self.system_changed = True
+            return
+        status = STATUS_BY_TYPE.get(kind)
+        if status is None or "job_id" not in message:
+            return
+        key = job_key(message["job_id"])
+        now = self.wallclock()
+        state = self.jobs.get(key)
+        if state is None:
+            if len(self.jobs) >= self.max_jobs:
+                self._evict_one()
+            state = self.jobs[key] = {"job_id": message["job_id"], "created_at": message.get("timestamp")}
+        elif state["status"] in FINISHED and status not in FINISHED:
+            return  # a late progress never reopens a finished job
+        state["status"] = status
+        for name in _FIELDS[kind]:
+            if name in message:
+                state[name] = message[name]
+        if "offset" in message:
+            state["offset"] = message["offset"]
+        state["updated_at"] = message.get("timestamp")
+        state["_touched"] = now
+        if status in FINISHED:
+            state["progress"] = 100 if status == "completed" else state.get("progress")
+            state["finished_at"] = message.get("timestamp")
+            state["_finished"] = now
+        self.changed.add(key)
+        self.removed.discard(key)
+
+    def get(self, job_id):
+        """One job's public state, or ``None``."""
+        state = self.jobs.get(job_key(job_id))
+        return None if state is None else public(state)
+
+    def listing(self):
+        """Every job's public state, oldest first."""
+        return [public(s) for s in sorted(self.jobs.values(), key=lambda s: s["_touched"])]
+
+    def prune(self):
+        """Forget finished jobs older than ``keep_seconds`` (run from the stale sweep)."""
+        cutoff = self.wallclock() - self.keep_seconds
+        for key in [k for k, s in self.jobs.items() if s.get("_finished", cutoff) < cutoff]:
+            self._forget(key)
+
+    def _evict_one(self):
+        finished = [(s["_finished"], k) for k, s in self.jobs.items() if "_finished" in s]
+        if finished:
+            self._forget(min(finished)[1])
+        else:
+            self._forget(min(self.jobs, key=lambda k: self.jobs[k]["_touched"]))
+
+    def _forget(self, key):
+        del self.jobs[key]
+        self.changed.discard(key)
+        self.removed.add(key)
+
+    def load(self, key, state):
+        """Restore one job from the store."""
+        self.jobs[key] = state
+
+
+def public(state):
+    """A state without the bookkeeping fields (those starting with ``_``)."""
+    return {k: v for k, v in state.items() if not k.startswith("_")}

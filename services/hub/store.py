@@ -1,0 +1,379 @@
+"""The hub's durable state in SQLite: sessions, queues, channel history, jobs.
+
+The hub keeps working in memory; this module mirrors what changed to an
+embedded SQLite database once per loop turn (group commit), and reads it all
+back when the hub starts. The server sends the turn's replies only after
+``commit()`` returns, so whatever a client or publisher was told was
+accepted is on disk (see docs/DURABILITY.md for the exact guarantees).
+
+Tables (records are msgpack maps, written with ``protocol.encode_record``)::
+
+    sessions (client_id PK, next_seq, dropped_total, dropped_unreported, meta)
+    queue    (client_id, seq, msg_id)   PK (client_id, seq)
+    messages (id PK, body)              each message once, shared by queues and history
+    channels (name PK, epoch, next_offset, last_used)
+    history  (channel, offset, ts, msg_id)   PK (channel, offset)
+    jobs     (job_id PK, body)
+    meta     (key PK, value)            schema version, newest system_status
+
+``MemoryStore`` is the ``BRIDGE_STORE=:memory:`` stand-in: same interface,
+nothing kept.
+"""
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+from services import protocol
+from services.hub.sessions import Session
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    client_id TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, dropped_total INTEGER NOT NULL,
+    dropped_unreported INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue (
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, msg_id INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS channels (
+    name TEXT PRIMARY KEY, epoch TEXT NOT NULL, next_offset INTEGER NOT NULL, last_used REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    channel TEXT NOT NULL, offset INTEGER NOT NULL, ts REAL NOT NULL, msg_id INTEGER NOT NULL,
+    PRIMARY KEY (channel, offset)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+# The session attribute holding the client's secret (services/hub/admission.py).
+_SECRET = "secret"
+
+
+class StoreError(Exception):
+    """The store cannot be opened (locked by another hub, unreadable, newer schema)."""
+
+
+def open_store(path, synchronous="normal"):
+    """``MemoryStore`` for ``:memory:``, else a ``SqliteStore`` at ``path``."""
+    if path == ":memory:":
+        return MemoryStore()
+    return SqliteStore(path, synchronous)
+
+
+def _session_meta(session):
+    meta = {
+        "client_type": session.client_type,
+        "client_name": session.client_name,
+        "connected_at": session.connected_at,
+        "subscriptions": sorted(session.subscriptions),
+        "info": session.info,
+    }
+    secret = getattr(session, _SECRET, None)
+    if secret is not None:
+        meta[_SECRET] = secret
+    return protocol.encode_record(meta)
+
+
+def _forget_changes(hub):
+    hub.touched.clear()
+    hub.history.changes.__init__()
+    jobs = hub.jobs
+    jobs.changed.clear()
+    jobs.removed.clear()
+    jobs.system_changed = False
+
+
+class MemoryStore:
+    """No store at all: the state lives and dies with the hub process."""
+
+    path = ":memory:"
+    durable = False
+
+    def load(self, hub):
+        """Nothing to restore."""
+
+    def commit(self, hub):
+        """Drop the turn's change records; nothing is written."""
+        _forget_changes(hub)
+        hub.removed_seqs.clear()
+        hub.forgotten.clear()
+        return False
+
+    def collect(self):
+        """Nothing to collect."""
+
+    def describe(self):
+        """The store as ``/ws/status`` shows it."""
+        return {"path": self.path, "durable": False}
+
+    def close(self):
+        """Nothing to close."""
+
+
+class SqliteStore:
+    """Writes the hub's changes to SQLite, one transaction per loop turn.
+
+    WAL journal; ``synchronous=normal`` (the default) makes a committed turn
+    survive the hub being killed, ``full`` also survives power loss at the
+    cost of one fsync per turn. The database is opened in exclusive locking
+    mode: a second hub pointed at the same file fails to start instead of
+    corrupting the first one's state.
+    """
+
+    durable = True
+
+    def __init__(self, path, synchronous="normal", lock_timeout=3.0):
+        if synchronous not in ("normal", "full"):
+            raise StoreError(f"synchronous must be normal or full, not {synchronous!r}")
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=lock_timeout, check_same_thread=False)
+            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self.db.execute("PRAGMA temp_store=MEMORY")
+            # BEGIN IMMEDIATE takes the exclusive lock now, not at the first change.
+            self.db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except sqlite3.Error as ex:
+            raise StoreError(f"cannot open the store {self.path}: {ex}") from None
+        try:
+            os.chmod(self.path, 0o600)  # it holds client secrets
+        except OSError:
+            pass
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(f"the store {self.path} was written by a newer bridge (schema {row[0]})")
+        self.synchronous = synchronous
+        self.heads = {}  # client_id -> lowest seq that may still be stored
+        self.highs = {}  # client_id -> highest seq stored
+        self.metas = {}  # client_id -> the meta record last written
+        self.counters = {}  # client_id -> (next_seq, dropped_total, dropped_unreported) last written
+        self.next_mid = 1 + (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
+        self.garbage = 0  # references deleted since the last collect()
+        self.commits = 0
+        self.failures = 0
+        self.last_error = None
+
+    # ---------------------------------------------------------------- load
+    def load(self, hub):
+        """Rebuild the hub's sessions, queues, history and jobs from the database."""
+        db = self.db
+        messages = {mid: protocol.decode_record(body) for mid, body in db.execute("SELECT id, body FROM messages")}
+        now = hub.clock()
+        for cid, next_seq, dropped_total, dropped_unreported, meta in db.execute("SELECT * FROM sessions"):
+            m = protocol.decode_record(meta)
+            session = Session(cid, m["client_type"], hub.config.queue_size, now, m["connected_at"])
+            session.client_name = m.get("client_name")
+            session.info = m.get("info") or {}
+            session.next_seq = next_seq
+            session.dropped_total = dropped_total
+            session.dropped_unreported = dropped_unreported
+            admission = getattr(hub, "admission", None)
+            if admission is not None:
+                admission.new_session(session)  # a fresh send bucket (and secret, replaced next)
+            if _SECRET in m and _SECRET in Session.__slots__:
+                setattr(session, _SECRET, m[_SECRET])
+            hub.sessions[cid] = session
+            hub.by_type.setdefault(session.client_type, set()).add(session)
+            hub.subscribe(session, m.get("subscriptions") or ())
+            self.metas[cid] = meta
+            self.counters[cid] = (next_seq, dropped_total, dropped_unreported)
+            self.heads[cid] = 1
+            self.highs[cid] = 0
+        orphans = 0
+        for cid, seq, mid in db.execute("SELECT client_id, seq, msg_id FROM queue ORDER BY client_id, seq"):
+            session = hub.sessions.get(cid)
+            message = messages.get(mid)
+            if session is None or message is None:
+                orphans += 1
+                continue
+            session.queue.append((seq, message))
+            self.highs[cid] = seq
+        for session in hub.sessions.values():
+            session.limit = max(session.limit, len(session.queue))
+            if hasattr(session, "acked"):  # everything below the queue's head was acknowledged
+                session.acked = session.sent = (session.queue[0][0] if session.queue else session.next_seq) - 1
+        entries = {}
+        for channel, offset, ts, mid in db.execute("SELECT channel, offset, ts, msg_id FROM history ORDER BY channel, offset"):
+            if mid in messages:
+                entries.setdefault(channel, []).append((offset, ts, messages[mid]))
+        for name, epoch, next_offset, last_used in db.execute("SELECT * FROM channels"):
+            hub.history.load(name, epoch, next_offset, last_used, entries.get(name, ()))
+        for key, body in db.execute("SELECT job_id, body FROM jobs"):
+            hub.jobs.load(key, protocol.decode_record(body))
+        row = db.execute("SELECT value FROM meta WHERE key='system_status'").fetchone()
+        if row is not None:
+            hub.jobs.system_status = protocol.decode_record(row[0])
+        queued = sum(len(s.queue) for s in hub.sessions.values())
+        log.info(
+            "store %s: restored %d clients, %d queued messages, %d channels, %d jobs%s",
+            self.path, len(hub.sessions), queued, len(hub.history.channels), len(hub.jobs.jobs),
+            f" ({orphans} orphan rows skipped)" if orphans else "",
+        )
+
+    # -------------------------------------------------------------- commit
+    def commit(self, hub):
+        """Write everything that changed since the last commit as one transaction.
+
+        Returns ``True`` when something was written. On a database error the
+        transaction is rolled back, the change records are kept for the next
+        turn, and the error is raised for the server to log.
+        """
+        history = hub.history.changes
+        jobs = hub.jobs
+        if not (hub.touched or hub.forgotten or hub.removed_seqs or history or jobs.changed or jobs.removed
+                or jobs.system_changed):
+            return False
+        mids = {}  # id(message) -> msg_id, for this transaction
+        new_messages = []
+
+        def mid_of(message):
+            mid = mids.get(id(message))
+            if mid is None:
+                mid = mids[id(message)] = self.next_mid + len(new_messages)
+                new_messages.append((mid, protocol.encode_record(message)))
+            return mid
+
+        heads, highs, metas, counters = {}, {}, {}, {}
+        drop_sessions = [(cid,) for cid in hub.forgotten]
+        upserts, counter_rows, rows, trims = [], [], [], []
+        for session in hub.touched:
+            cid = session.client_id
+            if hub.sessions.get(cid) is not session:
+                continue  # dropped in this turn
+            meta = _session_meta(session)
+            known = cid in self.counters
+            count = (session.next_seq, session.dropped_total, session.dropped_unreported)
+            if not known or meta != self.metas.get(cid):
+                upserts.append((cid,) + count + (meta,))
+                metas[cid] = meta
+                counters[cid] = count
+            elif count != self.counters[cid]:
+                counter_rows.append(count + (cid,))
+                counters[cid] = count
+            queue = session.queue
+            head = queue[0][0] if queue else session.next_seq
+            if head > self.heads.get(cid, 1):
+                trims.append((cid, head))
+                heads[cid] = head
+            high = self.highs.get(cid, 0)
+            fresh = []
+            for seq, message in reversed(queue):
+                if seq <= high:
+                    break
+                fresh.append((cid, seq, message))
+            if fresh:
+                highs[cid] = fresh[0][1]
+                rows.extend((c, s, mid_of(m)) for c, s, m in fresh)
+        holes = [(cid, seq) for cid, seq in hub.removed_seqs if cid not in hub.forgotten]
+        history_rows = []
+        for channel, offset, ts, message in history.added:
+            if channel in hub.history.channels and offset >= history.trimmed.get(channel, 0):
+                history_rows.append((channel, offset, ts, mid_of(message)))
+        channel_rows = []
+        for name in history.meta:
+            ch = hub.history.channels.get(name)
+            if ch is not None:
+                channel_rows.append((name, ch.epoch, ch.next_offset, ch.last_used))
+        job_rows = [(key, protocol.encode_record(jobs.jobs[key])) for key in jobs.changed if key in jobs.jobs]
+        db = self.db
+        try:
+            db.execute("BEGIN")
+            if drop_sessions:
+                db.executemany("DELETE FROM sessions WHERE client_id=?", drop_sessions)
+                db.executemany("DELETE FROM queue WHERE client_id=?", drop_sessions)
+            if new_messages:
+                db.executemany("INSERT INTO messages (id, body) VALUES (?, ?)", new_messages)
+            if upserts:
+                db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)", upserts)
+            if counter_rows:
+                db.executemany(
+                    "UPDATE sessions SET next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
+                    counter_rows,
+                )
+            if trims:
+                db.executemany("DELETE FROM queue WHERE client_id=? AND seq<?", trims)
+            if holes:
+                db.executemany("DELETE FROM queue WHERE client_id=? AND seq=?", holes)
+            if rows:
+                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows)
+            if history.removed:
+                gone = [(name,) for name in history.removed]
+                db.executemany("DELETE FROM history WHERE channel=?", gone)
+                db.executemany("DELETE FROM channels WHERE name=?", gone)
+            if channel_rows:
+                db.executemany("INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?)", channel_rows)
+            if history.trimmed:
+                db.executemany("DELETE FROM history WHERE channel=? AND offset<?", list(history.trimmed.items()))
+            if history_rows:
+                db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", history_rows)
+            if jobs.removed:
+                db.executemany("DELETE FROM jobs WHERE job_id=?", [(k,) for k in jobs.removed])
+            if job_rows:
+                db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows)
+            if jobs.system_changed and jobs.system_status is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('system_status', ?)",
+                    (protocol.encode_record(jobs.system_status),),
+                )
+            db.execute("COMMIT")
+        except sqlite3.Error as ex:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self.failures += 1
+            self.last_error = str(ex)
+            raise
+        # Only now does the database hold these; remember what it holds.
+        self.next_mid += len(new_messages)
+        for cid in hub.forgotten:
+            for table in (self.heads, self.highs, self.metas, self.counters):
+                table.pop(cid, None)
+        self.heads.update(heads)
+        self.highs.update(highs)
+        self.metas.update(metas)
+        self.counters.update(counters)
+        self.garbage += len(drop_sessions) + len(trims) + len(holes) + len(history.trimmed) + len(history.removed)
+        self.commits += 1
+        self.last_error = None
+        _forget_changes(hub)
+        hub.removed_seqs.clear()
+        hub.forgotten.clear()
+        return True
+
+    def collect(self):
+        """Delete stored messages no queue or history refers to any more (from the sweep)."""
+        if not self.garbage:
+            return 0
+        cur = self.db.execute(
+            "DELETE FROM messages WHERE id NOT IN (SELECT msg_id FROM queue) AND id NOT IN (SELECT msg_id FROM history)"
+        )
+        self.garbage = 0
+        return cur.rowcount
+
+    def counts(self):
+        """Rows per table (tests and ``/ws/status`` use it to show the store is bounded)."""
+        tables = ("sessions", "queue", "messages", "channels", "history", "jobs")
+        return {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+
+    def describe(self):
+        """The store as ``/ws/status`` shows it."""
+        info = {"path": self.path, "durable": True, "synchronous": self.synchronous,
+                "commits": self.commits, "failures": self.failures}
+        if self.last_error:
+            info["last_error"] = self.last_error
+        return info
+
+    def close(self):
+        """Checkpoint the WAL into the database file and close it."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as ex:
+            log.warning("store checkpoint at exit failed: %s", ex)
+        self.db.close()
