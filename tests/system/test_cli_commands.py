@@ -165,3 +165,13 @@ def test_bad_command_line_exits_2():
     r = subprocess.run([sys.executable, "-m", "services.cli", "frobnicate"], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_operator_commands_send_the_admin_token_from_the_environment(stack_factory):
+    stack = stack_factory(env={"BRIDGE_ADMIN_TOKEN": "tok-123-secret-0123456789"})
+    r = bridge(stack, "clients", env={"BRIDGE_ADMIN_TOKEN": ""})
+    assert r.returncode == 1 and "set BRIDGE_ADMIN_TOKEN" in r.stderr
+    r = bridge(stack, "clients", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == []
+    r = bridge(stack, "dashboard", "--no-open")
+    assert r.stdout == f"http://127.0.0.1:{stack.http_port}/ws/dashboard#token=tok-123-secret-0123456789\n"

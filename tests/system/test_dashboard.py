@@ -71,3 +71,18 @@ def test_dashboard_static_files_are_served_with_a_strict_policy(stack):
         assert r.status == 200 and kind in r.headers["content-type"], r
     r = stack.get("/ws/dashboard/static/../__init__.py")
     assert r.status == 404
+
+
+def test_dashboard_with_an_admin_token_from_the_address(stack_factory, browser):
+    stack = stack_factory(env={"BRIDGE_ADMIN_TOKEN": "tok-456-secret-0123456789"})
+    connect(stack, "lightroom")
+    page = browser.new_page()
+    page.goto(stack.base_url + "/ws/dashboard#token=tok-456-secret-0123456789")
+    sync_api.expect(page.locator('#clients tr[data-client-type="lightroom"]')).to_have_count(1, timeout=10000)
+    assert "token" not in page.url  # taken out of the address bar once stored
+    page = browser.new_page()
+    page.goto(stack.base_url + "/ws/dashboard")  # a new tab: no token yet
+    sync_api.expect(page.locator("#token-form")).to_be_visible(timeout=10000)
+    page.fill("#token", "tok-456-secret-0123456789")
+    page.click("#token-form button")
+    sync_api.expect(page.locator('#clients tr[data-client-type="lightroom"]')).to_have_count(1, timeout=10000)
