@@ -88,6 +88,8 @@ class NotifierServer:
         self.topics = set()  # subscriptions the XPUB has seen (first subscribe .. last unsubscribe)
         self.stats = {"received": 0, "rejected": 0, "forwarded": 0}
         self.next_heartbeat = clock()
+        self.reported_overflow = 0
+        self.overflow_logged = -1e9
         self.ingest = self._socket(zmq.PULL)
         self.ingest.setsockopt(zmq.RCVHWM, config.ingest_hwm)
         self.ingest.bind(config.events_in)
@@ -123,6 +125,10 @@ class NotifierServer:
         except (ProtocolError, messages.MessageError) as ex:
             self.stats["rejected"] += 1
             self.rejects.reject(getattr(ex, "reason", None) or str(ex))
+            return
+        except Exception:  # one odd event must not stop the notifier
+            self.stats["rejected"] += 1
+            log.exception("could not check a backend event")
             return
         self.outbox.put(protocol.encode_event(protocol.TOPIC_PUBLISH, event))
 
@@ -167,6 +173,10 @@ class NotifierServer:
                 pass
         if self.outbox.expire():
             log.warning("dropped held events older than %g s (%d in all)", self.outbox.max_age, self.outbox.expired)
+        if self.outbox.overflowed > self.reported_overflow and now - self.overflow_logged >= 60:
+            self.overflow_logged = now
+            self.reported_overflow = self.outbox.overflowed
+            log.warning("the hold of %d events was full: %d oldest dropped in all", self.outbox.limit, self.outbox.overflowed)
 
     # ---------------------------------------------------------------- loop
     def _drain(self, sock, handler):
