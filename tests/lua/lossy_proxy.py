@@ -1,12 +1,14 @@
 """An HTTP proxy in front of the gateway that loses chosen poll answers, for the Lua client's tests.
 
 Each client connection carries one request (the LrHttp shim sends
-``Connection: close``). The proxy forwards it and reads the gateway's whole
-answer; when ``lose(request_line, answer)`` says so, it withholds the answer
-until the client gives up (its LrHttp timeout) and closes the connection: the
-answer was produced by the bridge but never reached the client.
+``Connection: close``); its Host header is rewritten to the gateway's
+address. The proxy forwards it and reads the gateway's whole answer; when
+``lose(request_line, answer)`` says so, it withholds the answer until the
+client gives up (its LrHttp timeout) and closes the connection: the answer
+was produced by the bridge but never reached the client.
 """
 
+import re
 import socket
 import threading
 
@@ -79,6 +81,8 @@ class LossyProxy:
             request = _read_request(conn)
             if request is None:
                 return
+            # the gateway refuses a Host that names another port (DNS-rebinding guard)
+            request = re.sub(rb"(?im)^Host:[^\r\n]*", f"Host: 127.0.0.1:{self.target_port}".encode(), request, count=1)
             with socket.create_connection(("127.0.0.1", self.target_port), timeout=60) as upstream:
                 upstream.sendall(request)
                 answer = b""
