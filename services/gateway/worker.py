@@ -8,7 +8,10 @@ Host guard can refuse a foreign one.
 """
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn_worker import UvicornWorker
+try:
+    from uvicorn_worker import UvicornWorker
+except ImportError:  # Windows: no gunicorn; `python -m services.gateway` uses only the protocol below
+    UvicornWorker = object
 
 from services.gateway.guard import ABSOLUTE_FORM_KEY
 

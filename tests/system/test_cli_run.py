@@ -4,6 +4,7 @@ The Windows path (uvicorn instead of gunicorn, terminate() instead of
 process groups) is forced with ``--platform windows`` so it runs here too.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -87,8 +88,17 @@ def test_run_starts_every_procfile_process_and_sigint_stops_them_all(tmp_path, c
     assert output(tmp_path).count("stopped: hub (0)") == 1
 
 
+def posix_only_packages_missing(tmp_path):
+    """A PYTHONPATH folder where gunicorn, uvicorn_worker and uvloop fail to import, as on Windows."""
+    folder = tmp_path / "windows-like"
+    folder.mkdir()
+    for name in ("gunicorn", "uvicorn_worker", "uvloop"):
+        (folder / f"{name}.py").write_text(f"raise ImportError('{name} is not installed on Windows')\n")
+    return f"{folder}{os.pathsep}{ROOT}"
+
+
 def test_windows_path_serves_the_api_with_uvicorn_and_stops_on_sigterm(tmp_path, cleanup):
-    proc, stack = start_run(tmp_path, "--platform", "windows")
+    proc, stack = start_run(tmp_path, "--platform", "windows", env={"PYTHONPATH": posix_only_packages_missing(tmp_path)})
     cleanup.append(proc)
     wait_for(lambda: healthy(stack), 30, interval=0.2, message=f"bridge run to be healthy\n{output(tmp_path)}")
     tree = family(proc)
