@@ -224,7 +224,7 @@ def decode_request(frames):
     if not _is_int(req.get("id")):
         raise ProtocolError("bad_protocol", "request field 'id' must be an integer", "id")
     op = req.get("op")
-    spec = REQUEST_FIELDS.get(op)
+    spec = REQUEST_FIELDS.get(op) if isinstance(op, str) else None  # a map or list as op is unhashable
     try:
         if spec is None:
             raise ProtocolError("unknown_op", f"unknown op {str(op)[:40]!r}", "op")

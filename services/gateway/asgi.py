@@ -1,5 +1,6 @@
 """The ASGI application object that gunicorn's uvicorn workers (or uvicorn alone) serve."""
 
+from services import curve
 from services.logs import setup_logging
 from services.gateway.app import create_app
 from services.gateway.config import load_config
@@ -7,4 +8,5 @@ from services.gateway.hub_client import HubClient
 
 setup_logging("gateway")
 config = load_config()
-app = create_app(config, HubClient(config.hub_rpc, config.hub_timeout))
+app = create_app(config, HubClient(config.hub_rpc, config.hub_timeout,
+                                   curve.load(config.curve_dir) if config.curve_dir else None))

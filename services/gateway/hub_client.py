@@ -16,7 +16,7 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from services import protocol
+from services import curve, protocol
 from services.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,10 @@ class HubError(Exception):
 class HubClient:
     """Sends requests to the hub and awaits their replies, by id, with a timeout."""
 
-    def __init__(self, endpoint, timeout):
+    def __init__(self, endpoint, timeout, curve_keys=None):
         self.endpoint = endpoint
         self.timeout = timeout
+        self.curve_keys = curve_keys  # services.curve.CurveKeys when the hub needs CURVE
         self._ids = itertools.count(1)
         self._pending = {}
         self._sock = None
@@ -67,6 +68,8 @@ class HubClient:
         sock.setsockopt(zmq.RCVHWM, 100000)
         # HANDSHAKE_SUCCEEDED, not CONNECTED: with IMMEDIATE a send only succeeds once the handshake is done
         monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        if self.curve_keys is not None:
+            curve.connect_as_client(sock, self.curve_keys)
         sock.connect(self.endpoint)
         self._sock = sock
         self._tasks = [loop.create_task(self._receive(sock)), loop.create_task(self._watch(monitor))]

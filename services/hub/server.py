@@ -127,6 +127,10 @@ class HubServer:
             if ex.req_id is not None:
                 self._send_error(peer, ex.req_id, ex.code, ex.reason, ex.field)
             return
+        except Exception:  # a decoder bug must not end the hub: drop the frame, say so once
+            log.exception("undecodable request dropped")
+            self.hub.metrics.error("bad_request_frame")
+            return
         self.request_ctx.peer = peer
         started = time.perf_counter()
         try:
