@@ -2,7 +2,7 @@
 
 import falcon.asgi
 
-from services.gateway import dashboard, errors, health, metrics, resources, sse, websocket
+from services.gateway import dashboard, errors, health, jobs, metrics, resources, sse, websocket
 from services.gateway.access_log import AccessLog
 from services.gateway.compression import GzipResponses
 from services.gateway.auth import OperatorAuth
@@ -38,6 +38,8 @@ def create_app(config, hub):
         "/ws/send_to_type/{client_type}": resources.SendToType,
         "/ws/notify/{kind}": resources.Notify,
         "/ws/cleanup": resources.Cleanup,
+        "/ws/jobs": jobs.Jobs,
+        "/ws/jobs/{job_id}": jobs.Job,
         "/ws/health": health.Health,
         "/metrics": metrics.Metrics,
         "/ws": websocket.WebSocketEndpoint,

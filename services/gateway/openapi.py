@@ -93,12 +93,16 @@ PATHS = {
         _success("the new client", {
             "client_id": {"type": "string", "format": "uuid"},
             "client_secret": {"type": "string"},
+            "resumed": {"type": "boolean"},
             "protocol_version": {"type": "string"},
             "server_time": {"type": "string"},
         }, ["client_id", "client_secret", "protocol_version", "server_time"]),
         body=_body({"type": "object", "properties": {
             "client_type": {"type": "string", "pattern": IDENT},
             "protocol_version": {"type": "string", "maxLength": 16},
+            # docs/DURABILITY.md: both given and right resume that session (its queue too)
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "client_secret": {"type": "string", "minLength": 1, "maxLength": 200},
         }}, required=False),
         extra=[_RATE],
     )},
@@ -187,6 +191,19 @@ PATHS = {
                  ["removed", "removed_clients"]),
         body=_body({"type": "object", "properties": {"timeout_minutes": {"type": "number", "minimum": 0}}},
                    required=False),
+        operator=True,
+    )},
+    "/ws/jobs": {"get": _op(
+        "The latest state of every job, and the newest system status (docs/DURABILITY.md)", "operator",
+        _success("the jobs", {"jobs": {"type": "array", "items": {"type": "object"}},
+                              "count": {"type": "integer"},
+                              "system_status": {"type": "object", "nullable": True}}, ["jobs", "count"]),
+        operator=True,
+    )},
+    "/ws/jobs/{job_id}": {"get": _op(
+        "One job's latest state (404, code unknown_job, when unknown)", "operator",
+        _success("the job", {"job": {"type": "object"}}, ["job"]),
+        params=[_path_param("job_id", {"type": "string", "minLength": 1, "maxLength": 200})],
         operator=True,
     )},
     "/ws/openapi.json": {"get": {

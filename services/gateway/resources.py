@@ -36,8 +36,17 @@ class _Resource:
         return reply["delivered"]
 
 
+def _resume_fields(body):
+    """A returning client's ``client_id`` and ``client_secret``: both, or neither (docs/DURABILITY.md)."""
+    client_id = body.get("client_id")
+    secret = body.get("client_secret")
+    if client_id is None and secret is None:
+        return {}
+    return {"client_id": required_str(body, "client_id"), "client_secret": required_str(body, "client_secret")}
+
+
 class Handshake(_Resource):
-    """POST /ws/handshake: a new client id, with ``connection_established`` queued."""
+    """POST /ws/handshake: a new client id (``connection_established`` queued), or the session it resumes."""
 
     async def on_post(self, req, resp):
         body = await self.body(req)
@@ -46,10 +55,12 @@ class Handshake(_Resource):
             client_type=optional_str(body, "client_type", "unknown", 64),
             protocol_version=optional_str(body, "protocol_version", protocol.CLIENT_PROTOCOL_VERSION, 16),
             peer=req.remote_addr or "unknown",
+            **_resume_fields(body),
         )
         ok(resp, {
             "client_id": reply["client_id"],
             "client_secret": reply["client_secret"],
+            "resumed": bool(reply.get("resumed")),
             "protocol_version": reply["protocol_version"],
             "server_time": reply["server_time"],
         })
