@@ -206,6 +206,41 @@ PATHS = {
         params=[_path_param("job_id", {"type": "string", "minLength": 1, "maxLength": 200})],
         operator=True,
     )},
+    "/ws": {"get": {
+        "summary": "The WebSocket endpoint (docs/TRANSPORTS.md); a plain GET is told to upgrade",
+        "tags": ["client"], "x-websocket": True,
+        "responses": {"426": {"description": "connect with a WebSocket client",
+                              "content": _json(_ref("Error"))}, **_errors()},
+    }},
+    "/ws/events": {"get": _op(
+        "The session's messages as Server-Sent Events (docs/TRANSPORTS.md)", "client",
+        {"description": "an event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        params=[
+            _query("client_id", {"type": "string", "minLength": 1, "maxLength": 200}, required=True),
+            _query("last_event_id", {"type": "integer", "minimum": 0}),
+            _query("client_secret", {"type": "string", "maxLength": 200}),
+            _SECRET_HEADER,
+        ],
+    )},
+    "/ws/health": {"get": {
+        "summary": "Gateway, hub and notifier health", "tags": ["operator"], "security": [{}, {"bearer": []}],
+        "responses": {
+            "200": {"description": "hub reachable", "content": _json({"type": "object", "required": ["status"]})},
+            **_errors(_OPERATOR),
+            "503": {"description": "hub not reachable", "content": _json({"type": "object"})},
+        },
+    }},
+    "/metrics": {"get": {
+        "summary": "Counters and histograms in the Prometheus text format", "tags": ["operator"],
+        "security": [{}, {"bearer": []}],
+        "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      **_errors(_OPERATOR)},
+    }},
+    "/ws/dashboard": {"get": {
+        "summary": "The live dashboard page (its files are under /ws/dashboard/static/)", "tags": ["operator"],
+        "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                      **_errors()},
+    }},
     "/ws/openapi.json": {"get": {
         "summary": "This description", "tags": ["client"],
         "responses": {"200": {"description": "OpenAPI 3", "content": _json({"type": "object"})},
