@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass
 
-from services import settings
+from services import security, settings
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class NotifierConfig:
 
 def load_config(environ=os.environ):
     """Build a ``NotifierConfig`` from the environment; raises ``ConfigError`` naming a bad key."""
-    return NotifierConfig(
+    config = NotifierConfig(
         events_in=settings.env_str(environ, "BRIDGE_EVENTS_IN", settings.DEFAULT_EVENTS_IN),
         events_out=settings.env_str(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
         ingest_hwm=settings.env_int(environ, "BRIDGE_INGEST_HWM", 10000, minimum=1, maximum=1_000_000),
@@ -42,3 +42,8 @@ def load_config(environ=os.environ):
         warn_gpu_temp=settings.env_float(environ, "BRIDGE_WARN_GPU_TEMP", 85.0, minimum=0),
         warn_hysteresis=settings.env_float(environ, "BRIDGE_WARN_HYSTERESIS", 5.0, minimum=0),
     )
+    for key, endpoint in (("BRIDGE_EVENTS_IN", config.events_in), ("BRIDGE_EVENTS_OUT", config.events_out)):
+        if not security.endpoint_is_loopback(endpoint):
+            # Anyone who can reach these sockets can publish to every client: keep them on this machine.
+            raise settings.ConfigError(f"{key}={endpoint} is not on loopback; the notifier binds on loopback only")
+    return config

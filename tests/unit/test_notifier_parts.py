@@ -163,6 +163,7 @@ def test_config_defaults_and_overrides():
 
 @pytest.mark.parametrize("key, value", [
     ("BRIDGE_STATUS_INTERVAL", "-1"), ("BRIDGE_WARN_MEMORY", "lots"), ("BRIDGE_EVENTS_HOLD", "0"),
+    ("BRIDGE_EVENTS_IN", "tcp://0.0.0.0:5102"), ("BRIDGE_EVENTS_OUT", "tcp://192.168.1.2:5103"),
 ])
 def test_config_errors_name_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
