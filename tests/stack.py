@@ -189,7 +189,7 @@ class Stack:
 
     # ----------------------------------------------------------- shortcuts
     def handshake(self, client_type="lightroom", channels=()):
-        """A new client id, subscribed to ``channels``, its welcome message drained."""
+        """A new client id, subscribed to ``channels``, its welcome (and any snapshots) drained."""
         r = self.post("/ws/handshake", {"client_type": client_type, "protocol_version": "1.0"})
         assert r.status == 200, r
         client_id = r.json["client_id"]
@@ -197,7 +197,9 @@ class Stack:
             r = self.post("/ws/send", {"client_id": client_id, "message": {"type": "subscribe", "channels": list(channels)}})
             assert r.status == 200, r
         r = self.get(f"/ws/poll?client_id={client_id}")
-        assert [m["type"] for m in r.json["messages"]] == ["connection_established"], r
+        kinds = [m["type"] for m in r.json["messages"]]
+        assert kinds[:1] == ["connection_established"], r
+        assert all(k.endswith("_snapshot") for k in kinds[1:]), r
         return client_id
 
     def poll(self, client_id, wait=0, ack=None, timeout=None):
