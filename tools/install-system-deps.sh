@@ -7,6 +7,8 @@ command -v busted >/dev/null 2>&1 || need="$need lua-busted"
 command -v luacheck >/dev/null 2>&1 || need="$need lua-check"
 # the dashboard test drives Debian's chromium headless (Playwright with executable_path; no browser download)
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+# the wall-clock jump test runs the hub under libfaketime
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || command -v faketime >/dev/null 2>&1 || need="$need faketime"
 if command -v lua5.1 >/dev/null 2>&1; then
   lua5.1 -e 'require "socket"' >/dev/null 2>&1 || need="$need lua-socket"
   lua5.1 -e 'require "dkjson"' >/dev/null 2>&1 || need="$need lua-dkjson"
