@@ -8,8 +8,8 @@ accepted is on disk (see docs/DURABILITY.md for the exact guarantees).
 
 Tables (records are msgpack maps, written with ``protocol.encode_record``)::
 
-    sessions (client_id PK, next_seq, dropped_total, dropped_unreported, meta)
-    queue    (client_id, seq, msg_id)   PK (client_id, seq)
+    sessions (client_id PK, sid, next_seq, dropped_total, dropped_unreported, meta)
+    queue    (k = sid << 40 | seq  PK, msg_id)   one integer key: the cheapest b-tree there is
     messages (id PK, body)              each message once, shared by queues and history
     channels (name PK, epoch, next_offset, last_used)
     history  (channel, offset, ts, msg_id)   PK (channel, offset)
@@ -35,11 +35,9 @@ SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
-    client_id TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, dropped_total INTEGER NOT NULL,
+    client_id TEXT PRIMARY KEY, sid INTEGER NOT NULL, next_seq INTEGER NOT NULL, dropped_total INTEGER NOT NULL,
     dropped_unreported INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS queue (
-    client_id TEXT NOT NULL, seq INTEGER NOT NULL, msg_id INTEGER NOT NULL,
-    PRIMARY KEY (client_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue (k INTEGER PRIMARY KEY, msg_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS channels (
     name TEXT PRIMARY KEY, epoch TEXT NOT NULL, next_offset INTEGER NOT NULL, last_used REAL NOT NULL) WITHOUT ROWID;
@@ -51,6 +49,9 @@ CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, body BLOB NOT NULL) WI
 
 # The session attribute holding the client's secret (services/hub/admission.py).
 _SECRET = "secret"
+
+# A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
+SEQ_BITS = 40
 
 
 class StoreError(Exception):
@@ -151,6 +152,8 @@ class SqliteStore:
         elif int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"the store {self.path} was written by a newer bridge (schema {row[0]})")
         self.synchronous = synchronous
+        self.sids = {}  # client_id -> session number (the high bits of its queue keys)
+        self.next_sid = 1 + (self.db.execute("SELECT COALESCE(MAX(sid), 0) FROM sessions").fetchone()[0])
         self.heads = {}  # client_id -> lowest seq that may still be stored
         self.highs = {}  # client_id -> highest seq stored
         self.metas = {}  # client_id -> the meta record last written
@@ -167,7 +170,8 @@ class SqliteStore:
         db = self.db
         messages = {mid: protocol.decode_record(body) for mid, body in db.execute("SELECT id, body FROM messages")}
         now = hub.clock()
-        for cid, next_seq, dropped_total, dropped_unreported, meta in db.execute("SELECT * FROM sessions"):
+        by_sid = {}
+        for cid, sid, next_seq, dropped_total, dropped_unreported, meta in db.execute("SELECT * FROM sessions"):
             m = protocol.decode_record(meta)
             session = Session(cid, m["client_type"], hub.config.queue_size, now, m["connected_at"])
             session.client_name = m.get("client_name")
@@ -184,18 +188,22 @@ class SqliteStore:
             hub.by_type.setdefault(session.client_type, set()).add(session)
             hub.subscribe(session, m.get("subscriptions") or ())
             self.metas[cid] = meta
+            self.sids[cid] = sid
+            by_sid[sid] = session
             self.counters[cid] = (next_seq, dropped_total, dropped_unreported)
             self.heads[cid] = 1
             self.highs[cid] = 0
         orphans = 0
-        for cid, seq, mid in db.execute("SELECT client_id, seq, msg_id FROM queue ORDER BY client_id, seq"):
-            session = hub.sessions.get(cid)
+        mask = (1 << SEQ_BITS) - 1
+        for k, mid in db.execute("SELECT k, msg_id FROM queue ORDER BY k"):
+            session = by_sid.get(k >> SEQ_BITS)
             message = messages.get(mid)
             if session is None or message is None:
                 orphans += 1
                 continue
+            seq = k & mask
             session.queue.append((seq, message))
-            self.highs[cid] = seq
+            self.highs[session.client_id] = seq
         for session in hub.sessions.values():
             session.limit = max(session.limit, len(session.queue))
             if hasattr(session, "acked"):  # everything below the queue's head was acknowledged
@@ -233,26 +241,37 @@ class SqliteStore:
             return False
         mids = {}  # id(message) -> msg_id, for this transaction
         new_messages = []
+        encode = protocol.encode_record
 
         def mid_of(message):
-            mid = mids.get(id(message))
-            if mid is None:
-                mid = mids[id(message)] = self.next_mid + len(new_messages)
-                new_messages.append((mid, protocol.encode_record(message)))
+            mid = mids[id(message)] = self.next_mid + len(new_messages)
+            new_messages.append((mid, encode(message)))
             return mid
 
-        heads, highs, metas, counters = {}, {}, {}, {}
-        drop_sessions = [(cid,) for cid in hub.forgotten]
+        sids, heads, highs, metas, counters = {}, {}, {}, {}, {}
+        next_sid = self.next_sid
+        drop_sessions, drop_ranges = [], []
+        for cid in hub.forgotten:
+            drop_sessions.append((cid,))
+            sid = self.sids.get(cid)
+            if sid is not None:
+                drop_ranges.append((sid << SEQ_BITS, (sid + 1) << SEQ_BITS))
         upserts, counter_rows, rows, trims = [], [], [], []
+        append = rows.append
+        get_mid = mids.get
         for session in hub.touched:
             cid = session.client_id
             if hub.sessions.get(cid) is not session:
                 continue  # dropped in this turn
+            sid = self.sids.get(cid)
+            if sid is None:
+                sid = sids[cid] = next_sid
+                next_sid += 1
+            base = sid << SEQ_BITS
             meta = _session_meta(session)
-            known = cid in self.counters
             count = (session.next_seq, session.dropped_total, session.dropped_unreported)
-            if not known or meta != self.metas.get(cid):
-                upserts.append((cid,) + count + (meta,))
+            if cid in sids or meta != self.metas.get(cid):
+                upserts.append((cid, sid) + count + (meta,))
                 metas[cid] = meta
                 counters[cid] = count
             elif count != self.counters[cid]:
@@ -261,49 +280,55 @@ class SqliteStore:
             queue = session.queue
             head = queue[0][0] if queue else session.next_seq
             if head > self.heads.get(cid, 1):
-                trims.append((cid, head))
+                trims.append((base, base + head))
                 heads[cid] = head
             high = self.highs.get(cid, 0)
-            fresh = []
-            for seq, message in reversed(queue):
-                if seq <= high:
-                    break
-                fresh.append((cid, seq, message))
-            if fresh:
-                highs[cid] = fresh[0][1]
-                rows.extend((c, s, mid_of(m)) for c, s, m in fresh)
-        holes = [(cid, seq) for cid, seq in hub.removed_seqs if cid not in hub.forgotten]
+            if queue and queue[-1][0] > high:
+                highs[cid] = queue[-1][0]
+                start = len(queue)
+                while start and queue[start - 1][0] > high:
+                    start -= 1
+                for index in range(start, len(queue)):
+                    seq, message = queue[index]
+                    mid = get_mid(id(message))
+                    append((base + seq, mid if mid is not None else mid_of(message)))
+        holes = []
+        for cid, seq in hub.removed_seqs:
+            sid = self.sids.get(cid, sids.get(cid))
+            if sid is not None and cid not in hub.forgotten:
+                holes.append(((sid << SEQ_BITS) + seq,))
         history_rows = []
         for channel, offset, ts, message in history.added:
             if channel in hub.history.channels and offset >= history.trimmed.get(channel, 0):
-                history_rows.append((channel, offset, ts, mid_of(message)))
+                mid = get_mid(id(message))
+                history_rows.append((channel, offset, ts, mid if mid is not None else mid_of(message)))
         channel_rows = []
         for name in history.meta:
             ch = hub.history.channels.get(name)
             if ch is not None:
                 channel_rows.append((name, ch.epoch, ch.next_offset, ch.last_used))
-        job_rows = [(key, protocol.encode_record(jobs.jobs[key])) for key in jobs.changed if key in jobs.jobs]
+        job_rows = [(key, encode(jobs.jobs[key])) for key in jobs.changed if key in jobs.jobs]
         db = self.db
         try:
             db.execute("BEGIN")
             if drop_sessions:
                 db.executemany("DELETE FROM sessions WHERE client_id=?", drop_sessions)
-                db.executemany("DELETE FROM queue WHERE client_id=?", drop_sessions)
+                db.executemany("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges)
             if new_messages:
                 db.executemany("INSERT INTO messages (id, body) VALUES (?, ?)", new_messages)
             if upserts:
-                db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)", upserts)
+                db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?)", upserts)
             if counter_rows:
                 db.executemany(
                     "UPDATE sessions SET next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
                     counter_rows,
                 )
             if trims:
-                db.executemany("DELETE FROM queue WHERE client_id=? AND seq<?", trims)
+                db.executemany("DELETE FROM queue WHERE k>=? AND k<?", trims)
             if holes:
-                db.executemany("DELETE FROM queue WHERE client_id=? AND seq=?", holes)
+                db.executemany("DELETE FROM queue WHERE k=?", holes)
             if rows:
-                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?)", rows)
             if history.removed:
                 gone = [(name,) for name in history.removed]
                 db.executemany("DELETE FROM history WHERE channel=?", gone)
@@ -319,10 +344,7 @@ class SqliteStore:
             if job_rows:
                 db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows)
             if jobs.system_changed and jobs.system_status is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('system_status', ?)",
-                    (protocol.encode_record(jobs.system_status),),
-                )
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", (encode(jobs.system_status),))
             db.execute("COMMIT")
         except sqlite3.Error as ex:
             if db.in_transaction:
@@ -332,9 +354,11 @@ class SqliteStore:
             raise
         # Only now does the database hold these; remember what it holds.
         self.next_mid += len(new_messages)
+        self.next_sid = next_sid
         for cid in hub.forgotten:
-            for table in (self.heads, self.highs, self.metas, self.counters):
+            for table in (self.sids, self.heads, self.highs, self.metas, self.counters):
                 table.pop(cid, None)
+        self.sids.update(sids)
         self.heads.update(heads)
         self.highs.update(highs)
         self.metas.update(metas)
