@@ -30,7 +30,7 @@ from services.hub.sessions import Session
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
@@ -147,10 +147,18 @@ class SqliteStore:
         except OSError:
             pass
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is None and "sid" not in {c[1] for c in self.db.execute("PRAGMA table_info(sessions)")}:
+            row = (1,)  # a first-draft file that never recorded its schema
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"the store {self.path} was written by a newer bridge (schema {row[0]})")
+        if row is not None and int(row[0]) < SCHEMA_VERSION:
+            # No older layout was ever released; start afresh (clients see new epochs and handshake again).
+            log.warning("store %s has the older schema %s: starting with an empty store", self.path, row[0])
+            tables = ("meta", "sessions", "queue", "messages", "channels", "history", "jobs")
+            self.db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in tables) + _SCHEMA)
+            row = None
+        if row is None:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         self.synchronous = synchronous
         self.sids = {}  # client_id -> session number (the high bits of its queue keys)
         self.next_sid = 1 + (self.db.execute("SELECT COALESCE(MAX(sid), 0) FROM sessions").fetchone()[0])
