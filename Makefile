@@ -24,6 +24,20 @@ run: install
 test: install system-deps
 	$(PY) -m pytest -q
 
+# make bench: the benchmark table (docs/PERFORMANCE.md); make bench-compare: the same beside nginx + nchan
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m benchmarks
+
+bench-compare: $(BENCH_STAMP)
+	sh benchmarks/install-nchan.sh
+	$(PY) -m benchmarks --compare
+
 clean:
 	rm -rf $(VENV) dist build *.egg-info logs
 

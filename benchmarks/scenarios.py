@@ -1,0 +1,427 @@
+"""The benchmark scenarios. Each runs once against a target and returns its figures.
+
+Every scenario waits on conditions with deadlines (parked polls counted by
+the server, messages counted by the client), never on fixed sleeps; the
+only sleeps pace the publisher at its offered rate.
+"""
+
+import asyncio
+import itertools
+import json
+import os
+import sys
+import time
+
+import psutil
+
+from benchmarks.backend import Backend
+from benchmarks.httpclient import Connection, open_many
+from benchmarks import payload
+from benchmarks.targets import service_processes, total_rss, wait_parked
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_names = itertools.count(1)
+
+
+def channel_name(kind):
+    """A fresh channel per run, so runs never see each other's messages."""
+    return f"{kind}-{os.getpid()}-{next(_names)}"
+
+
+def percentile(values, q):
+    """Nearest-rank percentile of ``values`` (``q`` in 0..100); ``None`` when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+class CpuMeter:
+    """CPU used by this load generator (and its finished children) and by the services."""
+
+    def __init__(self, service_pids):
+        self.services = service_processes(service_pids)
+
+    @staticmethod
+    def _mine():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def _theirs(self):
+        total = 0.0
+        for proc in self.services:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.mine0 = self._mine()
+        self.theirs0 = self._theirs()
+        return self
+
+    def __exit__(self, *exc):
+        wall = max(1e-9, time.monotonic() - self.t0)
+        self.client = (self._mine() - self.mine0) / wall * 100
+        self.service = (self._theirs() - self.theirs0) / wall * 100
+        return False
+
+    def figures(self):
+        """Client and service CPU in percent of one core."""
+        return {"client_cpu": self.client, "service_cpu": self.service}
+
+
+def ms(seconds):
+    return None if seconds is None else seconds * 1000
+
+
+async def _setup_subscribers(target, channel, count, concurrency=100):
+    conns = await open_many("127.0.0.1", target.port, count)
+    subs = [target.subscriber(channel, conn) for conn in conns]
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(sub):
+        async with sem:
+            await sub.setup()
+
+    await asyncio.gather(*(one(s) for s in subs))
+    return subs
+
+
+async def _release(target, subs, tasks, concurrency=20):
+    """Stop the readers and let the server forget the subscribers (bridge: /ws/disconnect)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    ids = [s.client_id for s in subs if getattr(s, "client_id", None)]
+    if ids:
+        pool = await open_many("127.0.0.1", target.port, min(concurrency, len(ids)))
+        queue = list(ids)
+
+        async def worker(conn):
+            while queue:
+                client_id = queue.pop()
+                await conn.request(b"POST", b"/ws/disconnect", b'{"client_id":"%s"}' % client_id, timeout=10)
+            conn.close()
+
+        await asyncio.gather(*(worker(c) for c in pool), return_exceptions=True)
+    for sub in subs:
+        sub.conn.close()
+
+
+def _check(tasks):
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()
+
+
+async def _control_conn(target):
+    return await Connection("127.0.0.1", target.port).open()
+
+
+class HttpPublisher:
+    """HTTP publishes that do not wait for each other: a slow answer must not lower the offered rate."""
+
+    def __init__(self, target):
+        self.target = target
+        self.idle = []
+        self.tasks = set()
+        self.errors = []
+
+    def publish(self, channel, i):
+        task = asyncio.get_running_loop().create_task(self._one(channel, i))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _one(self, channel, i):
+        conn = self.idle.pop() if self.idle else Connection("127.0.0.1", self.target.port)
+        try:
+            await self.target.publish_http(conn, channel, i)
+        except Exception as ex:
+            self.errors.append(ex)
+            conn.close()
+            return
+        self.idle.append(conn)
+
+    async def close(self):
+        await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        for conn in self.idle:
+            conn.close()
+        if self.errors:
+            raise self.errors[0]
+
+
+# ----------------------------------------------------------------- (a)
+async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
+    """Publish one message, wait for the one long-poller to get it, repeat: p50/p99/max."""
+    channel = channel_name("lat")
+    sub = target.subscriber(channel)
+    await sub.setup()
+    control = await _control_conn(target)
+    pub = await _control_conn(target)
+    loop = asyncio.get_running_loop()
+    waiting = {}
+
+    async def reader():
+        while True:
+            for i, t in await sub.poll(20):
+                now = time.monotonic()
+                fut = waiting.pop(i, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(now - t)
+
+    task = loop.create_task(reader())
+    samples = []
+    try:
+        await wait_parked(target, control, 1, channel, tasks=[task])
+        with CpuMeter(target.pids()) as cpu:
+            for i in range(warmup + count):
+                fut = loop.create_future()
+                waiting[i] = fut
+                if backend is not None:
+                    backend.publish(channel, payload(i, time.monotonic()))
+                else:
+                    await target.publish_http(pub, channel, i)
+                try:
+                    took = await asyncio.wait_for(fut, 5)
+                except asyncio.TimeoutError:
+                    _check([task])
+                    raise RuntimeError(f"message {i} not delivered within 5 s") from None
+                if i >= warmup:
+                    samples.append(took)
+                # Let the poller park again, so each message meets a waiting poll.
+                await asyncio.sleep(gap)
+    finally:
+        await _release(target, [sub], [task])
+        control.close()
+        pub.close()
+    return {"p50": ms(percentile(samples, 50)), "p99": ms(percentile(samples, 99)),
+            "max": ms(max(samples)), **cpu.figures()}
+
+
+# ----------------------------------------------------------------- (b)
+async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5.0):
+    """``clients`` long-pollers on one channel, messages at ``rate``/s: p50/p99, % delivered.
+
+    Publishes through ``backend`` (ZeroMQ) when given, else over HTTP without
+    waiting for each answer, so the offered rate stays the rate asked for.
+    """
+    channel = channel_name("fan")
+    subs = await _setup_subscribers(target, channel, clients)
+    control = await _control_conn(target)
+    pub = backend or HttpPublisher(target)
+    samples = []
+    seen = [set() for _ in subs]
+    record = samples.append
+
+    async def reader(sub, mine):
+        while True:
+            items = await sub.poll(20)
+            now = time.monotonic()
+            for i, t in items:
+                if i not in mine:
+                    mine.add(i)
+                    record(now - t)
+
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(reader(s, m)) for s, m in zip(subs, seen)]
+    count = max(1, int(rate * duration))
+    expected = count * clients
+    try:
+        await wait_parked(target, control, clients, channel, tasks=tasks)
+        with CpuMeter(target.pids()) as cpu:
+            start = time.monotonic() + 0.01
+            for k in range(count):
+                delay = start + k / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if backend is not None:
+                    backend.publish(channel, payload(k, time.monotonic()))
+                else:
+                    pub.publish(channel, k)
+            offered = count / max(1e-9, time.monotonic() - start) if count > 1 else rate
+            deadline = time.monotonic() + drain
+            while sum(map(len, seen)) < expected and time.monotonic() < deadline:
+                _check(tasks)
+                await asyncio.sleep(0.01)
+    finally:
+        await _release(target, subs, tasks)
+        control.close()
+        if backend is None:
+            await pub.close()
+    delivered = sum(map(len, seen))
+    return {"p50": ms(percentile(samples, 50)), "p99": ms(percentile(samples, 99)),
+            "delivered": delivered / expected * 100, "offered_rate": offered, **cpu.figures()}
+
+
+# ----------------------------------------------------------------- (c)
+async def throughput(target, count, mode, concurrency=4, stall=5.0):
+    """A separate sender floods one channel; one long-poller drains it: delivered msg/s, lost."""
+    channel = channel_name("tp")
+    sub = target.subscriber(channel)
+    await sub.setup()
+    control = await _control_conn(target)
+    seen = set()
+    state = {"last": None}
+
+    async def reader():
+        while True:
+            items = await sub.poll(5)
+            if items:
+                state["last"] = time.monotonic()
+                seen.update(i for i, _ in items)
+
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(reader())
+    try:
+        await wait_parked(target, control, 1, channel, tasks=[task])
+        args = [sys.executable, "-m", "benchmarks.blast", "--mode", mode, "--channel", channel,
+                "--count", str(count), "--port", str(target.port), "--concurrency", str(concurrency)]
+        env = dict(getattr(target, "env", os.environ))
+        env["PYTHONPATH"] = ROOT
+        with CpuMeter(target.pids()) as cpu:
+            sender = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
+            out, _ = await asyncio.wait_for(sender.communicate(), 120)
+            if sender.returncode != 0:
+                raise RuntimeError(f"sender exited with {sender.returncode}")
+            sent = json.loads(out.decode().strip().splitlines()[-1])
+            progress, moved = len(seen), time.monotonic()
+            while len(seen) < count and time.monotonic() - moved < stall:
+                _check([task])
+                await asyncio.sleep(0.01)
+                if len(seen) != progress:
+                    progress, moved = len(seen), time.monotonic()
+    finally:
+        await _release(target, [sub], [task])
+        control.close()
+    received = len(seen)
+    elapsed = (state["last"] or time.monotonic()) - sent["start"]
+    return {"rate": received / max(1e-9, elapsed), "lost": (count - received) / count * 100,
+            "send_rate": sent["rate"], "sender_cpu": sent["cpu"], **cpu.figures()}
+
+
+async def hub_rate(target, count):
+    """Events straight into the hub (the stand-in notifier), to one subscribed client: events/s.
+
+    Measured from the first event sent to the hub counting the last one as
+    published (its own ``status`` counter), so the sender's speed does not hide
+    the hub's. Needs a stack without the notifier (its address is ours).
+    """
+    channel = channel_name("hub")
+    sub = target.subscriber(channel)
+    await sub.setup()
+    control = await _control_conn(target)
+    backend = Backend(target.env, use_notifier=False)
+    try:
+        frames = [backend.encoded(channel, payload(i, 0.0)) for i in range(count)]
+        status = await _status(control)
+        base = status["messages"]["published"]
+        queued0 = status["queued_messages"]
+        with CpuMeter(target.pids()) as cpu:
+            start = time.monotonic()
+            send = backend.sock.send_multipart
+            for f in frames:
+                send(f)
+            sent_at = time.monotonic()
+            deadline = start + 60
+            while True:
+                status = await _status(control)
+                if status["messages"]["published"] - base >= count or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.005)
+            done = time.monotonic()
+        published = status["messages"]["published"] - base
+    finally:
+        backend.close()
+        await _release(target, [sub], [])
+        control.close()
+    return {"rate": published / (done - start), "send_rate": count / max(1e-9, sent_at - start),
+            "lost": (count - published) / count * 100,
+            "queued": status["queued_messages"] - queued0, **cpu.figures()}
+
+
+async def _status(conn):
+    import orjson
+    status, _, body = await conn.request(b"GET", b"/ws/status")
+    return orjson.loads(body)["status"]
+
+
+# ----------------------------------------------------------------- (d)
+async def idle(target, count, controls=300, wait=25):
+    """``count`` idle long-polls parked: service RSS per connection, control requests' p99."""
+    pids = target.pids()
+    base = total_rss(pids)
+    subs = await _setup_subscribers(target, channel_name("idle"), count)
+    control = await _control_conn(target)
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(s.poll(wait)) for s in subs]
+    samples = []
+    try:
+        await wait_parked(target, control, count, tasks=tasks)
+        rss = total_rss(pids)
+        state = await target.control_client(control)
+        with CpuMeter(pids) as cpu:
+            for _ in range(controls):
+                t = time.perf_counter()
+                await target.control(control, state)
+                samples.append(time.perf_counter() - t)
+        _check(tasks)
+    finally:
+        await _release(target, subs, tasks)
+        control.close()
+    return {"kb_per_conn": (rss - base) / count / 1024, "rss_mb": rss / 2**20,
+            "control_p50": ms(percentile(samples, 50)), "control_p99": ms(percentile(samples, 99)),
+            **cpu.figures()}
+
+
+# ----------------------------------------------------------------- (e)
+async def publishers(target, count, mode, concurrency=2):
+    """``count`` short-lived processes, each publishing one event and exiting."""
+    channel = channel_name("pubs")
+    sub = target.subscriber(channel)
+    await sub.setup()
+    control = await _control_conn(target)
+    seen = set()
+
+    async def reader():
+        while True:
+            seen.update(i for i, _ in await sub.poll(20))
+
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(reader())
+    env = dict(getattr(target, "env", os.environ))
+    env["PYTHONPATH"] = ROOT
+    publish, process = [], []
+    todo = list(range(count))
+
+    async def worker():
+        while todo:
+            i = todo.pop()
+            args = [sys.executable, "-m", "benchmarks.oneshot", "--mode", mode, "--channel", channel,
+                    "--index", str(i), "--port", str(target.port)]
+            t = time.monotonic()
+            proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
+            out, _ = await asyncio.wait_for(proc.communicate(), 30)
+            process.append(time.monotonic() - t)
+            if proc.returncode != 0:
+                raise RuntimeError(f"publisher {i} exited with {proc.returncode}")
+            publish.append(json.loads(out.decode().strip().splitlines()[-1])["publish"])
+
+    try:
+        await wait_parked(target, control, 1, channel, tasks=[task])
+        with CpuMeter(target.pids()) as cpu:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            deadline = time.monotonic() + 10
+            while len(seen) < count and time.monotonic() < deadline:
+                _check([task])
+                await asyncio.sleep(0.01)
+    finally:
+        await _release(target, [sub], [task])
+        control.close()
+    return {"publish_p50": ms(percentile(publish, 50)), "publish_p99": ms(percentile(publish, 99)),
+            "process_p50": ms(percentile(process, 50)), "delivered": len(seen) / count * 100,
+            **cpu.figures()}

@@ -1,0 +1,364 @@
+"""Run every scenario against the bridge (and nchan with ``--compare``) and print one table.
+
+Each figure is the median over its runs; the table says how many. Sizes come
+from a profile: ``full`` for ``make bench``, ``quick`` for the smoke test.
+"""
+
+import asyncio
+import importlib.util
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from benchmarks import scenarios
+from benchmarks.backend import Backend
+from benchmarks.targets import Bridge, Nchan, nginx_installed
+
+PROFILES = {
+    "full": {
+        "lat_count": 500, "lat_warmup": 20, "lat_runs": 3,
+        "fan_clients": (100, 1000), "fan_rate": 50.0, "fan_duration": 5.0, "fan_runs": 3,
+        "tp_count": 100_000, "tp_runs": 3, "hub_count": 200_000, "hub_runs": 3,
+        "idle": (1000, 5000), "idle_controls": 300, "idle_runs": 1,
+        "pubs": 200, "pubs_runs": 1,
+    },
+    "quick": {
+        "lat_count": 20, "lat_warmup": 2, "lat_runs": 1,
+        "fan_clients": (3, 10), "fan_rate": 20.0, "fan_duration": 0.5, "fan_runs": 1,
+        "tp_count": 500, "tp_runs": 1, "hub_count": 2000, "hub_runs": 1,
+        "idle": (10, 20), "idle_controls": 10, "idle_runs": 1,
+        "pubs": 2, "pubs_runs": 1,
+    },
+}
+
+# (scenario, figure, label, unit, target) -- target is (op, threshold) or None.
+ROWS = [
+    ("lat_http", "p50", "(a) latency, POST /ws/broadcast", "p50 ms", None),
+    ("lat_http", "p99", "", "p99 ms", None),
+    ("lat_http", "max", "", "max ms", None),
+    ("lat_zmq", "p50", "(a) latency, ZeroMQ backend", "p50 ms", ("<=", 1.0)),
+    ("lat_zmq", "p99", "", "p99 ms", ("<=", 2.0)),
+    ("lat_zmq", "max", "", "max ms", None),
+    ("fan_0", "p50", "(b) fan-out {n} clients, {rate:g} msg/s", "p50 ms", None),
+    ("fan_0", "p99", "", "p99 ms", None),
+    ("fan_0", "delivered", "", "delivered %", (">=", 100.0)),
+    ("fan_1", "p50", "(b) fan-out {n} clients, {rate:g} msg/s", "p50 ms", None),
+    ("fan_1", "p99", "", "p99 ms", ("<=", 100.0)),
+    ("fan_1", "delivered", "", "delivered %", (">=", 100.0)),
+    ("throughput", "rate", "(c) throughput to 1 long-poll client", "delivered msg/s", (">=", 30000.0)),
+    ("throughput", "lost", "", "lost %", ("<=", 0.0)),
+    ("throughput", "send_rate", "", "sender msg/s", None),
+    ("hub", "rate", "(c) the hub's own rate", "events/s", (">=", 100000.0)),
+    ("idle_0", "kb_per_conn", "(d) {n} idle parked polls", "KB per poll", ("<=", 20.0)),
+    ("idle_0", "control_p99", "", "control p99 ms", None),
+    ("idle_1", "kb_per_conn", "(d) {n} idle parked polls", "KB per poll", ("<=", 20.0)),
+    ("idle_1", "control_p99", "", "control p99 ms", ("<=", 50.0)),
+    ("pubs", "publish_p50", "(e) {n} short-lived publishers", "publish p50 ms", ("<=", 50.0)),
+    ("pubs", "publish_p99", "", "publish p99 ms", None),
+    ("pubs", "process_p50", "", "process p50 ms", None),
+    ("pubs", "delivered", "", "delivered %", (">=", 100.0)),
+]
+
+# Figures of the bridge compared with a differently named nchan figure (nchan has no ZeroMQ side).
+NCHAN_EQUIVALENT = {"lat_zmq": "lat_http"}
+
+
+class Result:
+    """One scenario's figures: medians over ``runs``, or why there are none."""
+
+    def __init__(self, runs=0, figures=None, note="", error=None, pending=None):
+        self.runs = runs
+        self.figures = figures or {}
+        self.note = note
+        self.error = error
+        self.pending = pending
+
+
+def _median_figures(samples):
+    figures = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples if s.get(key) is not None]
+        figures[key] = statistics.median(values) if values else None
+    return figures
+
+
+async def _repeat(runs, make):
+    samples = []
+    for _ in range(runs):
+        samples.append(await make())
+    return Result(runs, _median_figures(samples))
+
+
+class Suite:
+    """One benchmark session: the profile, a work folder, and the results per target."""
+
+    def __init__(self, profile="full", workdir=None, log=print, only=None):
+        self.p = PROFILES[profile]
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bridge-bench-"))
+        self.log = log
+        self.only = set(only or ())
+        self.results = {}
+
+    def wanted(self, key):
+        return not self.only or key in self.only or key.split("_")[0] in self.only
+
+    async def _scenario(self, results, key, runs, make, note=""):
+        if not self.wanted(key):
+            return
+        self.log(f"  {key} ({runs} run{'s' if runs != 1 else ''})...")
+        started = time.monotonic()
+        try:
+            result = await _repeat(runs, make)
+            result.note = note
+        except Exception as ex:
+            traceback.print_exc(file=sys.stderr)
+            result = Result(error=f"{type(ex).__name__}: {ex}")
+        results[key] = result
+        self.log(f"    done in {time.monotonic() - started:.1f}s")
+
+    # ------------------------------------------------------------- bridge
+    async def run_bridge(self):
+        """Every scenario against the bridge's own processes (a stack that fails marks its rows)."""
+        results = self.results.setdefault("bridge", {})
+        for section, keys in ((self._bridge_main, ("lat_http", "lat_zmq", "fan_0", "fan_1", "pubs")),
+                              (self._bridge_throughput, ("throughput",)), (self._bridge_hub, ("hub",)),
+                              (self._bridge_idle, ("idle_0", "idle_1"))):
+            if not any(self.wanted(k) for k in keys):
+                continue
+            try:
+                await section(results)
+            except Exception as ex:
+                traceback.print_exc(file=sys.stderr)
+                for key in keys:
+                    if self.wanted(key):
+                        results.setdefault(key, Result(error=f"{type(ex).__name__}: {str(ex)[:200]}"))
+
+    async def _bridge_main(self, results):
+        p = self.p
+        main = Bridge(self.workdir / "bridge-main")
+        try:
+            main.start()
+            has_notifier = main.has("notifier")
+            backend = Backend(main.env, use_notifier=has_notifier)
+            note = backend.mode or ""
+            await self._scenario(results, "lat_http", p["lat_runs"],
+                                 lambda: scenarios.latency(main, p["lat_count"], p["lat_warmup"]))
+            if backend.available:
+                await self._scenario(results, "lat_zmq", p["lat_runs"],
+                                     lambda: scenarios.latency(main, p["lat_count"], p["lat_warmup"], backend),
+                                     note=note)
+            else:
+                results["lat_zmq"] = Result(pending="the notifier library (services/notifier/client.py)")
+            for idx, n in enumerate(p["fan_clients"]):
+                await self._scenario(results, f"fan_{idx}", p["fan_runs"],
+                                     lambda n=n: scenarios.fanout(main, n, p["fan_rate"], p["fan_duration"],
+                                                                  backend if backend.available else None),
+                                     note=f"published by a backend over ZeroMQ ({note})" if note else "HTTP publish")
+            if _library() and has_notifier:
+                await self._scenario(results, "pubs", p["pubs_runs"],
+                                     lambda: scenarios.publishers(main, p["pubs"], "library"))
+            else:
+                results["pubs"] = Result(pending="the notifier library (services/notifier/client.py)")
+            backend.close()
+        finally:
+            main.stop()
+
+    async def _bridge_throughput(self, results):
+        p = self.p
+        big = Bridge(self.workdir / "bridge-throughput", {"BRIDGE_QUEUE_SIZE": "1000000"})
+        try:
+            big.start()
+            if big.has("notifier") and not _library():
+                results["throughput"] = Result(pending="the notifier library (services/notifier/client.py)")
+                return
+            mode = "library" if big.has("notifier") else "hub-direct"
+            await self._scenario(results, "throughput", p["tp_runs"],
+                                 lambda: scenarios.throughput(big, p["tp_count"], mode), note=mode)
+        finally:
+            big.stop()
+
+    async def _bridge_hub(self, results):
+        p = self.p
+        hub_only = Bridge(self.workdir / "bridge-hub", {"BRIDGE_QUEUE_SIZE": "1000000"})
+        try:
+            hub_only.stack.start("hub", "gateway").wait_ready(timeout=30)
+            await self._scenario(results, "hub", p["hub_runs"], lambda: scenarios.hub_rate(hub_only, p["hub_count"]),
+                                 note="events into the hub's SUB, to 1 subscribed client")
+        finally:
+            hub_only.stop()
+
+    async def _bridge_idle(self, results):
+        p = self.p
+        fresh = Bridge(self.workdir / "bridge-idle")
+        try:
+            fresh.start()
+            for idx, n in enumerate(p["idle"]):
+                await self._scenario(results, f"idle_{idx}", p["idle_runs"],
+                                     lambda n=n: scenarios.idle(fresh, n, p["idle_controls"]))
+        finally:
+            fresh.stop()
+
+    # -------------------------------------------------------------- nchan
+    async def run_nchan(self):
+        """The same scenarios against nginx + nchan (HTTP publishing: nchan has no ZeroMQ side)."""
+        p = self.p
+        results = self.results.setdefault("nchan", {})
+        target = Nchan(self.workdir / "nchan").start()
+        try:
+            await self._scenario(results, "lat_http", p["lat_runs"],
+                                 lambda: scenarios.latency(target, p["lat_count"], p["lat_warmup"]))
+            for idx, n in enumerate(p["fan_clients"]):
+                await self._scenario(results, f"fan_{idx}", p["fan_runs"],
+                                     lambda n=n: scenarios.fanout(target, n, p["fan_rate"], p["fan_duration"]),
+                                     note="HTTP publish")
+            await self._scenario(results, "pubs", p["pubs_runs"],
+                                 lambda: scenarios.publishers(target, p["pubs"], "nchan-http"))
+            await self._scenario(results, "throughput", p["tp_runs"],
+                                 lambda: scenarios.throughput(target, p["tp_count"], "nchan-http"),
+                                 note="HTTP, 4 publishers")
+        finally:
+            target.stop()
+        fresh = Nchan(self.workdir / "nchan-idle").start()
+        try:
+            for idx, n in enumerate(p["idle"]):
+                await self._scenario(results, f"idle_{idx}", p["idle_runs"],
+                                     lambda n=n: scenarios.idle(fresh, n, p["idle_controls"]))
+        finally:
+            fresh.stop()
+
+    # ------------------------------------------------------------- report
+    def rows(self):
+        """Every table row as a dict (what the smoke test checks and the table prints)."""
+        p = self.p
+        bridge = self.results.get("bridge", {})
+        nchan = self.results.get("nchan")
+        out = []
+        for key, fig, label, unit, target in ROWS:
+            if not self.wanted(key):
+                continue
+            n = None
+            if key.startswith("fan_"):
+                n = p["fan_clients"][int(key[-1])]
+            elif key.startswith("idle_"):
+                n = p["idle"][int(key[-1])]
+            elif key == "pubs":
+                n = p["pubs"]
+            res = bridge.get(key)
+            row = {
+                "scenario": key, "figure": fig, "label": label.format(n=n, rate=p["fan_rate"]), "unit": unit,
+                "value": res.figures.get(fig) if res else None,
+                "runs": res.runs if res else 0,
+                "client_cpu": res.figures.get("client_cpu") if res else None,
+                "service_cpu": res.figures.get("service_cpu") if res else None,
+                "note": (res.note if res else "") or "",
+                "status": "missing",
+                "target": target,
+                "met": None,
+            }
+            if res is not None:
+                row["status"] = "error" if res.error else ("pending" if res.pending else "ok")
+                if res.error:
+                    row["note"] = res.error
+                elif res.pending:
+                    row["note"] = "pending: " + res.pending
+            if target and row["value"] is not None:
+                op, limit = target
+                row["met"] = row["value"] <= limit if op == "<=" else row["value"] >= limit
+            if nchan is not None:
+                peer = nchan.get(NCHAN_EQUIVALENT.get(key, key))
+                row["nchan"] = peer.figures.get(fig) if peer and not peer.error else None
+                row["nchan_runs"] = peer.runs if peer else 0
+                if row["nchan"] and row["value"] is not None:
+                    row["ratio"] = row["value"] / row["nchan"]
+                else:
+                    row["ratio"] = None
+            out.append(row)
+        return out
+
+    def table(self):
+        """The one table, as text."""
+        rows = self.rows()
+        compare = "nchan" in self.results
+        head = ["scenario", "figure", "bridge", "target", "met", "runs", "client CPU", "service CPU"]
+        if compare:
+            head += ["nchan", "bridge÷nchan"]
+        lines = []
+        for r in rows:
+            value = _fmt(r["value"]) if r["status"] == "ok" else r["status"]
+            target = f"{r['target'][0]} {_fmt(r['target'][1])}" if r["target"] else ""
+            met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
+            cells = [r["label"], r["unit"], value, target, met, str(r["runs"] or ""),
+                     _pct(r["client_cpu"]) if r["label"] else "", _pct(r["service_cpu"]) if r["label"] else ""]
+            if compare:
+                cells += [_fmt(r.get("nchan")), "" if r.get("ratio") is None else f"{r['ratio']:.2f}"]
+            lines.append(cells)
+        widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+        fmt = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+        text = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        text += [fmt(c) for c in lines]
+        notes = sorted({(r["label"] or r["scenario"], r["note"]) for r in rows if r["note"] and r["label"]})
+        for label, note in notes:
+            text.append(f"  {label}: {note}")
+        return "\n".join(text)
+
+
+def _library():
+    return importlib.util.find_spec("services.notifier.client") is not None
+
+
+def _fmt(value):
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _pct(value):
+    return "" if value is None else f"{value:.0f} %"
+
+
+def raise_fd_limit():
+    """Lift the soft open-files limit to the hard one (5 000 parked polls need ~10 000 fds)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def machine():
+    """One line about where the figures come from."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = "?"
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, commit {commit}"
+
+
+def new_event_loop():
+    """uvloop when installed (the load generator should not be the slow part), else asyncio's."""
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
