@@ -137,7 +137,13 @@ def test_sigterm_answers_parked_polls_and_exits_cleanly(stack_factory):
         parked = pool.submit(stack.poll, cid, 20)
         wait_for(lambda: any(c["id"] == cid and c["polling"] for c in stack.get("/ws/clients").json["clients"]),
                  message="the poll to park")
+        started = time.monotonic()
         assert stack.stop("hub") == 0
         r = parked.result(timeout=10)
-    assert r.status == 200 and r.json["messages"] == []
+    # The hub answers parked polls before it exits; whether that answer or the
+    # disconnect reaches the gateway first is a race ZeroMQ does not order
+    # (with ZMQ_IMMEDIATE a closed pipe's unread replies go with it). Either
+    # way the poll is answered at once and nothing was queued for the client.
+    assert (r.status, r.json.get("messages")) in ((200, []), (503, None)), r
+    assert time.monotonic() - started < 5
     assert stack.stop("gateway") == 0
