@@ -35,7 +35,10 @@ DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_BACKUPS = 3
 
 # Attributes every LogRecord has; anything else on a record is caller context.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "service", "taskName"}
+# (uvicorn adds color_message: the same text with terminal colours.)
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "service", "taskName", "color_message",
+}
 
 
 def _utc(record):

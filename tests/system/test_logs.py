@@ -88,6 +88,7 @@ def test_services_write_one_format_and_no_line_per_poll(stack_factory):
         entries = [json.loads(line) for line in (logs / f"{service}.log").read_text().splitlines()]
         assert entries and all(e["service"] == service for e in entries)
         assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+        assert not any("color_message" in e for e in entries)  # uvicorn's coloured copy is left out
     gateway = [e["message"] for e in map(json.loads, (logs / "gateway.log").read_text().splitlines())]
     assert not any("/ws/poll" in m for m in gateway)  # successful polls are DEBUG
     assert any(m.startswith("POST /ws/handshake 200") for m in gateway)
