@@ -94,3 +94,4 @@ def test_services_write_one_format_and_no_line_per_poll(stack_factory):
     assert any(m.startswith("POST /ws/handshake 200") for m in gateway)
     # gunicorn's own lines share the format too
     assert all(line.startswith("{") for line in stack.output("gateway").splitlines() if line.strip())
+    assert "Started server process" in stack.output("gateway") and "color_message" not in stack.output("gateway")
