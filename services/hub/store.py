@@ -8,8 +8,12 @@ accepted is on disk (see docs/DURABILITY.md for the exact guarantees).
 
 Tables (records are msgpack maps, written with ``protocol.encode_record``)::
 
-    sessions (client_id PK, sid, next_seq, dropped_total, dropped_unreported, meta)
-    queue    (k = sid << 40 | seq  PK, msg_id)   one integer key: the cheapest b-tree there is
+    sessions (client_id PK, sid, head, next_seq, dropped_total, dropped_unreported, meta)
+    queue    (k = sid << 40 | first seq  PK, last, low, body)
+             one row per session per turn: the (seq, msg_id) pairs queued in
+             that turn, packed as 64-bit integers; entries below the
+             session's ``head`` or listed in ``holes`` are no longer queued
+    holes    (k = sid << 40 | seq  PK)   entries removed from the middle (conflation)
     messages (id PK, body)              each message once, shared by queues and history
     channels (name PK, epoch, next_offset, last_used)
     history  (channel, offset, ts, msg_id)   PK (channel, offset)
@@ -23,6 +27,10 @@ nothing kept.
 import logging
 import os
 import sqlite3
+from array import array
+from bisect import bisect_right
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 
 from services import protocol
@@ -30,14 +38,15 @@ from services.hub.sessions import Session
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
-    client_id TEXT PRIMARY KEY, sid INTEGER NOT NULL, next_seq INTEGER NOT NULL, dropped_total INTEGER NOT NULL,
-    dropped_unreported INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS queue (k INTEGER PRIMARY KEY, msg_id INTEGER NOT NULL);
+    client_id TEXT PRIMARY KEY, sid INTEGER NOT NULL, head INTEGER NOT NULL, next_seq INTEGER NOT NULL,
+    dropped_total INTEGER NOT NULL, dropped_unreported INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue (k INTEGER PRIMARY KEY, last INTEGER NOT NULL, low INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS holes (k INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS channels (
     name TEXT PRIMARY KEY, epoch TEXT NOT NULL, next_offset INTEGER NOT NULL, last_used REAL NOT NULL) WITHOUT ROWID;
@@ -52,6 +61,28 @@ _SECRET = "secret"
 
 # A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
 SEQ_BITS = 40
+
+
+_SEQ = itemgetter(0)
+_MESSAGE = itemgetter(1)
+
+
+def _pack_pairs(seqs, mids):
+    """A queue row's body: ``[-1, seq, mid, seq, mid…]`` as 64-bit integers."""
+    pairs = array("q", bytes(8 + 16 * len(seqs)))
+    pairs[0] = -1
+    pairs[1::2] = array("q", seqs)
+    pairs[2::2] = array("q", mids)
+    return pairs.tobytes()
+
+
+def _unpack_body(first, body):
+    """The ``(seq, mid)`` pairs of a queue row: packed pairs, or just the mids of ``first``, ``first + 1``…"""
+    values = array("q")
+    values.frombytes(body)
+    if values and values[0] < 0:
+        return zip(values[1::2], values[2::2])
+    return zip(range(first, first + len(values)), values)
 
 
 class StoreError(Exception):
@@ -147,14 +178,14 @@ class SqliteStore:
         except OSError:
             pass
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None and "sid" not in {c[1] for c in self.db.execute("PRAGMA table_info(sessions)")}:
+        if row is None and "head" not in {c[1] for c in self.db.execute("PRAGMA table_info(sessions)")}:
             row = (1,)  # a first-draft file that never recorded its schema
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"the store {self.path} was written by a newer bridge (schema {row[0]})")
         if row is not None and int(row[0]) < SCHEMA_VERSION:
             # No older layout was ever released; start afresh (clients see new epochs and handshake again).
             log.warning("store %s has the older schema %s: starting with an empty store", self.path, row[0])
-            tables = ("meta", "sessions", "queue", "messages", "channels", "history", "jobs")
+            tables = ("meta", "sessions", "queue", "holes", "messages", "channels", "history", "jobs")
             self.db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in tables) + _SCHEMA)
             row = None
         if row is None:
@@ -179,7 +210,8 @@ class SqliteStore:
         messages = {mid: protocol.decode_record(body) for mid, body in db.execute("SELECT id, body FROM messages")}
         now = hub.clock()
         by_sid = {}
-        for cid, sid, next_seq, dropped_total, dropped_unreported, meta in db.execute("SELECT * FROM sessions"):
+        heads = {}
+        for cid, sid, head, next_seq, dropped_total, dropped_unreported, meta in db.execute("SELECT * FROM sessions"):
             m = protocol.decode_record(meta)
             session = Session(cid, m["client_type"], hub.config.queue_size, now, m["connected_at"])
             session.client_name = m.get("client_name")
@@ -198,20 +230,23 @@ class SqliteStore:
             self.metas[cid] = meta
             self.sids[cid] = sid
             by_sid[sid] = session
-            self.counters[cid] = (next_seq, dropped_total, dropped_unreported)
-            self.heads[cid] = 1
+            self.counters[cid] = (next_seq, dropped_total, dropped_unreported, head)
+            self.heads[cid] = heads[sid] = head
             self.highs[cid] = 0
         orphans = 0
-        mask = (1 << SEQ_BITS) - 1
-        for k, mid in db.execute("SELECT k, msg_id FROM queue ORDER BY k"):
-            session = by_sid.get(k >> SEQ_BITS)
-            message = messages.get(mid)
-            if session is None or message is None:
+        holes = {k for (k,) in db.execute("SELECT k FROM holes")}
+        for k, last, body in db.execute("SELECT k, last, body FROM queue ORDER BY k"):
+            sid = k >> SEQ_BITS
+            session = by_sid.get(sid)
+            if session is None:
                 orphans += 1
                 continue
-            seq = k & mask
-            session.queue.append((seq, message))
-            self.highs[session.client_id] = seq
+            base, head = sid << SEQ_BITS, heads[sid]
+            for seq, mid in _unpack_body(k - base, body):
+                message = messages.get(mid)
+                if seq >= head and base + seq not in holes and message is not None:
+                    session.queue.append((seq, message))
+            self.highs[session.client_id] = last
         for session in hub.sessions.values():
             session.limit = max(session.limit, len(session.queue))
             if hasattr(session, "acked"):  # everything below the queue's head was acknowledged
@@ -265,8 +300,8 @@ class SqliteStore:
             if sid is not None:
                 drop_ranges.append((sid << SEQ_BITS, (sid + 1) << SEQ_BITS))
         upserts, counter_rows, rows, trims = [], [], [], []
-        append = rows.append
         get_mid = mids.get
+        shared = [None, None, None, None]  # the last fresh messages seen, their ids, lowest id, body
         for session in hub.touched:
             cid = session.client_id
             if hub.sessions.get(cid) is not session:
@@ -277,29 +312,34 @@ class SqliteStore:
                 next_sid += 1
             base = sid << SEQ_BITS
             meta = _session_meta(session)
-            count = (session.next_seq, session.dropped_total, session.dropped_unreported)
+            queue = session.queue
+            head = queue[0][0] if queue else session.next_seq
+            count = (session.next_seq, session.dropped_total, session.dropped_unreported, head)
             if cid in sids or meta != self.metas.get(cid):
-                upserts.append((cid, sid) + count + (meta,))
+                upserts.append((cid, sid, head) + count[:3] + (meta,))
                 metas[cid] = meta
                 counters[cid] = count
             elif count != self.counters[cid]:
-                counter_rows.append(count + (cid,))
+                counter_rows.append((head,) + count[:3] + (cid,))
                 counters[cid] = count
-            queue = session.queue
-            head = queue[0][0] if queue else session.next_seq
             if head > self.heads.get(cid, 1):
-                trims.append((base, base + head))
+                trims.append((base, base + head, head))
                 heads[cid] = head
             high = self.highs.get(cid, 0)
             if queue and queue[-1][0] > high:
-                highs[cid] = queue[-1][0]
-                start = len(queue)
-                while start and queue[start - 1][0] > high:
-                    start -= 1
-                for index in range(start, len(queue)):
-                    seq, message = queue[index]
-                    mid = get_mid(id(message))
-                    append((base + seq, mid if mid is not None else mid_of(message)))
+                last = highs[cid] = queue[-1][0]
+                fresh = list(islice(queue, bisect_right(queue, high, key=_SEQ), None))
+                first = fresh[0][0]
+                msgs = list(map(_MESSAGE, fresh))
+                if msgs != shared[0]:  # a fan-out queues the same messages for every subscriber
+                    ids = list(map(get_mid, map(id, msgs)))
+                    if None in ids:
+                        ids = [mid if mid is not None else mid_of(m) for mid, m in zip(ids, msgs)]
+                    shared[:] = [msgs, ids, min(ids), array("q", ids).tobytes()]
+                _, ids, low, body = shared
+                if last - first + 1 != len(fresh):  # a gap (conflation) inside this turn's entries
+                    body = _pack_pairs(list(map(_SEQ, fresh)), ids)
+                rows.append((base + first, last, low, body))
         holes = []
         for cid, seq in hub.removed_seqs:
             sid = self.sids.get(cid, sids.get(cid))
@@ -322,21 +362,23 @@ class SqliteStore:
             if drop_sessions:
                 db.executemany("DELETE FROM sessions WHERE client_id=?", drop_sessions)
                 db.executemany("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges)
+                db.executemany("DELETE FROM holes WHERE k>=? AND k<?", drop_ranges)
             if new_messages:
                 db.executemany("INSERT INTO messages (id, body) VALUES (?, ?)", new_messages)
             if upserts:
-                db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?)", upserts)
+                db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)", upserts)
             if counter_rows:
                 db.executemany(
-                    "UPDATE sessions SET next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
+                    "UPDATE sessions SET head=?, next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
                     counter_rows,
                 )
             if trims:
-                db.executemany("DELETE FROM queue WHERE k>=? AND k<?", trims)
+                db.executemany("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims)
+                db.executemany("DELETE FROM holes WHERE k>=? AND k<?", [t[:2] for t in trims])
             if holes:
-                db.executemany("DELETE FROM queue WHERE k=?", holes)
+                db.executemany("INSERT OR IGNORE INTO holes VALUES (?)", holes)
             if rows:
-                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?, ?, ?)", rows)
             if history.removed:
                 gone = [(name,) for name in history.removed]
                 db.executemany("DELETE FROM history WHERE channel=?", gone)
@@ -383,15 +425,18 @@ class SqliteStore:
         """Delete stored messages no queue or history refers to any more (from the sweep)."""
         if not self.garbage:
             return 0
+        # Every queued reference is at or above the lowest ``low`` of the queue rows; below it,
+        # only the history can still point at a message.
         cur = self.db.execute(
-            "DELETE FROM messages WHERE id NOT IN (SELECT msg_id FROM queue) AND id NOT IN (SELECT msg_id FROM history)"
+            "DELETE FROM messages WHERE id < (SELECT COALESCE(MIN(low), 1 << 62) FROM queue)"
+            " AND id NOT IN (SELECT msg_id FROM history)"
         )
         self.garbage = 0
         return cur.rowcount
 
     def counts(self):
         """Rows per table (tests and ``/ws/status`` use it to show the store is bounded)."""
-        tables = ("sessions", "queue", "messages", "channels", "history", "jobs")
+        tables = ("sessions", "queue", "holes", "messages", "channels", "history", "jobs")
         return {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
     def describe(self):
