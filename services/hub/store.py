@@ -9,7 +9,7 @@ accepted is on disk (see docs/DURABILITY.md for the exact guarantees).
 Tables (records are msgpack maps, written with ``protocol.encode_record``)::
 
     sessions (client_id PK, sid, head, next_seq, dropped_total, dropped_unreported, meta)
-    queue    (k = sid << 40 | first seq  PK, last, low, body)
+    queue    (k = sid << 40 | first seq  PK, last, body)
              one row per session per turn: the (seq, msg_id) pairs queued in
              that turn, packed as 64-bit integers; entries below the
              session's ``head`` or listed in ``holes`` are no longer queued
@@ -38,14 +38,14 @@ from services.hub.sessions import Session
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
     client_id TEXT PRIMARY KEY, sid INTEGER NOT NULL, head INTEGER NOT NULL, next_seq INTEGER NOT NULL,
     dropped_total INTEGER NOT NULL, dropped_unreported INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS queue (k INTEGER PRIMARY KEY, last INTEGER NOT NULL, low INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (k INTEGER PRIMARY KEY, last INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS holes (k INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS channels (
@@ -178,7 +178,7 @@ class SqliteStore:
         except OSError:
             pass
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None and "head" not in {c[1] for c in self.db.execute("PRAGMA table_info(sessions)")}:
+        if row is None and {c[1] for c in self.db.execute("PRAGMA table_info(queue)")} != {"k", "last", "body"}:
             row = (1,)  # a first-draft file that never recorded its schema
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"the store {self.path} was written by a newer bridge (schema {row[0]})")
@@ -301,7 +301,7 @@ class SqliteStore:
                 drop_ranges.append((sid << SEQ_BITS, (sid + 1) << SEQ_BITS))
         upserts, counter_rows, rows, trims = [], [], [], []
         get_mid = mids.get
-        shared = [None, None, None, None]  # the last fresh messages seen, their ids, lowest id, body
+        shared = [None, None, None]  # the last fresh messages seen, their ids, the row body
         for session in hub.touched:
             cid = session.client_id
             if hub.sessions.get(cid) is not session:
@@ -335,11 +335,11 @@ class SqliteStore:
                     ids = list(map(get_mid, map(id, msgs)))
                     if None in ids:
                         ids = [mid if mid is not None else mid_of(m) for mid, m in zip(ids, msgs)]
-                    shared[:] = [msgs, ids, min(ids), array("q", ids).tobytes()]
-                _, ids, low, body = shared
+                    shared[:] = [msgs, ids, array("q", ids).tobytes()]
+                _, ids, body = shared
                 if last - first + 1 != len(fresh):  # a gap (conflation) inside this turn's entries
                     body = _pack_pairs(list(map(_SEQ, fresh)), ids)
-                rows.append((base + first, last, low, body))
+                rows.append((base + first, last, body))
         holes = []
         for cid, seq in hub.removed_seqs:
             sid = self.sids.get(cid, sids.get(cid))
@@ -378,7 +378,7 @@ class SqliteStore:
             if holes:
                 db.executemany("INSERT OR IGNORE INTO holes VALUES (?)", holes)
             if rows:
-                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows)
             if history.removed:
                 gone = [(name,) for name in history.removed]
                 db.executemany("DELETE FROM history WHERE channel=?", gone)
@@ -422,17 +422,28 @@ class SqliteStore:
         return True
 
     def collect(self):
-        """Delete stored messages no queue or history refers to any more (from the sweep)."""
+        """Delete stored messages no queue row and no history refers to any more (from the sweep).
+
+        Reads every queue row's ids (bounded by the queues' total size): a
+        superset of what is still queued, since a row goes only once its
+        last entry was acknowledged, so nothing live is ever collected.
+        """
         if not self.garbage:
             return 0
-        # Every queued reference is at or above the lowest ``low`` of the queue rows; below it,
-        # only the history can still point at a message.
-        cur = self.db.execute(
-            "DELETE FROM messages WHERE id < (SELECT COALESCE(MIN(low), 1 << 62) FROM queue)"
-            " AND id NOT IN (SELECT msg_id FROM history)"
-        )
+        db = self.db
+        live = set()
+        for (body,) in db.execute("SELECT body FROM queue"):
+            values = array("q")
+            values.frombytes(body)
+            live.update(values)
+        live.update(mid for (mid,) in db.execute("SELECT msg_id FROM history"))
+        dead = [(mid,) for (mid,) in db.execute("SELECT id FROM messages") if mid not in live]
+        if dead:
+            db.execute("BEGIN")
+            db.executemany("DELETE FROM messages WHERE id=?", dead)
+            db.execute("COMMIT")
         self.garbage = 0
-        return cur.rowcount
+        return len(dead)
 
     def counts(self):
         """Rows per table (tests and ``/ws/status`` use it to show the store is bounded)."""
