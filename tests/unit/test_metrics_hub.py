@@ -1,31 +1,15 @@
 """The hub's metrics by plain calls with an injected clock: counts by type and channel, latency, holds."""
 
-import itertools
 
 import pytest
 
 from services import protocol
-from services.hub.config import HubConfig
-from services.hub.hub import Hub
 from services.hub.metrics import MAX_SERIES, PUBLISHED_AT
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
-def env():
-    clock = Clock()
-    replies = []
-    ids = (f"client-{n}" for n in itertools.count(1))
-    hub = Hub(HubConfig(queue_size=2, stale_seconds=60, poll_max_wait=25), lambda *a: replies.append(a),
-              clock=clock, wallclock=lambda: 1_700_000_000.0, new_id=lambda: next(ids))
-    return hub, clock, replies
+def env(make_hub):
+    return make_hub(queue_size=2, stale_seconds=60, poll_max_wait=25)
 
 
 def rows(table):

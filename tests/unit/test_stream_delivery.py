@@ -1,30 +1,14 @@
 """Stream readers in the hub (WebSocket/SSE polls with ``after`` and a reader token), by plain calls."""
 
-import itertools
 
 import pytest
 
 from services import protocol
-from services.hub.config import HubConfig
-from services.hub.hub import Hub
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
-def env():
-    clock = Clock()
-    replies = []
-    ids = (f"client-{n}" for n in itertools.count(1))
-    hub = Hub(HubConfig(queue_size=4, stale_seconds=60, poll_max_wait=25), lambda *a: replies.append(a),
-              clock=clock, wallclock=lambda: 1_700_000_000.0, new_id=lambda: next(ids))
-    return hub, clock, replies
+def env(make_hub):
+    return make_hub(queue_size=4, stale_seconds=60, poll_max_wait=25)
 
 
 def publish(hub, count):
