@@ -78,7 +78,7 @@ def test_absolute_form_request_line_naming_another_server_is_refused(api):
     r = raw_request(port, "POST", f"http://evil.example:{port}/ws/handshake",
                     [("Host", f"127.0.0.1:{port}"), JSON], {"client_type": "probe"})
     assert r.status == 421 and r.json["code"] == "misdirected", r
-    r = raw_request(port, "GET", f"http://evil.example/ws/status", [("Host", f"127.0.0.1:{port}")])
+    r = raw_request(port, "GET", "http://evil.example/ws/status", [("Host", f"127.0.0.1:{port}")])
     assert r.status == 421, r
     r = raw_request(port, "GET", f"http://127.0.0.1:{port}/ws/status", [("Host", f"127.0.0.1:{port}")])
     assert r.status == 200, r  # absolute-form naming this server is fine
