@@ -9,6 +9,7 @@ from ``new_id``, so tests drive expiry and ordering without sleeping.
 import heapq
 import hmac
 import logging
+import math
 import time
 import uuid
 from datetime import datetime, timezone
@@ -26,10 +27,26 @@ from services.hub.sessions import Parked, Session
 log = logging.getLogger(__name__)
 
 
+_iso_second = [None, ""]  # the last whole second formatted, and its text up to the "."
+
+
 def iso_utc(epoch_seconds):
-    """ISO 8601 UTC with milliseconds and a ``Z``, as every delivered message carries."""
-    dt = datetime.fromtimestamp(epoch_seconds, timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with milliseconds and a ``Z``, as every delivered message carries.
+
+    Called for every published message: the date and time of day are
+    formatted once per second, only the milliseconds per call. The split
+    rounds exactly as ``datetime.fromtimestamp`` does (half-even microseconds).
+    """
+    fraction, whole = math.modf(epoch_seconds)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    if whole != _iso_second[0]:
+        dt = datetime.fromtimestamp(int(whole), timezone.utc)
+        _iso_second[:] = [whole, dt.strftime("%Y-%m-%dT%H:%M:%S.")]
+    return f"{_iso_second[1]}{micros // 1000:03d}Z"
 
 
 class Hub:

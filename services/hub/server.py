@@ -106,14 +106,14 @@ class HubServer:
         held, self.held = self.held, []
         for frames in held:
             try:
-                self.rpc.send_multipart(frames, zmq.NOBLOCK)
+                protocol.send_frames(self.rpc, frames, zmq.NOBLOCK)
             except zmq.Again:
                 self.hub.metrics.error("reply_dropped")
                 log.warning("reply to a gateway dropped: its pipe is full")
 
     def _forward(self, event):
         topic = protocol.TOPIC_CLIENT + event["message"]["type"].encode()
-        self.client_events.send_multipart(protocol.encode_event(topic, event))
+        protocol.send_frames(self.client_events, protocol.encode_event(topic, event))
 
     # ------------------------------------------------------------ dispatch
     def handle_request(self, frames):
@@ -171,7 +171,7 @@ class HubServer:
     def _drain(self, sock, handler):
         for _ in range(DRAIN_BUDGET):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = protocol.recv_frames(sock, zmq.NOBLOCK)
             except zmq.Again:
                 return
             handler(frames)
