@@ -1,7 +1,7 @@
 """The hub's ZeroMQ loop: one thread, three sockets, timers on the same loop.
 
 - ROUTER at BRIDGE_HUB_RPC (bind): gateway requests, answered by request id.
-- SUB to BRIDGE_EVENTS_OUT (connect): publish events from the notifier.
+- SUB to BRIDGE_EVENTS_OUT (connect): publish events from the notifier (a CURVE client with BRIDGE_CURVE_DIR).
 - PUB at BRIDGE_CLIENT_EVENTS (bind): what clients send, for backends.
 """
 
@@ -67,6 +67,8 @@ class HubServer:
         self.events = self._socket(zmq.SUB)
         self.events.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_PUBLISH)
         self.events.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_HEARTBEAT)
+        if self.curve:  # the notifier's XPUB is a CURVE server with the same keys
+            curve.connect_as_client(self.events, self.curve)
         self.events.connect(config.events_endpoint)
         self.client_events = self._socket(zmq.PUB)
         if self.curve:

@@ -21,6 +21,11 @@ not a message. After one timed-out call, later calls fail at once until the
 connection is back, so a backend is not slowed down while the notifier
 restarts. At exit, queued events are flushed for up to the timeout, so a
 process that publishes one event and exits loses nothing.
+
+With BRIDGE_CURVE_DIR (or ``curve_dir=``, or ``server_key=`` and
+``client_key=`` for a backend on another machine) the publisher and the
+listener connect as CURVE clients (docs/SECURITY.md); a key the notifier does
+not accept looks like a notifier that is not there: ``False`` after the timeout.
 """
 
 import atexit
@@ -32,7 +37,7 @@ import weakref
 
 import zmq
 
-from services import messages, protocol, settings
+from services import curve, messages, protocol, settings
 from services.messages import DEFAULT_CHANNELS, MessageError
 from services.notifier.listener import ClientEvent, Listener
 from services.protocol import ProtocolError
@@ -56,10 +61,17 @@ class NotifierUnavailable(RuntimeError):
 
 
 class Publisher:
-    """Sends events to the notifier; thread-safe, fork-aware, every call bounded by ``timeout``."""
+    """Sends events to the notifier; thread-safe, fork-aware, every call bounded by ``timeout``.
 
-    def __init__(self, endpoint=None, timeout=None, raise_on_drop=False, environ=os.environ):
+    CURVE keys: ``server_key`` (the bridge's ``server.key`` file or its z85
+    public key) with ``client_key`` (this backend's ``.key_secret`` file),
+    else the folder ``curve_dir``, else BRIDGE_CURVE_DIR; none: plain loopback.
+    """
+
+    def __init__(self, endpoint=None, timeout=None, raise_on_drop=False, environ=os.environ, *,
+                 curve_dir=None, server_key=None, client_key=None):
         self.endpoint = endpoint or settings.env_str(environ, "BRIDGE_EVENTS_IN", settings.DEFAULT_EVENTS_IN)
+        self.curve = curve.client_keys(curve_dir, server_key, client_key, environ)
         if timeout is None:
             timeout = settings.env_float(environ, "BRIDGE_SEND_TIMEOUT", DEFAULT_TIMEOUT, minimum=0, maximum=600)
         self.timeout = timeout
@@ -179,6 +191,8 @@ class Publisher:
             sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection: a gone notifier is noticed
             sock.setsockopt(zmq.SNDHWM, 1000)
             sock.setsockopt(zmq.LINGER, int(self.timeout * 1000))
+            if self.curve is not None:
+                curve.connect_as_client(sock, self.curve)
             sock.connect(self.endpoint)
             self._sock = sock
         return self._sock

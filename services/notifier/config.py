@@ -23,6 +23,7 @@ class NotifierConfig:
     warn_disk: float = 95.0
     warn_gpu_temp: float = 85.0  # degrees Celsius
     warn_hysteresis: float = 5.0  # a warning re-arms once the value is this far below its threshold
+    curve_dir: str = None  # CURVE keys (python -m services.curve DIR); required for a bind off loopback
 
 
 def load_config(environ=os.environ):
@@ -41,9 +42,9 @@ def load_config(environ=os.environ):
         warn_disk=settings.env_float(environ, "BRIDGE_WARN_DISK", 95.0, minimum=0),
         warn_gpu_temp=settings.env_float(environ, "BRIDGE_WARN_GPU_TEMP", 85.0, minimum=0),
         warn_hysteresis=settings.env_float(environ, "BRIDGE_WARN_HYSTERESIS", 5.0, minimum=0),
+        curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
     )
-    for key, endpoint in (("BRIDGE_EVENTS_IN", config.events_in), ("BRIDGE_EVENTS_OUT", config.events_out)):
-        if not security.endpoint_is_loopback(endpoint):
-            # Anyone who can reach these sockets can publish to every client: keep them on this machine.
-            raise settings.ConfigError(f"{key}={endpoint} is not on loopback; the notifier binds on loopback only")
+    # Anyone who can reach the ingest can publish to every client: off loopback only with CURVE.
+    security.check_bind("BRIDGE_EVENTS_IN", config.events_in, config.curve_dir)
+    security.check_bind("BRIDGE_EVENTS_OUT", config.events_out, config.curve_dir)
     return config

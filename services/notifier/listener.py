@@ -15,7 +15,9 @@ sender's ``client_id``, ``client_type``, ``client_name`` and a ``timestamp``.
 
 PUB/SUB semantics: a listener hears what is sent after its subscription
 reached the hub (a few milliseconds after it is created); the hub keeps no
-history for listeners that were not running.
+history for listeners that were not running. With CURVE keys (as for
+``Publisher``) it connects as a CURVE client; a key the hub does not accept
+hears nothing.
 """
 
 import logging
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from services import protocol, settings
+from services import curve, protocol, settings
 from services.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -64,8 +66,10 @@ def _event(frames):
 class Listener:
     """Receives client-sent messages; iterate it, call ``receive``, or register handlers with ``on``."""
 
-    def __init__(self, types=None, endpoint=None, environ=os.environ):
+    def __init__(self, types=None, endpoint=None, environ=os.environ, *, curve_dir=None, server_key=None,
+                 client_key=None):
         self.endpoint = endpoint or settings.env_str(environ, "BRIDGE_CLIENT_EVENTS", settings.DEFAULT_CLIENT_EVENTS)
+        keys = curve.client_keys(curve_dir, server_key, client_key, environ)  # before any socket: may raise
         self.types = frozenset(types) if types else None
         self.handlers = {}
         self._stopped = threading.Event()
@@ -78,6 +82,8 @@ class Listener:
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
         for prefix in sorted(self.types or [""]):
             self._sock.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_CLIENT + prefix.encode())
+        if keys is not None:
+            curve.connect_as_client(self._sock, keys)
         self._sock.connect(self.endpoint)
 
     def on(self, message_type, handler=None):

@@ -9,6 +9,11 @@
   dropped (the "slow joiner"), and are sent as soon as one subscribes.
 - PULL at an inproc address: the status sampler's thread, speaking ingest.
 
+With BRIDGE_CURVE_DIR (required off loopback) the ingest and the XPUB are
+CURVE servers with the hub's certificate, and a ZAP handler admits only the
+clients in ``authorized/`` (``services.curve``); anyone else gets no
+connection, so the loop never sees their events.
+
 While a hub is subscribed, a ``heartbeat`` event goes out every
 ``HEARTBEAT_SECONDS`` (and at once when a hub subscribes), so the hub's
 health report knows the notifier is alive even when no backend publishes.
@@ -24,7 +29,7 @@ import time
 
 import zmq
 
-from services import messages, protocol
+from services import curve, messages, protocol
 from services.protocol import ProtocolError
 from services.notifier.outbox import Outbox
 from services.notifier.sampler import Sampler
@@ -90,13 +95,23 @@ class NotifierServer:
         self.next_heartbeat = clock()
         self.reported_overflow = 0
         self.overflow_logged = -1e9
+        self.curve = curve.load(config.curve_dir) if config.curve_dir else None
+        self.auth = curve.start_authenticator(self.ctx, self.curve) if self.curve else None
         self.ingest = self._socket(zmq.PULL)
         self.ingest.setsockopt(zmq.RCVHWM, config.ingest_hwm)
-        self.ingest.bind(config.events_in)
         self.out = self._socket(zmq.XPUB)
         self.out.setsockopt(zmq.XPUB_NODROP, 1)  # a full hub pipe says EAGAIN instead of dropping
         self.out.setsockopt(zmq.SNDHWM, 10000)
-        self.out.bind(config.events_out)
+        try:
+            for sock, endpoint in ((self.ingest, config.events_in), (self.out, config.events_out)):
+                if self.curve:
+                    curve.serve(sock, self.curve)
+                sock.bind(endpoint)
+        except zmq.ZMQError:  # leave no ZAP handler behind in a shared context
+            self.ingest.close()
+            self.out.close()
+            self._stop_auth()
+            raise
         self.samples_endpoint = f"inproc://notifier-samples-{next(_inproc_ids)}"
         self.samples = self._socket(zmq.PULL)
         self.samples.setsockopt(zmq.RCVHWM, 1000)
@@ -244,3 +259,9 @@ class NotifierServer:
             sock.close()
         self.out.setsockopt(zmq.LINGER, 500)
         self.out.close()
+        self._stop_auth()
+
+    def _stop_auth(self):
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
