@@ -25,6 +25,7 @@ M.DEFAULTS = {
 	POLL_TIMEOUT_MARGIN = 15,
 	REQUEST_TIMEOUT = 10, -- handshake, send
 	DISCONNECT_TIMEOUT = 3,
+	SAVE_INTERVAL = 2, -- at most one LrPrefs write of seq and channel positions per this many seconds
 	CHANNELS = { 'jobs', 'system', 'photos' },
 	CLIENT_NAME = 'Lightroom Classic Plugin',
 	PLUGIN_VERSION = '0.0.0',
@@ -44,7 +45,7 @@ M.PREF_KEYS = {
 local NUMBERS = {
 	RECONNECT_DELAY = 0.01, RECONNECT_MAX_DELAY = 0.01, MAX_RECONNECT_ATTEMPTS = 1, SLOW_RETRY_DELAY = 0.01,
 	PING_INTERVAL = 0.1, POLL_WAIT = 0, POLL_TIMEOUT = 0.1, POLL_TIMEOUT_MARGIN = 0, REQUEST_TIMEOUT = 0.1,
-	DISCONNECT_TIMEOUT = 0.1,
+	DISCONNECT_TIMEOUT = 0.1, SAVE_INTERVAL = 0,
 }
 
 local function trim(s)

@@ -7,18 +7,29 @@ Lightroom with fakes).
     connected: long poll (ack = last seq processed) -> dispatch -> poll again ...
                + a ping task every PING_INTERVAL
 
+Sessions outlive the process (SessionStore, kept in LrPrefs): the handshake
+presents the saved client id and secret, and the bridge resumes that session,
+queue included (`resumed`). When it cannot (it forgot the session), the new
+session subscribes with `recover` (the saved channel positions, Positions.lua)
+and asks for the jobs/system snapshot; the bridge replays what was missed and
+the `recovery` event says what came back and what is gone.
+
 Faults:
   * no answer, 503 hub unavailable, 5xx: wait (exponential backoff with
     jitter, capped) and try again; a known client id is kept, so messages
     the hub queued meanwhile are still delivered;
   * 404 unknown_client, or a poll answered `closed` (the hub restarted or
-    dropped this client): handshake again at once, register, subscribe;
+    dropped this client): handshake again at once (resuming when the bridge
+    still has the session), register, subscribe;
   * MAX_RECONNECT_ATTEMPTS failures in a row: an `error` event, then a slower
     retry that never stops.
 
 stop() bumps the generation: every task compares its own generation after
-each request and sleep slice and ends when they differ; the gateway answers
-the parked poll at once when it hears /ws/disconnect.
+each request and sleep slice and ends when they differ. stop() ends the
+session at the bridge (/ws/disconnect); stop(reason, true) keeps it for the
+next start and releases the parked poll with a poll that does not wait
+(acknowledging what was processed). Either way the gateway answers the parked
+poll at once.
 
 runtime = {
   http      LrHttp-shaped: get(url, headers, timeout), post(url, body, headers, method, timeout)
@@ -29,11 +40,14 @@ runtime = {
   canYield  canYield() -> true inside a task
   random    random() -> [0, 1)
   log       { info = fn(text), warn = fn(text), error = fn(text) }
+  prefs     LrPrefs-like table for SessionStore (nil: kept in memory only)
 }
 ]]
 local Backoff = require 'Backoff'
 local Envelope = require 'Envelope'
+local Positions = require 'Positions'
 local SeqTracker = require 'SeqTracker'
+local SessionStore = require 'SessionStore'
 local Transport = require 'Transport'
 
 local M = {}
@@ -50,6 +64,7 @@ function M.new(config, runtime, dispatcher, status)
 	self.dispatcher = dispatcher
 	self.transport = Transport.new(runtime.http, config.HTTP_FALLBACK_URL)
 	self.tracker = SeqTracker.new()
+	self.store = self:_openStore()
 	self.generation = 0
 	self.running = false
 	self.clientId = nil
@@ -108,6 +123,12 @@ function M:_sleep(gen, seconds, id)
 	return false
 end
 
+-- What a previous run saved (read again at each start: another connection may have saved since).
+function M:_openStore()
+	local config = self.config
+	return SessionStore.new(self.runtime.prefs, config.HTTP_FALLBACK_URL, self.runtime.now, config.SAVE_INTERVAL)
+end
+
 -- ------------------------------------------------------------- public side
 
 --- Start connecting (in a task); false when already running.
@@ -116,20 +137,24 @@ function M:start()
 	self.running = true
 	self.generation = self.generation + 1
 	local gen = self.generation
+	self.store = self:_openStore()
 	self:_setState('connecting', self.config.HTTP_FALLBACK_URL)
 	self:_spawn('LightroomBridge connection', function() self:_main(gen) end)
 	return true
 end
 
---- Stop every task and release the client id at the gateway; false when not running.
-function M:stop(reason)
+--- Stop every task; false when not running. The bridge forgets the client, unless
+--- `keepSession`: then the next start resumes it (Lightroom quitting, the plug-in reloading).
+function M:stop(reason, keepSession)
 	local wasRunning = self.running
 	self.running = false
 	self.generation = self.generation + 1
-	local id, secret = self.clientId, self.clientSecret
+	local id, secret, ack = self.clientId, self.clientSecret, self.tracker:ack()
 	self.clientId, self.clientSecret = nil, nil
 	self.status.clientId = nil
 	self.tracker:reset()
+	if not keepSession then self.store:forgetSession() end
+	self.store:close() -- saves; a task of this run that ends late writes nothing more
 	self:_setState('disconnected', reason)
 	if self.connected then
 		self.connected = false
@@ -139,7 +164,12 @@ function M:stop(reason)
 		-- the gateway answers our parked poll at once, so the poll task ends now
 		local transport, timeout = self.transport, self.config.DISCONNECT_TIMEOUT
 		local function release()
-			transport:post('/ws/disconnect', Envelope.disconnect(id), timeout, secret)
+			if keepSession then
+				-- a poll that does not wait supersedes the parked one; the session stays
+				transport:get(Envelope.pollPath(id, 0, ack), timeout, secret)
+			else
+				transport:post('/ws/disconnect', Envelope.disconnect(id), timeout, secret)
+			end
 		end
 		if self.runtime.canYield() then
 			self.runtime.protect(release)
@@ -206,12 +236,14 @@ function M:_step(gen)
 	return self:_establish(gen)
 end
 
--- The session is gone at the hub: forget it; the loop handshakes again at once.
+-- The session is gone at the hub (or the hub is going): the loop handshakes again at once,
+-- presenting the saved session, which a restarted hub with its store still resumes.
 function M:_lost(result)
 	local id = self.clientId
 	self.clientId, self.clientSecret = nil, nil
 	self.status.clientId = nil
 	self.tracker:reset()
+	self.store:save(true)
 	self:_setState('connecting', 'the bridge no longer knows client ' .. tostring(id) .. ': handshaking again')
 	if self.connected then
 		self.connected = false
@@ -239,30 +271,78 @@ function M:_retryLater(gen, backoff, result)
 	self:_sleep(gen, delay)
 end
 
--- handshake -> register -> subscribe; the client id is kept only when all three worked.
+-- handshake -> register -> subscribe; the client id is kept (and saved) only when all three worked.
 function M:_establish(gen)
 	local config = self.config
-	local result = self.transport:post('/ws/handshake', Envelope.handshake(), config.REQUEST_TIMEOUT)
-	if not self:_alive(gen) or not result.ok then return result end
+	local savedId, savedSecret = self.store:credentials()
+	local result = self.transport:post('/ws/handshake', Envelope.handshake(savedId, savedSecret), config.REQUEST_TIMEOUT)
+	if not self:_alive(gen) then return result end
+	if not result.ok then
+		-- a 400 may be the saved session the bridge refuses: the next handshake goes without it
+		if result.kind == 'refused' and result.status == 400 and savedId then self.store:forgetSession() end
+		return result
+	end
 	local id = result.data.client_id
 	if type(id) ~= 'string' or id == '' then
 		return { ok = false, kind = 'retry', reason = 'the handshake answer has no client_id' }
 	end
+	local resumed = result.data.resumed == true and id == savedId
 	self.clientId = id
 	self.clientSecret = type(result.data.client_secret) == 'string' and result.data.client_secret or nil
-	self.tracker:reset()
+	self.tracker:reset(resumed and self.store.lastSeq or 0)
 	result = self:sendNow(Envelope.register(config.CLIENT_NAME, config.PLUGIN_VERSION))
+	local summary = nil
 	if result.ok and #config.CHANNELS > 0 and self:_alive(gen) then
-		result = self:sendNow(Envelope.subscribe(config.CHANNELS))
+		result, summary = self:_subscribe(gen, resumed)
 	end
 	if not self:_alive(gen) then return { ok = true } end
 	if not result.ok then
 		self.clientId, self.clientSecret = nil, nil
 		return result
 	end
-	self:_connected(gen, false)
+	if #config.CHANNELS == 0 then self.store:sessionStarted(id, self.clientSecret, resumed) end
+	self:_connected(gen, resumed)
+	if summary then self:_recovered(summary) end
 	self:_spawn('LightroomBridge ping', function() self:_pingLoop(gen, id) end)
 	return { ok = true }
+end
+
+-- subscribe to the configured channels. A new session recovers what it missed since the
+-- saved positions (and takes the jobs/system snapshot); a resumed one has it in its queue,
+-- and drops channels no longer configured. Returns the send result and the recovery summary.
+function M:_subscribe(gen, resumed)
+	local channels = self.config.CHANNELS
+	local message
+	if resumed then
+		message = Envelope.subscribe(channels)
+	else
+		message = Envelope.subscribe(channels, self.store.positions:recover(channels), Positions.wantsSnapshot(channels))
+	end
+	local result = self:sendNow(message)
+	if not result.ok or not self:_alive(gen) then return result, nil end
+	local reply = type(result.response) == 'table' and result.response or {}
+	-- saved only now: a session whose subscribe failed is not resumed, it is started afresh
+	self.store:sessionStarted(self.clientId, self.clientSecret, resumed)
+	local summary = self.store:confirmed(reply, resumed)
+	if resumed and type(reply.subscriptions) == 'table' then
+		local wanted, extra = {}, {}
+		for _, channel in ipairs(channels) do wanted[channel] = true end
+		for _, channel in ipairs(reply.subscriptions) do
+			if type(channel) == 'string' and not wanted[channel] then extra[#extra + 1] = channel end
+		end
+		if #extra > 0 then
+			local dropped = self:sendNow(Envelope.unsubscribe(extra))
+			if not dropped.ok then return dropped, nil end
+		end
+	end
+	return result, summary
+end
+
+-- The bridge said what came back of the missed channel messages: one log line, one event.
+function M:_recovered(summary)
+	local line = Positions.describe(summary)
+	if summary.complete then self.runtime.log.info(line) else self.runtime.log.warn(line) end
+	self:_emit('recovery', summary)
 end
 
 function M:_connected(gen, resumed)
@@ -300,10 +380,12 @@ function M:_poll(gen)
 			self.status.lastMessageAt = self.runtime.now()
 			self.dispatcher:dispatch(message)
 			self.tracker:done(message)
+			self.store:processed(message)
 		else
 			self.status.redelivered = self.status.redelivered + 1
 		end
 	end
+	self.store:save(false)
 	if data.closed and self:_alive(gen) then
 		return { ok = false, kind = 'closed', reason = 'the bridge closed this client' }
 	end

@@ -3,7 +3,7 @@ Envelope: every request body and URL the plug-in sends (pure logic, no SDK).
 
 The wire contract is the gateway's /ws/* API (docs/PROTOCOL.md):
 
-    POST /ws/handshake   {client_type, protocol_version}
+    POST /ws/handshake   {client_type, protocol_version[, client_id, client_secret]}
     POST /ws/send        {client_id, message = {type, ...}}
     GET  /ws/poll?client_id=&wait=&ack=
     POST /ws/disconnect  {client_id}
@@ -33,8 +33,13 @@ local function asObject(value)
 end
 M.asObject = asObject
 
-function M.handshake()
-	return { client_type = M.CLIENT_TYPE, protocol_version = M.PROTOCOL_VERSION }
+--- The handshake; with the id and secret of an earlier session, the bridge resumes it when it still can.
+function M.handshake(clientId, clientSecret)
+	local body = { client_type = M.CLIENT_TYPE, protocol_version = M.PROTOCOL_VERSION }
+	if type(clientId) == 'string' and type(clientSecret) == 'string' then
+		body.client_id, body.client_secret = clientId, clientSecret
+	end
+	return body
 end
 
 function M.register(clientName, pluginVersion)
@@ -46,10 +51,23 @@ function M.register(clientName, pluginVersion)
 	}
 end
 
-function M.subscribe(channels)
-	local list = {}
-	for i, channel in ipairs(channels) do list[i] = channel end
-	return { type = 'subscribe', channels = list }
+local function list(channels)
+	local out = {}
+	for i, channel in ipairs(channels) do out[i] = channel end
+	return out
+end
+
+--- subscribe; `recover` {channel = {offset, epoch}} asks for what was missed since then,
+--- `snapshot` for the latest state of jobs/system first (docs/DURABILITY.md).
+function M.subscribe(channels, recover, snapshot)
+	local message = { type = 'subscribe', channels = list(channels) }
+	if recover ~= nil and next(recover) ~= nil then message.recover = asObject(recover) end
+	if snapshot then message.snapshot = true end
+	return message
+end
+
+function M.unsubscribe(channels)
+	return { type = 'unsubscribe', channels = list(channels) }
 end
 
 function M.ping()

@@ -1,8 +1,9 @@
 --[[
 Info.lua: the Lightroom Bridge plug-in's manifest.
 
-It connects when Lightroom starts (LrForceInitPlugin), disconnects cleanly on
-reload, disable and quit, and adds File > Plug-in Extras menu items.
+It connects when Lightroom starts (LrForceInitPlugin), stops cleanly on
+reload, disable and quit (keeping the session, which the next start resumes),
+and adds File > Plug-in Extras menu items.
 ]]
 return {
 	LrSdkVersion = 10.0,

@@ -5,7 +5,8 @@ The hub numbers each client's messages 1, 2, 3... and keeps them until a poll
 acknowledges them (`ack=` the last seq processed). A poll response that is
 lost is therefore delivered again; the tracker drops what was already
 processed, so every message is handled exactly once. A new client id starts
-a new sequence: call reset().
+a new sequence: call reset(); a resumed session continues from the last seq
+it processed before: reset(thatSeq).
 ]]
 local M = {}
 M.__index = M
@@ -14,9 +15,9 @@ function M.new()
 	return setmetatable({ last = 0, duplicates = 0, gaps = 0 }, M)
 end
 
---- Start over (a new client id).
-function M:reset()
-	self.last, self.duplicates, self.gaps = 0, 0, 0
+--- Start over: a new client id (`last` nil), or a resumed one that had processed up to `last`.
+function M:reset(last)
+	self.last, self.duplicates, self.gaps = tonumber(last) or 0, 0, 0
 end
 
 --- True when `message` has not been processed yet; messages without a seq are always new.

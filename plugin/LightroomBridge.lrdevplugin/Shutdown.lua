@@ -1,7 +1,8 @@
 --[[
-Shutdown.lua (LrShutdownPlugin, LrDisablePlugin): stop every task of the client
-and release its id at the bridge, so a reloaded plug-in starts clean.
+Shutdown.lua (LrShutdownPlugin, LrDisablePlugin): stop every task of the client,
+so a reloaded plug-in starts clean. The session stays at the bridge: the
+reloaded (or re-enabled) plug-in resumes it.
 ]]
 local WebSocketClient = require 'WebSocketClient'
 
-WebSocketClient.disconnect()
+WebSocketClient.shutdown()

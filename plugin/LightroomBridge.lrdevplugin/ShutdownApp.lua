@@ -1,6 +1,7 @@
 --[[
-ShutdownApp.lua (LrShutdownApp): Lightroom is quitting; tell the bridge this
-client is gone (at most DISCONNECT_TIMEOUT seconds), then let Lightroom quit.
+ShutdownApp.lua (LrShutdownApp): Lightroom is quitting; save the session and
+the channel positions, release the parked poll (at most DISCONNECT_TIMEOUT
+seconds), then let Lightroom quit. The next start resumes the session.
 ]]
 local LrTasks = import 'LrTasks'
 
@@ -9,7 +10,7 @@ local WebSocketClient = require 'WebSocketClient'
 return {
 	LrShutdownFunction = function(doneFunction, progressFunction)
 		LrTasks.startAsyncTask(function()
-			LrTasks.pcall(WebSocketClient.disconnect)
+			LrTasks.pcall(WebSocketClient.shutdown)
 			progressFunction(1)
 			doneFunction()
 		end, 'LightroomBridge shutdown')

@@ -8,8 +8,10 @@ WebSocketClient: the plug-in's connection to the bridge, with the seed's API.
 
 Lightroom has no WebSocket: the client long-polls the gateway over HTTP
 (HTTP_FALLBACK_URL). The logic lives in SDK-free modules (Connection,
-Dispatcher, Envelope, SeqTracker, Backoff, Config, Json); this file binds them
-to the Lightroom SDK (LrHttp, LrTasks, LrDate, LrLogger, LrPrefs).
+Dispatcher, Envelope, SeqTracker, SessionStore, Positions, Backoff, Config,
+Json); this file binds them to the Lightroom SDK (LrHttp, LrTasks, LrDate,
+LrLogger, LrPrefs). The session and the channel positions are kept in LrPrefs,
+so a restarted Lightroom resumes, or recovers what it missed.
 See docs/PLUGIN.md.
 ]]
 local LrDate = import 'LrDate'
@@ -69,24 +71,35 @@ function M.init(opts)
 		math.randomseed(os.time())
 		seeded = true
 	end
-	local config, warnings = Config.resolve(LrPrefs.prefsForPlugin(), options)
+	local prefs = LrPrefs.prefsForPlugin()
+	local config, warnings = Config.resolve(prefs, options)
 	config.PLUGIN_VERSION = M.PLUGIN_VERSION
 	for _, warning in ipairs(warnings) do logger:warn('setting ignored: ' .. warning) end
 	M.config = config
+	runtime.prefs = prefs
 	connection = Connection.new(config, runtime, dispatcher, BridgeStatus)
 	connection:start()
 	return true
 end
 
---- Stop every task of the client and tell the bridge; returns true.
+--- Stop every task of the client and tell the bridge to forget it; returns true.
+--- The channel positions are kept: the next connection recovers what it missed.
 function M.disconnect()
 	if connection then connection:stop('disconnect') end
 	return true
 end
 
---- Drop the connection and connect again at once (re-reading the settings).
+--- Stop every task but keep the session at the bridge, so that the next start
+--- (Lightroom started again, the plug-in reloaded) resumes it; returns true.
+function M.shutdown()
+	if connection then connection:stop('shutdown', true) end
+	return true
+end
+
+--- Drop the connection and connect again at once (re-reading the settings);
+--- the session is resumed when the server is the same.
 function M.reconnect()
-	if connection then connection:stop('reconnect') end
+	if connection then connection:stop('reconnect', true) end
 	connection = nil
 	return M.init()
 end
@@ -134,7 +147,8 @@ function M.sendError(errorType, message, details)
 end
 
 --- Call `listener(data)` for each message of `eventType` ('*': every message),
---- and for the connection events connected, disconnected, reconnecting, error.
+--- and for the connection events connected, disconnected, reconnecting, error,
+--- messages_dropped and recovery.
 function M.addEventListener(eventType, listener)
 	dispatcher:addEventListener(eventType, listener)
 end

@@ -24,7 +24,8 @@ LUA = shutil.which("lua5.1")
 class LuaClient:
     """One Lua client process; ``events`` holds every line it printed, parsed."""
 
-    def __init__(self, base_url, workdir, options=None, failing_listener=False, deadline=60, plugin_dir=None):
+    def __init__(self, base_url, workdir, options=None, failing_listener=False, deadline=60, plugin_dir=None,
+                 prefs_file=None):
         self.base_url = base_url
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,10 @@ class LuaClient:
         })
         if plugin_dir is not None:
             self.env["PLUGIN_DIR"] = str(plugin_dir)
+        # LrPrefs in a file (tests/lua/lr_shim/LrPrefs.lua): a later client with the same file is
+        # the same Lightroom started again
+        self.env["LR_SHIM_PREFS_FILE"] = str(prefs_file) if prefs_file is not None else ""
+        self.prefs_file = None if prefs_file is None else Path(prefs_file)
         self.deadline = deadline
         self.events = []
         self._lock = threading.Lock()
@@ -97,6 +102,12 @@ class LuaClient:
         """The client id of the latest ``connected`` event."""
         connected = self.of("connected")
         return connected[-1]["data"]["client_id"] if connected else None
+
+    def prefs(self):
+        """What the plug-in stored in LrPrefs (needs ``prefs_file``), by key."""
+        if self.prefs_file is None or not self.prefs_file.exists():
+            return {}
+        return next(iter(json.loads(self.prefs_file.read_text()).values()), {})
 
     def log_lines(self):
         """What the plug-in wrote through LrLogger (the Lightroom log file)."""

@@ -5,7 +5,10 @@ Each client connection carries one request (the LrHttp shim sends
 address. The proxy forwards it and reads the gateway's whole answer; when
 ``lose(request_line, answer)`` says so, it withholds the answer until the
 client gives up (its LrHttp timeout) and closes the connection: the answer
-was produced by the bridge but never reached the client.
+was produced by the bridge but never reached the client. While ``blocked``
+is set, a new request is read and its connection closed without forwarding
+it (the client sees no answer, as when the network is down); connections
+already forwarded are served as usual.
 """
 
 import re
@@ -37,9 +40,11 @@ def _read_request(conn):
 class LossyProxy:
     """Listens on a free loopback port and forwards to ``target_port``; ``lost`` counts withheld answers."""
 
-    def __init__(self, target_port, lose, hold_limit=10.0):
+    def __init__(self, target_port, lose=None, hold_limit=10.0):
         self.target_port = target_port
-        self.lose = lose
+        self.lose = lose or (lambda request_line, answer: False)
+        self.blocked = False
+        self.refused = 0
         self.hold_limit = hold_limit
         self.lost = []
         self._lock = threading.Lock()
@@ -80,6 +85,10 @@ class LossyProxy:
         try:
             request = _read_request(conn)
             if request is None:
+                return
+            if self.blocked:
+                with self._lock:
+                    self.refused += 1
                 return
             # the gateway refuses a Host that names another port (DNS-rebinding guard)
             request = re.sub(rb"(?im)^Host:[^\r\n]*", f"Host: 127.0.0.1:{self.target_port}".encode(), request, count=1)

@@ -6,18 +6,20 @@ Lightroom SDK shim) against a real gateway, for tests/system/test_plugin_*.py.
 
 It prints one JSON object per line on stdout:
     {"ev": "ready"}                              before init()
-    {"ev": "connected"|"disconnected"|"reconnecting"|"error"|"messages_dropped", "data": {...}}
+    {"ev": "connected"|"disconnected"|"reconnecting"|"error"|"messages_dropped"|"recovery", "data": {...}}
     {"ev": "message", "data": {...}}             every server message ('*' listener)
     {"ev": "handler", "type": ..., "data": ...}  registerHandler for HANDLED_TYPES
     {"ev": "listener", "type": ..., "data": ...} addEventListener for LISTENED_TYPES
     {"ev": "sent", "action": ..., "ok": ..., "response"|"error": ..., "seconds": ...}
-    {"ev": "stopped", "tasks": N, "seconds": S}  after a disconnect command, once every task ended
+    {"ev": "stopped", "tasks": N, "seconds": S}  after a disconnect or shutdown command, once every task ended
     {"ev": "exit", "reason": ...}
 
 The test drives it through the bridge itself: a message {type = "test_command",
 action = ...} sent to this client (POST /ws/send/<client_id>) runs the action.
-PLUGIN_DIR runs the plug-in modules from another folder. DRIVER_FAILING_LISTENER=1 adds, before the recording listeners, a listener
-that raises for every type. DRIVER_DEADLINE (seconds, default 60) bounds the run.
+PLUGIN_DIR runs the plug-in modules from another folder. LR_SHIM_PREFS_FILE keeps LrPrefs
+in a file, so a second process ("Lightroom started again") finds what the first saved.
+DRIVER_FAILING_LISTENER=1 adds, before the recording listeners, a listener that raises
+for every type. DRIVER_DEADLINE (seconds, default 60) bounds the run.
 ]]
 local here = (arg and arg[0] or ''):match('^(.*)/drivers/[^/]*$') or '.'
 -- PLUGIN_DIR: run a built plug-in (dist/LightroomBridge.lrplugin, with its bundled dkjson) instead
@@ -34,7 +36,7 @@ local BridgeStatus = require 'BridgeStatus'
 local HANDLED_TYPES = { 'job_created', 'custom_message' }
 local LISTENED_TYPES = { 'job_created', 'job_progress', 'job_completed', 'job_failed', 'photo_imported',
 	'photo_analyzed', 'system_status', 'resource_warning', 'custom_message' }
-local EVENTS = { 'connected', 'disconnected', 'reconnecting', 'error', 'messages_dropped' }
+local EVENTS = { 'connected', 'disconnected', 'reconnecting', 'error', 'messages_dropped', 'recovery' }
 
 local started = socket.gettime()
 local deadline = tonumber(os.getenv('DRIVER_DEADLINE') or '') or 60
@@ -82,6 +84,12 @@ local ACTIONS = {
 		WebSocketClient.disconnect()
 		finished = { reason = 'disconnected', t0 = t0 }
 	end,
+	-- what LrShutdownApp does when Lightroom quits: stop, keeping the session for the next start
+	shutdown = function()
+		local t0 = socket.gettime()
+		WebSocketClient.shutdown()
+		finished = { reason = 'shutdown', t0 = t0 }
+	end,
 }
 
 -- A command runs in its own task, after `delay` seconds, so that the poll task
@@ -125,7 +133,7 @@ if not ok then
 	emit({ ev = 'exit', reason = why or 'deadline' })
 	os.exit(3)
 end
--- after disconnect(): every task (poll, ping, commands) must end; the parked poll is released at once
+-- after disconnect() or shutdown(): every task (poll, ping, commands) must end; the parked poll is released at once
 local t0 = finished.t0
 LrTasks._runUntil(function() return LrTasks._count() == 0 end, 10)
 emit({ ev = 'stopped', tasks = LrTasks._count(), seconds = socket.gettime() - t0, errors = #LrTasks._errors })

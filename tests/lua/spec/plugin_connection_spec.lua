@@ -99,7 +99,9 @@ describe("Connection", function()
 		assert.are.same({ client_type = 'lightroom', protocol_version = '1.0' }, r[1].body)
 		assert.are.same({ client_id = 'c1', message = { type = 'register', client_type = 'lightroom',
 			client_name = 'Lightroom Classic Plugin', plugin_version = '0.0.0' } }, r[2].body)
-		assert.are.same({ client_id = 'c1', message = { type = 'subscribe', channels = { 'jobs', 'system', 'photos' } } }, r[3].body)
+		-- a new session with no saved position: no recover, but the jobs/system snapshot
+		assert.are.same({ client_id = 'c1', message = { type = 'subscribe', channels = { 'jobs', 'system', 'photos' },
+			snapshot = true } }, r[3].body)
 		assert.are.equal('/ws/poll?client_id=c1&wait=25&ack=0', r[4].path)
 		assert.are.equal('/ws/poll?client_id=c1&wait=25&ack=2', r[5].path)
 		assert.are.equal('/ws/poll?client_id=c1&wait=25&ack=3', r[6].path)

@@ -4,7 +4,8 @@ local LrTasks = import 'LrTasks'
 local shim = require 'lr_shim'
 
 local DIR = '../../plugin/LightroomBridge.lrdevplugin/'
-local PURE = { 'Json', 'Backoff', 'Envelope', 'SeqTracker', 'Dispatcher', 'Transport', 'Config', 'Connection', 'BridgeStatus' }
+local PURE = { 'Json', 'Backoff', 'Envelope', 'SeqTracker', 'Dispatcher', 'Transport', 'Config', 'Connection', 'BridgeStatus',
+	'Positions', 'SessionStore' }
 
 local function read(path)
 	local f = assert(io.open(path, 'rb'))
