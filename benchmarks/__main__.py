@@ -12,6 +12,7 @@ def main():
     parser.add_argument("--compare", action="store_true", help="run the same scenarios against nginx + nchan")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="sizes (quick: seconds)")
     parser.add_argument("--only", nargs="*", help="scenario keys: lat fan throughput hub idle pubs (or lat_http...)")
+    parser.add_argument("--scaling", action="store_true", help="only the scaling points (docs/PERFORMANCE.md)")
     parser.add_argument("--workdir", help="where stacks keep logs (default: a new temporary folder)")
     args = parser.parse_args()
     if args.compare and not nginx_installed():
@@ -21,6 +22,14 @@ def main():
     print(f"# {machine()}; open files limit {soft}; logs in {suite.workdir}", file=sys.stderr)
     started = time.monotonic()
     loop = new_event_loop()
+    if args.scaling:
+        try:
+            loop.run_until_complete(suite.run_scaling(args.profile))
+        finally:
+            loop.close()
+        print(f"\nScaling ({args.profile}, {time.monotonic() - started:.0f} s) on {machine()}")
+        print(suite.scaling_table())
+        return 0
     try:
         print("bridge:", file=sys.stderr)
         loop.run_until_complete(suite.run_bridge())

@@ -65,7 +65,7 @@ class CpuMeter:
         return self
 
     def __exit__(self, *exc):
-        wall = max(1e-9, time.monotonic() - self.t0)
+        self.wall = wall = max(1e-9, time.monotonic() - self.t0)
         self.client = (self._mine() - self.mine0) / wall * 100
         self.service = (self._theirs() - self.theirs0) / wall * 100
         return False
@@ -79,9 +79,10 @@ def ms(seconds):
     return None if seconds is None else seconds * 1000
 
 
-async def _setup_subscribers(target, channel, count, concurrency=100):
+async def _setup_subscribers(target, channels, count, concurrency=100):
+    """``count`` subscribers, the k-th on ``channels[k % len(channels)]``."""
     conns = await open_many("127.0.0.1", target.port, count)
-    subs = [target.subscriber(channel, conn) for conn in conns]
+    subs = [target.subscriber(channels[k % len(channels)], conn) for k, conn in enumerate(conns)]
     sem = asyncio.Semaphore(concurrency)
 
     async def one(sub):
@@ -204,14 +205,18 @@ async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
 
 
 # ----------------------------------------------------------------- (b)
-async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5.0):
+async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5.0, channels=1, size=0):
     """``clients`` long-pollers on one channel, messages at ``rate``/s: p50/p99, % delivered.
 
     Publishes through ``backend`` (ZeroMQ) when given, else over HTTP without
     waiting for each answer, so the offered rate stays the rate asked for.
+    With ``channels`` > 1 the clients are spread over that many channels and
+    the messages go to them in turn; ``size`` pads each message (bytes).
     """
-    channel = channel_name("fan")
-    subs = await _setup_subscribers(target, channel, clients)
+    names = [channel_name("fan") for _ in range(channels)]
+    subs = await _setup_subscribers(target, names, clients)
+    members = [len(subs[k::channels]) for k in range(channels)]
+    pad = "x" * size
     control = await _control_conn(target)
     pub = backend or HttpPublisher(target)
     samples = []
@@ -230,9 +235,9 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(reader(s, m)) for s, m in zip(subs, seen)]
     count = max(1, int(rate * duration))
-    expected = count * clients
+    expected = sum(members[k % channels] for k in range(count))
     try:
-        await wait_parked(target, control, clients, channel, tasks=tasks)
+        await wait_parked(target, control, clients, names[0] if channels == 1 else None, tasks=tasks)
         with CpuMeter(target.pids()) as cpu:
             start = time.monotonic() + 0.01
             for k in range(count):
@@ -240,9 +245,12 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if backend is not None:
-                    backend.publish(channel, payload(k, time.monotonic()))
+                    message = payload(k, time.monotonic())
+                    if pad:
+                        message["pad"] = pad
+                    backend.publish(names[k % channels], message)
                 else:
-                    pub.publish(channel, k)
+                    pub.publish(names[k % channels], k)
             offered = count / max(1e-9, time.monotonic() - start) if count > 1 else rate
             deadline = time.monotonic() + drain
             while sum(map(len, seen)) < expected and time.monotonic() < deadline:
@@ -254,8 +262,10 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
         if backend is None:
             await pub.close()
     delivered = sum(map(len, seen))
+    service_seconds = cpu.service / 100 * cpu.wall
     return {"p50": ms(percentile(samples, 50)), "p99": ms(percentile(samples, 99)),
-            "delivered": delivered / expected * 100, "offered_rate": offered, **cpu.figures()}
+            "delivered": delivered / expected * 100, "offered_rate": offered,
+            "service_us": service_seconds / max(1, delivered) * 1e6, **cpu.figures()}
 
 
 # ----------------------------------------------------------------- (c)
@@ -321,7 +331,8 @@ async def hub_rate(target, count):
         status = await _status(control)
         base = status["messages"]["published"]
         queued0 = status["queued_messages"]
-        with CpuMeter(target.pids()) as cpu:
+        hub = CpuMeter([target.pid_of("hub")])
+        with CpuMeter(target.pids()) as cpu, hub:
             start = time.monotonic()
             send = backend.sock.send_multipart
             for f in frames:
@@ -341,7 +352,8 @@ async def hub_rate(target, count):
         control.close()
     return {"rate": published / (done - start), "send_rate": count / max(1e-9, sent_at - start),
             "lost": (count - published) / count * 100,
-            "queued": status["queued_messages"] - queued0, **cpu.figures()}
+            "queued": status["queued_messages"] - queued0,
+            "hub_us": hub.service / 100 * (done - start) / max(1, published) * 1e6, **cpu.figures()}
 
 
 async def _status(conn):
@@ -355,7 +367,7 @@ async def idle(target, count, controls=300, wait=25):
     """``count`` idle long-polls parked: service RSS per connection, control requests' p99."""
     pids = target.pids()
     base = total_rss(pids)
-    subs = await _setup_subscribers(target, channel_name("idle"), count)
+    subs = await _setup_subscribers(target, [channel_name("idle")], count)
     control = await _control_conn(target)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(s.poll(wait)) for s in subs]

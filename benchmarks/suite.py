@@ -38,6 +38,17 @@ PROFILES = {
     },
 }
 
+# The scaling note's points: one dimension varied at a time from a base of
+# 100 clients on 1 channel, 50 msg/s, small messages, published over ZeroMQ.
+SCALING = {
+    "full": {"base": {"clients": 100, "channels": 1, "rate": 50.0, "size": 0}, "duration": 3.0,
+             "points": [("clients", 10), ("clients", 1000), ("channels", 10), ("channels", 100),
+                        ("rate", 10.0), ("rate", 200.0), ("rate", 1000.0),
+                        ("size", 1000), ("size", 10000), ("size", 100000)]},
+    "quick": {"base": {"clients": 4, "channels": 1, "rate": 20.0, "size": 0}, "duration": 0.3,
+              "points": [("clients", 8), ("channels", 2), ("rate", 40.0), ("size", 1000)]},
+}
+
 # (scenario, figure, label, unit, target) -- target is (op, threshold) or None.
 ROWS = [
     ("lat_http", "p50", "(a) latency, POST /ws/broadcast", "p50 ms", None),
@@ -56,6 +67,7 @@ ROWS = [
     ("throughput", "lost", "", "lost %", ("<=", 0.0)),
     ("throughput", "send_rate", "", "sender msg/s", None),
     ("hub", "rate", "(c) the hub's own rate", "events/s", (">=", 100000.0)),
+    ("hub", "hub_us", "", "hub CPU µs/event", None),
     ("idle_0", "kb_per_conn", "(d) {n} idle parked polls", "KB per poll", ("<=", 20.0)),
     ("idle_0", "control_p99", "", "control p99 ms", None),
     ("idle_1", "kb_per_conn", "(d) {n} idle parked polls", "KB per poll", ("<=", 20.0)),
@@ -204,6 +216,42 @@ class Suite:
                                      lambda n=n: scenarios.idle(fresh, n, p["idle_controls"]))
         finally:
             fresh.stop()
+
+    # ------------------------------------------------------------ scaling
+    async def run_scaling(self, profile="full"):
+        """How cost grows with clients, channels, rate and size; returns the rows."""
+        plan = SCALING[profile]
+        main = Bridge(self.workdir / "bridge-scaling")
+        rows = []
+        try:
+            main.start()
+            backend = Backend(main.env, use_notifier=main.has("notifier"))
+            points = [("base", None)] + plan["points"]
+            for dim, value in points:
+                params = dict(plan["base"])
+                if dim != "base":
+                    params[dim] = value
+                self.log(f"  scaling {dim}={value if value is not None else ''}...")
+                figures = await scenarios.fanout(
+                    main, params["clients"], params["rate"], plan["duration"], backend, drain=3.0,
+                    channels=params["channels"], size=params["size"])
+                rows.append({"dimension": dim, **params, **figures})
+            backend.close()
+        finally:
+            main.stop()
+        self.scaling = rows
+        return rows
+
+    def scaling_table(self):
+        """The scaling rows as text."""
+        head = ["varied", "clients", "channels", "msg/s", "bytes", "p50 ms", "p99 ms", "delivered %",
+                "service CPU", "service µs per delivery", "client CPU"]
+        lines = [[r["dimension"], str(r["clients"]), str(r["channels"]), f"{r['rate']:g}", str(r["size"]),
+                  _fmt(r["p50"]), _fmt(r["p99"]), _fmt(r["delivered"]), _pct(r["service_cpu"]),
+                  _fmt(r["service_us"]), _pct(r["client_cpu"])] for r in self.scaling]
+        widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+        fmt = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(c) for c in lines])
 
     # -------------------------------------------------------------- nchan
     async def run_nchan(self):

@@ -50,3 +50,18 @@ def test_compare_with_nchan_produces_ratios(tmp_path):
         if r["nchan"]:  # a ratio to 0 (nothing lost) has no meaning
             assert r["ratio"] is not None, r
     assert "bridge÷nchan" in suite.table()
+
+
+def test_scaling_points_are_measured(tmp_path):
+    raise_fd_limit()
+    suite = Suite("quick", tmp_path, log=lambda m: None)
+    loop = new_event_loop()
+    try:
+        rows = loop.run_until_complete(suite.run_scaling("quick"))
+    finally:
+        loop.close()
+    assert [r["dimension"] for r in rows] == ["base", "clients", "channels", "rate", "size"]
+    for r in rows:
+        assert r["delivered"] == 100, r
+        assert r["p50"] is not None and r["service_us"] > 0, r
+    assert "service µs per delivery" in suite.scaling_table()
