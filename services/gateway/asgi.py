@@ -9,4 +9,4 @@ from services.gateway.hub_client import HubClient
 setup_logging("gateway")
 config = load_config()
 app = create_app(config, HubClient(config.hub_rpc, config.hub_timeout,
-                                   curve.load(config.curve_dir) if config.curve_dir else None))
+                                   curve.load_client(config.curve_dir) if config.curve_dir else None))

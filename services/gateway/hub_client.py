@@ -43,7 +43,7 @@ class HubClient:
     def __init__(self, endpoint, timeout, curve_keys=None):
         self.endpoint = endpoint
         self.timeout = timeout
-        self.curve_keys = curve_keys  # services.curve.CurveKeys when the hub needs CURVE
+        self.curve_keys = curve_keys  # services.curve.ClientKeys when the hub needs CURVE
         self._ids = itertools.count(1)
         self._pending = {}
         self._sock = None
