@@ -30,7 +30,7 @@ def main():
     else:
         start = time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
-        body = json.dumps(payload(args.index, time.monotonic()))
+        body = json.dumps(payload(args.index, time.monotonic()), separators=(",", ":"))
         conn.request("POST", f"/pub?id={args.channel}", body=body, headers={"Content-Type": "application/json"})
         conn.getresponse().read()
         conn.close()

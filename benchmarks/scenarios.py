@@ -114,6 +114,18 @@ async def _release(target, subs, tasks, concurrency=20):
         sub.conn.close()
 
 
+async def _settle(target, conn, base, timeout=5.0):
+    """Wait (bounded) until the polls a scenario parked are gone, so the next one counts from a still base."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if await target.parked(conn) <= base:
+                return
+        except Exception:
+            return
+        await asyncio.sleep(0.02)
+
+
 def _check(tasks):
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
@@ -160,9 +172,10 @@ class HttpPublisher:
 async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
     """Publish one message, wait for the one long-poller to get it, repeat: p50/p99/max."""
     channel = channel_name("lat")
+    control = await _control_conn(target)
+    base = max(0, await target.parked(control))
     sub = target.subscriber(channel)
     await sub.setup()
-    control = await _control_conn(target)
     pub = await _control_conn(target)
     loop = asyncio.get_running_loop()
     waiting = {}
@@ -178,7 +191,7 @@ async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
     task = loop.create_task(reader())
     samples = []
     try:
-        await wait_parked(target, control, 1, channel, tasks=[task])
+        await wait_parked(target, control, 1, base, tasks=[task])
         with CpuMeter(target.pids()) as cpu:
             for i in range(warmup + count):
                 fut = loop.create_future()
@@ -198,6 +211,7 @@ async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
                 await asyncio.sleep(gap)
     finally:
         await _release(target, [sub], [task])
+        await _settle(target, control, base)
         control.close()
         pub.close()
     return {"p50": ms(percentile(samples, 50)), "p99": ms(percentile(samples, 99)),
@@ -214,10 +228,11 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
     the messages go to them in turn; ``size`` pads each message (bytes).
     """
     names = [channel_name("fan") for _ in range(channels)]
+    control = await _control_conn(target)
+    base = max(0, await target.parked(control))
     subs = await _setup_subscribers(target, names, clients)
     members = [len(subs[k::channels]) for k in range(channels)]
     pad = "x" * size
-    control = await _control_conn(target)
     pub = backend or HttpPublisher(target)
     samples = []
     seen = [set() for _ in subs]
@@ -237,7 +252,7 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
     count = max(1, int(rate * duration))
     expected = sum(members[k % channels] for k in range(count))
     try:
-        await wait_parked(target, control, clients, names[0] if channels == 1 else None, tasks=tasks)
+        await wait_parked(target, control, clients, base, tasks=tasks)
         with CpuMeter(target.pids()) as cpu:
             start = time.monotonic() + 0.01
             for k in range(count):
@@ -258,6 +273,7 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
                 await asyncio.sleep(0.01)
     finally:
         await _release(target, subs, tasks)
+        await _settle(target, control, base)
         control.close()
         if backend is None:
             await pub.close()
@@ -272,9 +288,10 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
 async def throughput(target, count, mode, concurrency=4, stall=5.0):
     """A separate sender floods one channel; one long-poller drains it: delivered msg/s, lost."""
     channel = channel_name("tp")
+    control = await _control_conn(target)
+    base = max(0, await target.parked(control))
     sub = target.subscriber(channel)
     await sub.setup()
-    control = await _control_conn(target)
     seen = set()
     state = {"last": None}
 
@@ -288,7 +305,7 @@ async def throughput(target, count, mode, concurrency=4, stall=5.0):
     loop = asyncio.get_running_loop()
     task = loop.create_task(reader())
     try:
-        await wait_parked(target, control, 1, channel, tasks=[task])
+        await wait_parked(target, control, 1, base, tasks=[task])
         args = [sys.executable, "-m", "benchmarks.blast", "--mode", mode, "--channel", channel,
                 "--count", str(count), "--port", str(target.port), "--concurrency", str(concurrency)]
         env = dict(getattr(target, "env", os.environ))
@@ -307,6 +324,7 @@ async def throughput(target, count, mode, concurrency=4, stall=5.0):
                     progress, moved = len(seen), time.monotonic()
     finally:
         await _release(target, [sub], [task])
+        await _settle(target, control, base)
         control.close()
     received = len(seen)
     elapsed = (state["last"] or time.monotonic()) - sent["start"]
@@ -367,13 +385,14 @@ async def idle(target, count, controls=300, wait=25):
     """``count`` idle long-polls parked: service RSS per connection, control requests' p99."""
     pids = target.pids()
     base = total_rss(pids)
-    subs = await _setup_subscribers(target, [channel_name("idle")], count)
     control = await _control_conn(target)
+    parked_before = max(0, await target.parked(control))
+    subs = await _setup_subscribers(target, [channel_name("idle")], count)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(s.poll(wait)) for s in subs]
     samples = []
     try:
-        await wait_parked(target, control, count, tasks=tasks)
+        await wait_parked(target, control, count, parked_before, tasks=tasks)
         rss = total_rss(pids)
         state = await target.control_client(control)
         with CpuMeter(pids) as cpu:
@@ -384,6 +403,7 @@ async def idle(target, count, controls=300, wait=25):
         _check(tasks)
     finally:
         await _release(target, subs, tasks)
+        await _settle(target, control, parked_before)
         control.close()
     return {"kb_per_conn": (rss - base) / count / 1024, "rss_mb": rss / 2**20,
             "control_p50": ms(percentile(samples, 50)), "control_p99": ms(percentile(samples, 99)),
@@ -394,9 +414,10 @@ async def idle(target, count, controls=300, wait=25):
 async def publishers(target, count, mode, concurrency=2):
     """``count`` short-lived processes, each publishing one event and exiting."""
     channel = channel_name("pubs")
+    control = await _control_conn(target)
+    base = max(0, await target.parked(control))
     sub = target.subscriber(channel)
     await sub.setup()
-    control = await _control_conn(target)
     seen = set()
 
     async def reader():
@@ -424,7 +445,7 @@ async def publishers(target, count, mode, concurrency=2):
             publish.append(json.loads(out.decode().strip().splitlines()[-1])["publish"])
 
     try:
-        await wait_parked(target, control, 1, channel, tasks=[task])
+        await wait_parked(target, control, 1, base, tasks=[task])
         with CpuMeter(target.pids()) as cpu:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             deadline = time.monotonic() + 10
@@ -433,6 +454,7 @@ async def publishers(target, count, mode, concurrency=2):
                 await asyncio.sleep(0.01)
     finally:
         await _release(target, [sub], [task])
+        await _settle(target, control, base)
         control.close()
     return {"publish_p50": ms(percentile(publish, 50)), "publish_p99": ms(percentile(publish, 99)),
             "process_p50": ms(percentile(process, 50)), "delivered": len(seen) / count * 100,
