@@ -88,7 +88,7 @@ local ACTIONS = {
 	shutdown = function()
 		local t0 = socket.gettime()
 		WebSocketClient.shutdown()
-		finished = { reason = 'shutdown', t0 = t0 }
+		finished = { reason = 'shutdown', t0 = t0, call = socket.gettime() - t0 }
 	end,
 }
 
@@ -136,6 +136,7 @@ end
 -- after disconnect() or shutdown(): every task (poll, ping, commands) must end; the parked poll is released at once
 local t0 = finished.t0
 LrTasks._runUntil(function() return LrTasks._count() == 0 end, 10)
-emit({ ev = 'stopped', tasks = LrTasks._count(), seconds = socket.gettime() - t0, errors = #LrTasks._errors })
+emit({ ev = 'stopped', tasks = LrTasks._count(), seconds = socket.gettime() - t0, errors = #LrTasks._errors,
+	call = finished.call })
 emit({ ev = 'exit', reason = finished.reason })
 os.exit(LrTasks._count() == 0 and 0 or 4)
