@@ -51,7 +51,9 @@ def test_a_reader_that_stops_reading_keeps_gateway_memory_bounded_and_overflow_e
         growth = gateway_rss(stack) - plateau
         assert entry["queue_depth"] <= QUEUE
         rest = (total - warmup) * payload
-        assert growth < rest / 4, f"gateway grew {growth / 1e6:.1f} MB while {rest / 1e6:.0f} MB more were sent"
+        # A gateway that buffered for the silent reader would grow by all of ``rest``;
+        # half leaves room for allocator noise and one batch in flight on a loaded machine.
+        assert growth < rest / 2, f"gateway grew {growth / 1e6:.1f} MB while {rest / 1e6:.0f} MB more were sent"
         seqs, dropped = [], 0
         deadline = started + 50  # inside two ping intervals, or the server would drop the silent reader
         while not seqs or seqs[-1] < total + 1:
