@@ -13,13 +13,17 @@ def main():
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="sizes (quick: seconds)")
     parser.add_argument("--only", nargs="*", help="scenario keys: lat fan throughput hub idle pubs (or lat_http...)")
     parser.add_argument("--scaling", action="store_true", help="only the scaling points (docs/PERFORMANCE.md)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a BRIDGE_* setting for every bridge stack, e.g. BRIDGE_GATEWAY_WORKERS=3")
     parser.add_argument("--workdir", help="where stacks keep logs (default: a new temporary folder)")
     args = parser.parse_args()
     if args.compare and not nginx_installed():
         sys.exit("bench-compare needs nginx and libnginx-mod-nchan (make bench-compare installs them)")
     soft, _ = raise_fd_limit()
-    suite = Suite(args.profile, args.workdir, log=lambda m: print(m, file=sys.stderr, flush=True), only=args.only)
-    print(f"# {machine()}; open files limit {soft}; logs in {suite.workdir}", file=sys.stderr)
+    env = dict(item.split("=", 1) for item in args.set if "=" in item)
+    suite = Suite(args.profile, args.workdir, log=lambda m: print(m, file=sys.stderr, flush=True), only=args.only,
+                  env=env)
+    print(f"# {machine()}; open files limit {soft}; logs in {suite.workdir}; settings {env}", file=sys.stderr)
     started = time.monotonic()
     loop = new_event_loop()
     if args.scaling:

@@ -111,8 +111,9 @@ async def _repeat(runs, make):
 class Suite:
     """One benchmark session: the profile, a work folder, and the results per target."""
 
-    def __init__(self, profile="full", workdir=None, log=print, only=None):
+    def __init__(self, profile="full", workdir=None, log=print, only=None, env=None):
         self.p = PROFILES[profile]
+        self.env = dict(env or {})  # settings for every bridge stack (``--set``)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bridge-bench-"))
         self.log = log
         self.only = set(only or ())
@@ -154,7 +155,7 @@ class Suite:
 
     async def _bridge_main(self, results):
         p = self.p
-        main = Bridge(self.workdir / "bridge-main")
+        main = Bridge(self.workdir / "bridge-main", self.env)
         try:
             main.start()
             has_notifier = main.has("notifier")
@@ -184,7 +185,7 @@ class Suite:
 
     async def _bridge_throughput(self, results):
         p = self.p
-        big = Bridge(self.workdir / "bridge-throughput", {"BRIDGE_QUEUE_SIZE": "1000000"})
+        big = Bridge(self.workdir / "bridge-throughput", dict(self.env, BRIDGE_QUEUE_SIZE="1000000"))
         try:
             big.start()
             if big.has("notifier") and not _library():
@@ -198,7 +199,7 @@ class Suite:
 
     async def _bridge_hub(self, results):
         p = self.p
-        hub_only = Bridge(self.workdir / "bridge-hub", {"BRIDGE_QUEUE_SIZE": "1000000"})
+        hub_only = Bridge(self.workdir / "bridge-hub", dict(self.env, BRIDGE_QUEUE_SIZE="1000000"))
         try:
             hub_only.stack.start("hub", "gateway").wait_ready(timeout=30)
             await self._scenario(results, "hub", p["hub_runs"], lambda: scenarios.hub_rate(hub_only, p["hub_count"]),
@@ -208,7 +209,7 @@ class Suite:
 
     async def _bridge_idle(self, results):
         p = self.p
-        fresh = Bridge(self.workdir / "bridge-idle")
+        fresh = Bridge(self.workdir / "bridge-idle", self.env)
         try:
             fresh.start()
             for idx, n in enumerate(p["idle"]):
@@ -221,7 +222,7 @@ class Suite:
     async def run_scaling(self, profile="full"):
         """How cost grows with clients, channels, rate and size; returns the rows."""
         plan = SCALING[profile]
-        main = Bridge(self.workdir / "bridge-scaling")
+        main = Bridge(self.workdir / "bridge-scaling", self.env)
         rows = []
         try:
             main.start()

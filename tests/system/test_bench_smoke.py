@@ -63,5 +63,5 @@ def test_scaling_points_are_measured(tmp_path):
     assert [r["dimension"] for r in rows] == ["base", "clients", "channels", "rate", "size"]
     for r in rows:
         assert r["delivered"] == 100, r
-        assert r["p50"] is not None and r["service_us"] > 0, r
+        assert r["p50"] is not None and r["service_us"] is not None, r  # CPU ticks are 10 ms: may be 0 here
     assert "service µs per delivery" in suite.scaling_table()
