@@ -19,6 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies, even by SIGKILL (Linux only)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port():
     """A loopback TCP port that was free a moment ago."""
     with socket.socket() as s:
@@ -109,6 +118,7 @@ class Stack:
             self.procs[name] = subprocess.Popen(
                 shlex.split(self.commands[name]), cwd=ROOT, env=self.env,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         return self
 
