@@ -1,0 +1,26 @@
+"""How a ZeroMQ service starts: logging, config, its server, signals, run.
+
+Exit codes: 0 after a clean stop, 2 for a bad setting (named in the log),
+1 when the server cannot start (a bind failure names the address).
+"""
+
+from services.logs import setup_logging
+from services.settings import ConfigError
+
+
+def serve(service, load_config, server_class):
+    """Run ``server_class(load_config())`` as ``service`` until SIGTERM/SIGINT; returns the exit code."""
+    log = setup_logging(service)
+    try:
+        config = load_config()
+    except ConfigError as ex:
+        log.error("bad configuration: %s", ex)
+        return 2
+    try:
+        server = server_class(config)
+    except Exception as ex:  # a bind failure is the usual case: say which address
+        log.error("cannot start: %s", ex)
+        return 1
+    server.install_signal_handlers()
+    server.run()
+    return 0
