@@ -44,7 +44,8 @@ class Session:
         if reply.get("client_secret"):
             self.headers = {"X-Client-Secret": reply["client_secret"]}
         self.send({"type": "register", "client_type": "cli", "client_name": "bridge tail"})
-        self.send({"type": "subscribe", "channels": self.channels})
+        # live messages only: no snapshot of jobs/system state (bridge jobs shows that)
+        self.send({"type": "subscribe", "channels": self.channels, "snapshot": False})
 
     def send(self, message):
         return self.bridge.post("/ws/send", {"client_id": self.client_id, "message": message}, headers=self.headers)

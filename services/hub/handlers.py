@@ -163,6 +163,7 @@ def subscribe(hub, ctx, session, message):
         raise ProtocolError("bad_request", f"at most {per_client} channels per client", "channels")
     positions = recovery.positions(message.get("recover"), channels)
     snapshot = recovery.wants_snapshot(message)
+    added = [channel for channel in channels if channel not in session.subscriptions]
     hub.subscribe(session, channels)
     reply = {
         "type": "subscription_confirmed",
@@ -170,7 +171,7 @@ def subscribe(hub, ctx, session, message):
         "subscriptions": sorted(session.subscriptions),
         "timestamp": hub.now_iso(),
     }
-    reply.update(recovery.subscribed(hub, session, channels, positions, snapshot))
+    reply.update(recovery.subscribed(hub, session, channels, positions, snapshot, added))
     return reply
 
 

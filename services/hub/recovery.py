@@ -9,9 +9,10 @@ saw::
 Everything is queued in the same loop turn as the subscription itself, in
 this order: the missed messages (oldest first), then for ``jobs`` and
 ``system`` a snapshot of the latest state, then whatever is published next.
-The snapshot is sent when the subscribe asks for it (``"snapshot": true``)
-or when a recovery on that channel was not complete; a plain subscribe, as
-the seed's clients send it, gets no new message types. The reply says per
+The snapshot is sent for a channel the subscribe adds (a repeated subscribe
+to a channel already held gets none), or always with ``"snapshot": true``,
+or never with ``"snapshot": false``; and whenever a recovery on that channel
+was not complete. A complete recovery needs no snapshot. The reply says per
 channel what happened (``recovery``) and where each channel stands now
 (``positions``).
 """
@@ -47,21 +48,25 @@ def positions(recover, channels):
 
 
 def wants_snapshot(message):
-    """The subscribe's ``snapshot`` flag; raises ``bad_request`` unless it is true or false."""
-    flag = message.get("snapshot", False)
-    if not isinstance(flag, bool):
+    """The subscribe's ``snapshot`` flag (``None`` when absent); raises ``bad_request`` unless true or false."""
+    flag = message.get("snapshot")
+    if flag is not None and not isinstance(flag, bool):
         raise ProtocolError("bad_request", "'snapshot' must be true or false", "snapshot")
     return flag
 
 
-def subscribed(hub, session, channels, wanted, snapshot=False):
-    """Queue the replays and snapshots for a subscription; returns the reply's extra fields."""
+def subscribed(hub, session, channels, wanted, snapshot=None, added=()):
+    """Queue the replays and snapshots for a subscription; returns the reply's extra fields.
+
+    ``added``: the channels this subscribe adds (the default for ``snapshot``).
+    """
     reports = hub.recover(session, wanted, hub.config.history_size) if wanted else {}
     for channel in channels:
         if channel not in SNAPSHOT_CHANNELS:
             continue
         report = reports.get(channel)
-        if (snapshot and not (report and report["recovered"])) or (report and not report["recovered"]):
+        want = channel in added if snapshot is None else snapshot
+        if (want and not (report and report["recovered"])) or (report and not report["recovered"]):
             hub.snapshot(session, channel)
     fields = {"positions": {channel: hub.history.channel(channel).position() for channel in channels}}
     if reports:

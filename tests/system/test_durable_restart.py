@@ -64,9 +64,9 @@ def test_resume_with_the_right_secret_gets_the_queue_and_a_wrong_one_does_not(st
     cid, secret = r.json["client_id"], r.json["client_secret"]
     assert r.json["resumed"] is False
     stack.post("/ws/send", {"client_id": cid, "client_secret": secret,
-                            "message": {"type": "subscribe", "channels": ["jobs"]}})
+                            "message": {"type": "subscribe", "channels": ["photos"]}})
     for n in range(3):
-        assert stack.post("/ws/broadcast", {"message": {"type": "step", "n": n}, "channel": "jobs"}).status == 200
+        assert stack.post("/ws/broadcast", {"message": {"type": "step", "n": n}, "channel": "photos"}).status == 200
     stack.kill("hub")  # and the resume works across a crash too
     stack.start("hub")
     stack.wait_ready()

@@ -45,9 +45,13 @@ def test_seed_connection_flow_step_by_step(api):
 
     r = api.poll(client_id)
     assert r.status == 200 and r.json["success"] is True
-    (welcome,) = r.json["messages"]
+    welcome, jobs, system = r.json["messages"]
     assert welcome["type"] == "connection_established" and welcome["client_id"] == client_id
     assert welcome["seq"] == 1
+    # Late joiners first get the latest state of jobs and system (docs/DURABILITY.md).
+    assert (jobs["type"], jobs["channel"], system["type"], system["channel"]) == \
+        ("jobs_snapshot", "jobs", "system_snapshot", "system")
+    assert [jobs["seq"], system["seq"]] == [2, 3]
     assert "timestamp" in r.json
 
     r = api.post("/ws/notify/job_progress", {"job_id": "job123", "stage": "processing", "progress": 50,
@@ -57,7 +61,7 @@ def test_seed_connection_flow_step_by_step(api):
     (msg,) = r.json["messages"]
     assert msg["type"] == "job_progress" and msg["job_id"] == "job123" and msg["progress"] == 50
     assert msg["stage"] == "processing" and msg["message"] == "Applying settings..."
-    assert msg["channel"] == "jobs" and msg["seq"] == 2
+    assert msg["channel"] == "jobs" and msg["seq"] == 4
     import re
     assert re.match(ISO_Z, msg["timestamp"])
 
@@ -209,16 +213,16 @@ def test_disconnect_releases_parked_poll_at_once(api, pool):
 
 
 def test_repoll_with_old_ack_returns_the_same_messages(api):
-    cid = api.handshake("lightroom", ["jobs"])
+    cid = api.handshake("lightroom", ["photos"])
     for n in range(3):
-        api.post("/ws/broadcast", {"message": {"type": "step", "n": n}, "channel": "jobs"})
+        api.post("/ws/broadcast", {"message": {"type": "step", "n": n}, "channel": "photos"})
     first = api.poll(cid, ack=1).json["messages"]
     assert [m["seq"] for m in first] == [2, 3, 4]
     # The response was "lost": poll again with the same ack.
     again = api.poll(cid, ack=1).json["messages"]
     assert again == first
     # Acknowledge them: they are gone, new ones keep counting.
-    api.post("/ws/broadcast", {"message": {"type": "step", "n": 3}, "channel": "jobs"})
+    api.post("/ws/broadcast", {"message": {"type": "step", "n": 3}, "channel": "photos"})
     rest = api.poll(cid, ack=4).json["messages"]
     assert [(m["seq"], m["n"]) for m in rest] == [(5, 3)]
 

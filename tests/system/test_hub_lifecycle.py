@@ -11,9 +11,9 @@ from tests.stack import wait_for
 
 def test_queue_overflow_drops_oldest_and_reports_the_count(stack_factory):
     stack = stack_factory({"BRIDGE_QUEUE_SIZE": "5"})
-    cid = stack.handshake("lightroom", ["jobs"])
+    cid = stack.handshake("lightroom", ["photos"])
     for n in range(12):
-        assert stack.post("/ws/broadcast", {"message": {"type": "step", "n": n}, "channel": "jobs"}).status == 200
+        assert stack.post("/ws/broadcast", {"message": {"type": "step", "n": n}, "channel": "photos"}).status == 200
     r = stack.poll(cid)
     assert [m["n"] for m in r.json["messages"]] == [7, 8, 9, 10, 11]
     assert r.json["dropped"] == 7

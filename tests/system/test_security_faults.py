@@ -110,13 +110,13 @@ class Collector:
 
 def _publish(stack, count, tag):
     for n in range(count):
-        r = stack.post("/ws/broadcast", {"message": {"type": "evt", "tag": tag, "n": n}, "channel": "jobs"})
+        r = stack.post("/ws/broadcast", {"message": {"type": "evt", "tag": tag, "n": n}, "channel": "photos"})
         assert r.status == 200 and r.json["delivered"] == 1, r
 
 
 def test_gateway_worker_killed_mid_poll_loses_nothing(stack_factory):
     stack = stack_factory({"BRIDGE_GATEWAY_WORKERS": "1"})
-    cid = stack.handshake("lightroom", ["jobs"])
+    cid = stack.handshake("lightroom", ["photos"])
     collector = Collector(stack, cid)
     (worker,) = wait_for(lambda: len(_workers(stack)) == 1 and _workers(stack), message="the worker")
     with ThreadPoolExecutor(1) as pool:
@@ -138,7 +138,7 @@ def test_gateway_worker_killed_mid_poll_loses_nothing(stack_factory):
 
 def test_gunicorn_reload_mid_poll_loses_nothing(stack_factory):
     stack = stack_factory({"BRIDGE_GATEWAY_WORKERS": "2"})
-    cid = stack.handshake("lightroom", ["jobs"])
+    cid = stack.handshake("lightroom", ["photos"])
     collector = Collector(stack, cid)
     old = wait_for(lambda: len(_workers(stack)) == 2 and set(_workers(stack)), message="2 workers")
     stop = threading.Event()

@@ -45,6 +45,8 @@ def test_broadcasts_and_targeted_sends_arrive_as_frames_promptly(api):
     with ws_connect(api) as ws:
         client_id = ws_handshake(ws)["client_id"]
         ws_request(ws, {"type": "subscribe", "channels": ["jobs"]})
+        snapshot = recv_frame(ws, 5)  # the latest state of jobs comes first, then live updates
+        assert snapshot["type"] == "jobs_snapshot" and snapshot["channel"] == "jobs"
         latencies = []
         for n in range(10):
             started = time.monotonic()
