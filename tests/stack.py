@@ -212,6 +212,11 @@ class Stack:
         assert all(k.endswith("_snapshot") for k in kinds[1:]), r
         return client_id
 
+    def wait_parked(self, client_id, timeout=10.0):
+        """Wait until ``client_id`` has a poll parked in the hub (``polling`` in /ws/clients)."""
+        wait_for(lambda: any(c["id"] == client_id and c["polling"] for c in self.get("/ws/clients").json["clients"]),
+                 timeout, message=f"a parked poll of {client_id}")
+
     def poll(self, client_id, wait=0, ack=None, timeout=None):
         """GET /ws/poll; returns the Response."""
         path = f"/ws/poll?client_id={client_id}&wait={wait}"

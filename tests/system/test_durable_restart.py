@@ -4,7 +4,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.stack import wait_for
 from tests.system.durable_support import PollingClient, Publisher, check_delivery
 
 CLIENTS = 50
@@ -92,8 +91,7 @@ def test_parked_polls_at_the_kill_are_answered_and_the_restarted_hub_serves_them
     cid = stack.handshake("lightroom", ["jobs"])
     with ThreadPoolExecutor(1) as pool:
         parked = pool.submit(stack.poll, cid, 20)
-        wait_for(lambda: any(c["id"] == cid and c["polling"] for c in stack.get("/ws/clients").json["clients"]),
-                 message="the poll to park")
+        stack.wait_parked(cid)
         stack.kill("hub")
         r = parked.result(timeout=10)
     assert r.status == 503 and r.json["code"] == "hub_unavailable"  # answered, not left hanging

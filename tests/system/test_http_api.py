@@ -168,9 +168,7 @@ def test_parked_poll_returns_promptly_after_broadcast(api, pool):
     started = time.monotonic()
     parked = pool.submit(api.poll, cid, 20)
     # Publish until the poll is parked in the hub (visible as "polling" in /ws/clients).
-    from tests.stack import wait_for
-    wait_for(lambda: any(c["id"] == cid and c["polling"] for c in api.get("/ws/clients").json["clients"]),
-             message="the poll to park")
+    api.wait_parked(cid)
     api.post("/ws/broadcast", {"message": {"type": "wake"}, "channel": "jobs"})
     r = parked.result(timeout=15)
     assert types(r) == ["wake"]
@@ -188,9 +186,7 @@ def test_poll_wait_ends_empty_and_is_capped(api):
 def test_second_poll_replaces_first(api, pool):
     cid = api.handshake()
     first = pool.submit(api.poll, cid, 20)
-    from tests.stack import wait_for
-    wait_for(lambda: any(c["id"] == cid and c["polling"] for c in api.get("/ws/clients").json["clients"]),
-             message="the first poll to park")
+    api.wait_parked(cid)
     second = pool.submit(api.poll, cid, 20)
     r1 = first.result(timeout=10)
     assert r1.status == 200 and r1.json["messages"] == [] and r1.json.get("superseded") is True
@@ -202,9 +198,7 @@ def test_second_poll_replaces_first(api, pool):
 def test_disconnect_releases_parked_poll_at_once(api, pool):
     cid = api.handshake()
     parked = pool.submit(api.poll, cid, 20)
-    from tests.stack import wait_for
-    wait_for(lambda: any(c["id"] == cid and c["polling"] for c in api.get("/ws/clients").json["clients"]),
-             message="the poll to park")
+    api.wait_parked(cid)
     started = time.monotonic()
     assert api.post("/ws/disconnect", {"client_id": cid}).status == 200
     r = parked.result(timeout=10)

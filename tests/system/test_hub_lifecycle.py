@@ -77,8 +77,7 @@ def test_poll_parked_in_one_worker_is_answered_by_a_publish_through_another(stac
     poll_worker = _worker_serving(poller.sock.getsockname()[1], workers)
     assert poll_worker in workers
     poller.request("GET", f"/ws/poll?client_id={cid}&wait=20")
-    wait_for(lambda: any(c["id"] == cid and c["polling"] for c in stack.get("/ws/clients").json["clients"]),
-             message="the poll to park")
+    stack.wait_parked(cid)
     # Find a connection the other worker serves, and publish through it.
     for _ in range(200):
         publisher = _connection(stack)
@@ -120,8 +119,7 @@ def test_parked_poll_answered_when_the_hub_dies(stack_factory):
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as pool:
         parked = pool.submit(stack.poll, cid, 20)
-        wait_for(lambda: any(c["id"] == cid and c["polling"] for c in stack.get("/ws/clients").json["clients"]),
-                 message="the poll to park")
+        stack.wait_parked(cid)
         started = time.monotonic()
         stack.kill("hub")
         r = parked.result(timeout=15)
@@ -135,8 +133,7 @@ def test_sigterm_answers_parked_polls_and_exits_cleanly(stack_factory):
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as pool:
         parked = pool.submit(stack.poll, cid, 20)
-        wait_for(lambda: any(c["id"] == cid and c["polling"] for c in stack.get("/ws/clients").json["clients"]),
-                 message="the poll to park")
+        stack.wait_parked(cid)
         started = time.monotonic()
         assert stack.stop("hub") == 0
         r = parked.result(timeout=10)

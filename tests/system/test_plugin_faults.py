@@ -9,39 +9,12 @@ import threading
 
 import pytest
 
-from tests.lua.harness import LuaClient
+from tests.system.plugin_support import FAST, notify_progress, progress_ids
 from tests.lua.lossy_proxy import LossyProxy
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.skipif(not shutil.which("lua5.1"), reason="needs lua5.1: run `make system-deps`")
 
-# Short waits so that faults are noticed in a second, not in the default 25 s hold.
-FAST = {"POLL_WAIT": 2, "RECONNECT_DELAY": 0.2, "RECONNECT_MAX_DELAY": 1, "PING_INTERVAL": 1}
-
-
-@pytest.fixture
-def lua_clients(tmp_path):
-    """Start Lua clients; each is stopped (by PID) at teardown."""
-    clients = []
-
-    def start(stack, base_url=None, **kw):
-        client = LuaClient(base_url or stack.base_url, tmp_path / f"lua{len(clients)}", **kw)
-        clients.append(client)
-        return client.start()
-
-    yield start
-    for client in clients:
-        client.stop()
-
-
-def notify_progress(stack, job_id, progress=50):
-    r = stack.post("/ws/notify/job_progress", {"job_id": job_id, "progress": progress, "stage": "s"})
-    assert r.status == 200, r
-    return r.json["delivered"]
-
-
-def progress_ids(client):
-    return [e["data"]["job_id"] for e in client.of("listener", "job_progress")]
 
 
 @pytest.mark.parametrize("store", ["durable", "memory"])

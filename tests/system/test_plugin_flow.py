@@ -11,27 +11,11 @@ import shutil
 import pytest
 
 from services.notifier.client import Listener, Publisher
-from tests.lua.harness import LuaClient
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.skipif(not shutil.which("lua5.1"), reason="needs lua5.1: run `make system-deps`")
 
 _probes = itertools.count()
-
-
-@pytest.fixture
-def lua_clients(tmp_path):
-    """Start Lua clients; each is stopped (by PID) at teardown."""
-    clients = []
-
-    def start(stack, **kw):
-        client = LuaClient(stack.base_url, tmp_path / f"lua{len(clients)}", **kw)
-        clients.append(client)
-        return client.start()
-
-    yield start
-    for client in clients:
-        client.stop()
 
 
 @pytest.fixture

@@ -121,8 +121,7 @@ def test_gateway_worker_killed_mid_poll_loses_nothing(stack_factory):
     (worker,) = wait_for(lambda: len(_workers(stack)) == 1 and _workers(stack), message="the worker")
     with ThreadPoolExecutor(1) as pool:
         parked = pool.submit(collector.poll_once, 20)
-        wait_for(lambda: any(c["id"] == cid and c["polling"] for c in stack.get("/ws/clients").json["clients"]),
-                 message="the poll to park")
+        stack.wait_parked(cid)
         os.kill(worker, signal.SIGKILL)
         parked.result(timeout=15)
     assert collector.errors == 1 and collector.seen == []
