@@ -8,7 +8,7 @@ from services import messages, protocol
 from services.notifier.config import NotifierConfig, load_config
 from services.notifier.outbox import Outbox
 from services.notifier.sampler import FileSource, MachineSource, NvidiaSmi, Sampler
-from services.notifier.server import accept
+from services.notifier.server import accept, publish_frames
 from services.notifier.thresholds import Watch, watches_from_config
 from services.protocol import ProtocolError
 from services.settings import ConfigError
@@ -107,6 +107,23 @@ def test_accept_passes_application_and_custom_messages():
 def test_accept_rejects_bad_ingest(frames, error):
     with pytest.raises(error):
         accept(frames)
+
+
+def test_publish_frames_forward_an_unchanged_payload_as_is_and_re_encode_a_changed_one():
+    frames = ingest("channel", {"type": "job_progress", "job_id": "j", "progress": 5}, "jobs")
+    assert publish_frames(frames) == [protocol.TOPIC_PUBLISH, protocol.TAG, frames[1]]
+    # checking changes these: an unknown top-level key and "to": None go, a None field is left out
+    for event in ({"target": "all", "message": {"type": "x"}, "extra": 1},
+                  {"target": "all", "message": {"type": "x"}, "to": None},
+                  {"target": "all", "message": {"type": "job_progress", "job_id": "j", "progress": 5, "stage": None}}):
+        out = publish_frames(protocol.encode_ingest(event))
+        assert out[2] != protocol.encode_ingest(event)[1]
+        assert protocol.decode_event(out) == (protocol.TOPIC_PUBLISH, accept(protocol.encode_ingest(event)))
+
+
+def test_publish_frames_rejects_what_accept_rejects():
+    with pytest.raises(messages.MessageError):
+        publish_frames(ingest("all", {"type": "job_progress", "job_id": "j", "progress": 150}))
 
 
 # ---------------------------------------------------------------- sources
