@@ -82,6 +82,7 @@ class Publisher:
         self._pid = None
         self._ctx = None
         self._sock = None
+        self._sndtimeo = None  # the socket's current SNDTIMEO (ms)
         self._down = False  # the last send timed out: fail fast until the connection is back
         self._closed = False
         self._inherited = None
@@ -195,6 +196,7 @@ class Publisher:
                 curve.connect_as_client(sock, self.curve)
             sock.connect(self.endpoint)
             self._sock = sock
+            self._sndtimeo = None
         return self._sock
 
     def _send(self, frames):
@@ -206,9 +208,11 @@ class Publisher:
                 raise NotifierUnavailable("this publisher is closed")
             sock = self._socket()
             wait = 0 if self._down else max(0, int((deadline - time.monotonic()) * 1000))
-            sock.setsockopt(zmq.SNDTIMEO, wait)
+            if wait != self._sndtimeo:  # setting it costs more than the send; it rarely changes
+                sock.setsockopt(zmq.SNDTIMEO, wait)
+                self._sndtimeo = wait
             try:
-                sock.send_multipart(frames)
+                protocol.send_frames(sock, frames)
             except zmq.Again:
                 self._down = True
                 return self._drop(f"the notifier at {self.endpoint} did not take the event within {self.timeout:g} s")
