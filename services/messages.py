@@ -211,12 +211,17 @@ def check_message(message):
 
 def check_depth(value, limit=MAX_DEPTH):
     """Reject values nested deeper than ``limit`` (they could not be encoded safely)."""
-    stack = [(value, 1)]
+    stack = [(value, 1)]  # only objects and lists go on it: a flat message costs one pass
     while stack:
         item, depth = stack.pop()
-        if depth > limit:
-            raise MessageError("message", f"is nested deeper than {limit} levels")
         if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
+            children = item.values()
         elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+            children = item
+        else:
+            children = ()
+        if depth > limit or (children and depth >= limit):  # it, or a child of it, sits deeper than limit
+            raise MessageError("message", f"is nested deeper than {limit} levels")
+        for v in children:
+            if isinstance(v, (dict, list)):
+                stack.append((v, depth + 1))
