@@ -126,6 +126,21 @@ def test_publish_frames_rejects_what_accept_rejects():
         publish_frames(ingest("all", {"type": "job_progress", "job_id": "j", "progress": 150}))
 
 
+def _nested(levels, leaf):
+    value = leaf
+    for _ in range(levels):
+        value = [value]
+    return {"type": "x", "v": value}
+
+
+@pytest.mark.parametrize("leaf, deepest", [(1, messages.MAX_DEPTH - 2), ([], messages.MAX_DEPTH - 2),
+                                           ({"a": 1}, messages.MAX_DEPTH - 3), ([1], messages.MAX_DEPTH - 3)])
+def test_check_depth_counts_every_level_scalars_and_empty_containers_included(leaf, deepest):
+    messages.check_depth(_nested(deepest, leaf))
+    with pytest.raises(messages.MessageError):
+        messages.check_depth(_nested(deepest + 1, leaf))
+
+
 # ---------------------------------------------------------------- sources
 def test_nvidia_smi_absent_means_no_gpu_fields():
     assert NvidiaSmi(which=lambda name: None).sample() == []
