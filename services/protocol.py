@@ -229,13 +229,17 @@ def send_frames(sock, frames, flags=0):
 
 
 def recv_frames(sock, flags=0):
-    """``sock.recv_multipart(flags)`` as a list of bytes, without its per-frame overhead."""
+    """``sock.recv_multipart(flags)`` as a list of bytes, without its per-frame overhead.
+
+    A ``Frame``'s ``more`` costs less than asking the socket for RCVMORE.
+    """
     flags = int(flags)
     recv = sock.recv
-    frames = [recv(flags)]
-    more = sock.getsockopt
-    while more(_RCVMORE):
-        frames.append(recv(flags))
+    frame = recv(flags, copy=False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = recv(flags, copy=False)
+        frames.append(frame.bytes)
     return frames
 
 
