@@ -7,6 +7,7 @@ then SIGKILL. Readiness is waited for with a deadline, never a fixed sleep.
 
 import json
 import os
+import random
 import shlex
 import signal
 import socket
@@ -28,11 +29,38 @@ def _die_with_parent():
         pass
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago, below the kernel's ephemeral range.
+
+    Port 0 would give an ephemeral port, the same pool the kernel draws the
+    local ports of outgoing connections from: a port chosen that way can be
+    taken by some client's connection before the service binds it. Ports
+    under that range are never handed out implicitly, and none is given twice.
+    """
+    low = _ephemeral_low()
+    for _ in range(1000):
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def procfile_commands(path=ROOT / "Procfile"):
