@@ -4,12 +4,17 @@ Exit codes: 0 after a clean stop, 2 for a bad setting (named in the log),
 1 when the server cannot start (a bind failure names the address).
 """
 
+import signal
+
 from services.logs import setup_logging
 from services.settings import ConfigError
 
 
 def serve(service, load_config, server_class):
-    """Run ``server_class(load_config())`` as ``service`` until SIGTERM/SIGINT; returns the exit code."""
+    """Run ``server_class(load_config())`` as ``service`` until SIGTERM/SIGINT; returns the exit code.
+
+    The server needs ``run()`` (its loop, closing everything when it ends) and ``stop()``.
+    """
     log = setup_logging(service)
     try:
         config = load_config()
@@ -21,6 +26,8 @@ def serve(service, load_config, server_class):
     except Exception as ex:  # a bind failure is the usual case: say which address
         log.error("cannot start: %s", ex)
         return 1
-    server.install_signal_handlers()
+    # SIGTERM and SIGINT ask the loop to finish its turn; run() then closes cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGINT, lambda *_: server.stop())
     server.run()
     return 0

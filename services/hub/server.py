@@ -6,7 +6,6 @@
 """
 
 import logging
-import signal
 import time
 
 import zmq
@@ -226,11 +225,6 @@ class HubServer:
     def stop(self, *_):
         """Ask the loop to finish its turn and exit."""
         self.stopping = True
-
-    def install_signal_handlers(self):
-        """SIGTERM and SIGINT end the loop cleanly."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def close(self):
         """Close every socket (parked polls were answered first)."""

@@ -24,7 +24,6 @@ One thread owns every socket; the sampler hands its samples over as messages.
 import itertools
 import logging
 import os
-import signal
 import time
 
 import zmq
@@ -258,11 +257,6 @@ class NotifierServer:
     def stop(self, *_):
         """Ask the loop to finish its turn and exit."""
         self.stopping = True
-
-    def install_signal_handlers(self):
-        """SIGTERM and SIGINT end the loop cleanly."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def close(self):
         """Stop the sampler, give held events a last chance, close every socket."""

@@ -1,6 +1,7 @@
 """Queues, expiry, workers and faults: hub and gateway as real processes."""
 
 import http.client
+from concurrent.futures import ThreadPoolExecutor
 import time
 
 import psutil
@@ -113,34 +114,34 @@ def test_hub_killed_gives_503_promptly_and_recovers_without_gateway_restart(stac
     assert stack.procs["gateway"].pid == gateway_pid
 
 
-def test_parked_poll_answered_when_the_hub_dies(stack_factory):
-    stack = stack_factory()
+def _parked_poll_answer(stack, action):
+    """Park a 20 s poll, run ``action()``; returns (the poll's answer, seconds from the action to it)."""
     cid = stack.handshake()
-    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as pool:
         parked = pool.submit(stack.poll, cid, 20)
         stack.wait_parked(cid)
         started = time.monotonic()
-        stack.kill("hub")
+        action()
         r = parked.result(timeout=15)
+    return r, time.monotonic() - started
+
+
+def test_parked_poll_answered_when_the_hub_dies(stack_factory):
+    stack = stack_factory()
+    r, elapsed = _parked_poll_answer(stack, lambda: stack.kill("hub"))
     assert r.status == 503
-    assert time.monotonic() - started < 5
+    assert elapsed < 5
 
 
 def test_sigterm_answers_parked_polls_and_exits_cleanly(stack_factory):
     stack = stack_factory()
-    cid = stack.handshake()
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(1) as pool:
-        parked = pool.submit(stack.poll, cid, 20)
-        stack.wait_parked(cid)
-        started = time.monotonic()
-        assert stack.stop("hub") == 0
-        r = parked.result(timeout=10)
+    exits = []
+    r, elapsed = _parked_poll_answer(stack, lambda: exits.append(stack.stop("hub")))
+    assert exits == [0]
     # The hub answers parked polls before it exits; whether that answer or the
     # disconnect reaches the gateway first is a race ZeroMQ does not order
     # (with ZMQ_IMMEDIATE a closed pipe's unread replies go with it). Either
     # way the poll is answered at once and nothing was queued for the client.
     assert (r.status, r.json.get("messages")) in ((200, []), (503, None)), r
-    assert time.monotonic() - started < 5
+    assert elapsed < 5
     assert stack.stop("gateway") == 0
