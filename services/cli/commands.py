@@ -69,20 +69,21 @@ def status(args, bridge, out):
 # ----------------------------------------------------------------- clients
 def clients(args, bridge, out):
     reply = bridge.get("/ws/clients")
-    listed = reply.get("clients", [])
+    return _listing(args, out, reply.get("clients", []), "no clients connected",
+                    ["ID", "TYPE", "NAME", "TRANSPORT", "QUEUE", "DROPPED", "LAST SEEN", "CHANNELS"],
+                    lambda c: [c.get("id"), c.get("client_type"), c.get("client_name"), c.get("transport") or "poll",
+                               c.get("queue_depth", 0), c.get("dropped", 0),
+                               duration(c.get("idle_seconds")) + " ago", c.get("subscriptions") or []])
+
+
+def _listing(args, out, listed, empty, headers, row):
+    """Print ``listed`` as JSON (--json), as ``empty`` when there is nothing, or as a table of ``row(item)``."""
     if args.json:
         emit_json(out, listed)
-        return exits.OK
-    if not listed:
-        out.write("no clients connected\n")
-        return exits.OK
-    rows = [
-        [c.get("id"), c.get("client_type"), c.get("client_name"), c.get("transport") or "poll",
-         c.get("queue_depth", 0), c.get("dropped", 0), duration(c.get("idle_seconds")) + " ago",
-         c.get("subscriptions") or []]
-        for c in listed
-    ]
-    out.write(table(["ID", "TYPE", "NAME", "TRANSPORT", "QUEUE", "DROPPED", "LAST SEEN", "CHANNELS"], rows) + "\n")
+    elif not listed:
+        out.write(empty + "\n")
+    else:
+        out.write(table(headers, [row(item) for item in listed]) + "\n")
     return exits.OK
 
 
@@ -95,21 +96,11 @@ def jobs(args, bridge, out):
         return exits.UNSUPPORTED
     if not 200 <= code < 300:
         raise ApiError(code, reply)
-    listed = reply.get("jobs", [])
-    if args.json:
-        emit_json(out, listed)
-        return exits.OK
-    if not listed:
-        out.write("no jobs\n")
-        return exits.OK
-    rows = []
-    for job in listed:
-        progress = job.get("progress")
-        bar = "-" if progress is None else _bar(progress)
-        rows.append([job.get("job_id"), job.get("status"), bar, job.get("stage"), job.get("message") or job.get("error"),
-                     job.get("updated_at")])
-    out.write(table(["JOB", "STATUS", "PROGRESS", "STAGE", "MESSAGE", "UPDATED"], rows) + "\n")
-    return exits.OK
+    return _listing(args, out, reply.get("jobs", []), "no jobs",
+                    ["JOB", "STATUS", "PROGRESS", "STAGE", "MESSAGE", "UPDATED"],
+                    lambda job: [job.get("job_id"), job.get("status"),
+                                 "-" if job.get("progress") is None else _bar(job["progress"]), job.get("stage"),
+                                 job.get("message") or job.get("error"), job.get("updated_at")])
 
 
 def _bar(progress, width=20):
