@@ -190,7 +190,7 @@ def _pack(obj):
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def _unpack(data):
+def _unpack(data, batch=False):
     try:
         obj = msgpack.unpackb(
             data,
@@ -199,8 +199,8 @@ def _unpack(data):
         )
     except Exception as ex:  # msgpack raises several unrelated types
         raise ProtocolError("bad_protocol", f"undecodable msgpack: {type(ex).__name__}") from None
-    if not isinstance(obj, dict):
-        raise ProtocolError("bad_protocol", "payload must be a msgpack map")
+    if not isinstance(obj, dict) and not (batch and isinstance(obj, list)):
+        raise ProtocolError("bad_protocol", "payload must be a msgpack map" + (" or an array of maps" if batch else ""))
     return obj
 
 
@@ -255,7 +255,68 @@ def decode_request(frames):
     if len(frames) != 2:
         raise ProtocolError("bad_protocol", f"request must have 2 frames, got {len(frames)}")
     _check_tag(frames[0])
-    req = _unpack(frames[1])
+    return check_request(_unpack(frames[1]))
+
+
+# ---------------------------------------------------------------- batches
+# A gateway worker sends all the requests of one event-loop tick as one
+# message, and the hub answers a batching peer with all the replies of one
+# loop turn as one message: a msgpack array of the same maps (docs/PROTOCOL.md).
+# With 1 000 clients long-polling that is a few ZeroMQ messages per round
+# instead of 2 000, each of which costs a wake-up of ZeroMQ's I/O thread.
+MAX_BATCH = 10000  # requests in one batch
+BATCH_BYTES = 1024 * 1024  # a batch is cut before it grows past this
+
+
+def decode_requests(frames):
+    """The request maps in one message, unchecked, and whether it was a batch.
+
+    A map is one request; an array of maps is a batch. Check each item with
+    ``check_request`` so a bad one is refused alone.
+    """
+    if len(frames) != 2:
+        raise ProtocolError("bad_protocol", f"request must have 2 frames, got {len(frames)}")
+    _check_tag(frames[0])
+    obj = _unpack(frames[1], batch=True)
+    if isinstance(obj, dict):
+        return [obj], False
+    if not obj or len(obj) > MAX_BATCH:
+        raise ProtocolError("bad_protocol", f"a batch holds 1 to {MAX_BATCH} requests, got {len(obj)}")
+    if not all(isinstance(item, dict) for item in obj):
+        raise ProtocolError("bad_protocol", "a batch must be an array of msgpack maps")
+    return obj, True
+
+
+def pack_batch(payloads):
+    """One msgpack array from already packed items (the bytes of each are kept as they are)."""
+    n = len(payloads)
+    if n < 16:
+        head = bytes((0x90 | n,))
+    elif n < 0x10000:
+        head = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        head = b"\xdd" + n.to_bytes(4, "big")
+    return head + b"".join(payloads)
+
+
+def batches(items, limit=BATCH_BYTES, size_of=len):
+    """Cut items into runs of at most ``limit`` bytes by ``size_of`` (an item larger than that goes alone)."""
+    run, size = [], 0
+    for item in items:
+        n = size_of(item)
+        if run and size + n > limit:
+            yield run
+            run, size = [], 0
+        run.append(item)
+        size += n
+    if run:
+        yield run
+
+
+def check_request(req):
+    """Validate one request map: an integer ``id``, a known ``op`` and its fields."""
+    if not isinstance(req, dict):
+        raise ProtocolError("bad_protocol", "a request must be a msgpack map")
     if not _is_int(req.get("id")):
         raise ProtocolError("bad_protocol", "request field 'id' must be an integer", "id")
     op = req.get("op")
@@ -297,7 +358,24 @@ def decode_reply(frames):
     if len(frames) != 2:
         raise ProtocolError("bad_protocol", f"reply must have 2 frames, got {len(frames)}")
     _check_tag(frames[0])
-    rep = _unpack(frames[1])
+    return check_reply(_unpack(frames[1]))
+
+
+def decode_replies(frames):
+    """The replies in one message: one map, or a batch (an array of maps); each is checked."""
+    if len(frames) != 2:
+        raise ProtocolError("bad_protocol", f"reply must have 2 frames, got {len(frames)}")
+    _check_tag(frames[0])
+    obj = _unpack(frames[1], batch=True)
+    if isinstance(obj, dict):
+        return [check_reply(obj)]
+    return [check_reply(rep) for rep in obj]
+
+
+def check_reply(rep):
+    """Validate one reply map (``ok`` tells success from failure; an unknown error code becomes ``internal``)."""
+    if not isinstance(rep, dict):
+        raise ProtocolError("bad_protocol", "a reply must be a msgpack map")
     if not _is_int(rep.get("id")) or not isinstance(rep.get("ok"), bool):
         raise ProtocolError("bad_protocol", "reply needs integer 'id' and boolean 'ok'")
     if not rep["ok"] and rep.get("code") not in ERRORS:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_BUDGET = 5000  # messages read from one socket per loop turn before flushing
 MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
+MAX_BATCHING_PEERS = 1024  # peers known to take batched replies (one per gateway worker connection)
 
 
 class _RateLimitedLog:
@@ -49,7 +50,8 @@ class HubServer:
         self.config = config
         self.ctx = context or zmq.Context.instance()
         self.clock = clock
-        self.held = []  # reply frames waiting for this turn's commit
+        self.held = []  # (peer, packed reply) waiting for this turn's commit
+        self.batching = set()  # peers that sent a batch, so take batched replies
         self.store_failed_at = -1e9
         store = open_store(config.store, config.store_sync)
         self.hub = Hub(config, self._send_reply, clock=clock, store=store)
@@ -90,13 +92,18 @@ class HubServer:
     # Replies are held until the turn's changes are committed to the store, so a
     # gateway is never told "done" about something a crash could still undo.
     def _send_reply(self, peer, req_id, fields):
-        self.held.append([peer] + protocol.encode_reply(req_id, **fields))
+        self.held.append((peer, protocol.encode_reply(req_id, **fields)[1]))
 
     def _send_error(self, peer, req_id, code, reason, field=None, retry_after=None):
-        self.held.append([peer] + protocol.encode_error(req_id, code, reason, field, retry_after))
+        self.held.append((peer, protocol.encode_error(req_id, code, reason, field, retry_after)[1]))
 
     def _release(self):
-        """Commit the turn's changes, then send the replies held during it."""
+        """Commit the turn's changes, then send the replies held during it.
+
+        A peer that batches its requests gets the turn's replies to it as one
+        message (or a few, each under ``protocol.BATCH_BYTES``); any other peer
+        gets one message per reply.
+        """
         try:
             self.hub.store.commit(self.hub)
         except Exception:
@@ -105,12 +112,22 @@ class HubServer:
                 self.store_failed_at = now
                 log.exception("store commit failed; the changes are retried next turn, replies go out now")
         held, self.held = self.held, []
-        for frames in held:
-            try:
-                protocol.send_frames(self.rpc, frames, zmq.NOBLOCK)
-            except zmq.Again:
-                self.hub.metrics.error("reply_dropped")
-                log.warning("reply to a gateway dropped: its pipe is full")
+        if not held:
+            return
+        by_peer = {}
+        for peer, payload in held:
+            by_peer.setdefault(peer, []).append(payload)
+        for peer, payloads in by_peer.items():
+            if peer in self.batching and len(payloads) > 1:
+                messages = [protocol.pack_batch(run) for run in protocol.batches(payloads)]
+            else:
+                messages = payloads
+            for payload in messages:
+                try:
+                    protocol.send_frames(self.rpc, (peer, protocol.TAG, payload), zmq.NOBLOCK)
+                except zmq.Again:
+                    self.hub.metrics.error("reply_dropped")
+                    log.warning("reply to a gateway dropped: its pipe is full")
 
     def _forward(self, event):
         topic = protocol.TOPIC_CLIENT + event["message"]["type"].encode()
@@ -121,17 +138,36 @@ class HubServer:
         """The one dispatch wrapper: decode, run the handler, turn errors into codes."""
         peer = frames[0]
         try:
-            req = protocol.decode_request(frames[1:])
+            items, batch = protocol.decode_requests(frames[1:])
         except ProtocolError as ex:
             self.hub.metrics.error("bad_request_frame")
             self.bad.warn(peer, ex.reason)
-            if ex.req_id is not None:
-                self._send_error(peer, ex.req_id, ex.code, ex.reason, ex.field)
             return
         except Exception:  # a decoder bug must not end the hub: drop the frame, say so once
             log.exception("undecodable request dropped")
             self.hub.metrics.error("bad_request_frame")
             return
+        if batch and peer not in self.batching:
+            if len(self.batching) >= MAX_BATCHING_PEERS:  # reconnected gateways leave old identities behind
+                self.batching.clear()
+            self.batching.add(peer)
+        for item in items:
+            try:
+                req = protocol.check_request(item)
+            except ProtocolError as ex:
+                self.hub.metrics.error("bad_request_frame")
+                self.bad.warn(peer, ex.reason)
+                if ex.req_id is not None:
+                    self._send_error(peer, ex.req_id, ex.code, ex.reason, ex.field)
+                continue
+            except Exception:
+                log.exception("undecodable request dropped")
+                self.hub.metrics.error("bad_request_frame")
+                continue
+            self._dispatch(peer, req)
+
+    def _dispatch(self, peer, req):
+        """Run one checked request's handler; a refusal or a failure becomes an error reply."""
         self.request_ctx.peer = peer
         started = time.perf_counter()
         try:

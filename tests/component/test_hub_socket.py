@@ -84,3 +84,34 @@ def test_sigterm_exits_zero(hub):
     wait_for(lambda: "hub serving" in hub.output("hub"), message="the hub to start")
     assert hub.stop("hub") == 0
     assert "hub stopped" in hub.output("hub")
+
+
+def _batch(requests):
+    return [protocol.TAG, protocol.pack_batch([protocol.encode_request(op, i, **f)[1] for op, i, f in requests])]
+
+
+def test_a_batch_is_answered_in_one_message_and_a_bad_item_alone(hub, dealer):
+    dealer.send_multipart(_batch([
+        (protocol.OP_HANDSHAKE, 1, {"client_type": "script", "protocol_version": "1.0"}),
+        ("explode", 2, {}),
+        (protocol.OP_STATUS, 3, {}),
+    ]))
+    replies = protocol.decode_replies(dealer.recv_multipart())
+    assert [(r["id"], r["ok"]) for r in replies] == [(1, True), (2, False), (3, True)]
+    assert replies[1]["code"] == "unknown_op"
+    # Now a batching peer: two polls answered in the same turn come back as one message.
+    cid = replies[0]["client_id"]
+    other = call(dealer, protocol.OP_HANDSHAKE, 4, client_type="script", protocol_version="1.0")["client_id"]
+    dealer.send_multipart(_batch([
+        (protocol.OP_POLL, 5, {"client_id": cid, "wait": 5}), (protocol.OP_POLL, 6, {"client_id": other, "wait": 5}),
+    ]))
+    replies = protocol.decode_replies(dealer.recv_multipart())  # both have connection_established waiting
+    assert sorted(r["id"] for r in replies) == [5, 6]
+
+
+def test_a_peer_that_never_batches_gets_one_message_per_reply(hub, dealer):
+    cids = [call(dealer, protocol.OP_HANDSHAKE, i, client_type="script", protocol_version="1.0")["client_id"]
+            for i in (1, 2)]
+    for i, cid in enumerate(cids, 10):  # pipelined: both land in the same hub turn
+        dealer.send_multipart(protocol.encode_request(protocol.OP_POLL, i, client_id=cid, wait=5))
+    assert [protocol.decode_reply(dealer.recv_multipart())["id"] for _ in cids] == [10, 11]
