@@ -145,16 +145,19 @@ class Hub:
             if not members:
                 del self.by_type[session.client_type]
         session.client_type = client_type
+        session.meta_changed = True
         self.by_type.setdefault(client_type, set()).add(session)
 
     def subscribe(self, session, channels):
         """Add channels to a session's subscriptions."""
+        session.meta_changed = True
         for channel in channels:
             session.subscriptions.add(channel)
             self.channels.setdefault(channel, set()).add(session)
 
     def unsubscribe(self, session, channels):
         """Remove channels from a session's subscriptions; empty channels go."""
+        session.meta_changed = True
         for channel in channels:
             session.subscriptions.discard(channel)
             members = self.channels.get(channel)

@@ -35,6 +35,10 @@ class Session:
     in ``silent`` (ranges of seqs); it becomes one if a reader later resumes
     below it (``rewind``). So a reader that never acks (SSE) cannot make the
     overflow count lie, and memory stays within ``limit`` entries.
+
+    ``meta_changed`` is set by whatever changes what the store keeps as the
+    session's meta (client_type, client_name, info, subscriptions, secret),
+    so the store encodes it again only then.
     """
 
     __slots__ = (
@@ -43,6 +47,7 @@ class Session:
         "dropped_total", "dropped_unreported", "parked", "info",
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
+        "meta_changed",
     )
 
     def __init__(self, client_id, client_type, limit, now, wall_iso):
@@ -67,6 +72,7 @@ class Session:
         self.transport = None  # "poll", "websocket" or "sse": how it last read
         self.secret = None  # proves the client owns this id (returned by the handshake)
         self.send_bucket = None
+        self.meta_changed = True  # the store has not written this session's meta yet
 
     def enqueue(self, message):
         """Queue ``message``; when full the oldest goes. Returns True when that was a loss."""

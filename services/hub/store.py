@@ -227,6 +227,7 @@ class SqliteStore:
             hub.sessions[cid] = session
             hub.by_type.setdefault(session.client_type, set()).add(session)
             hub.subscribe(session, m.get("subscriptions") or ())
+            session.meta_changed = False  # as stored
             self.metas[cid] = meta
             self.sids[cid] = sid
             by_sid[sid] = session
@@ -300,6 +301,7 @@ class SqliteStore:
             if sid is not None:
                 drop_ranges.append((sid << SEQ_BITS, (sid + 1) << SEQ_BITS))
         upserts, counter_rows, rows, trims = [], [], [], []
+        meta_written = []  # sessions whose meta this transaction holds
         get_mid = mids.get
         shared = [None, None, None]  # the last fresh messages seen, their ids, the row body
         for session in hub.touched:
@@ -311,11 +313,16 @@ class SqliteStore:
                 sid = sids[cid] = next_sid
                 next_sid += 1
             base = sid << SEQ_BITS
-            meta = _session_meta(session)
+            meta = None
+            if session.meta_changed or cid in sids:  # encoded only when it may differ from what is stored
+                meta = _session_meta(session)
+                meta_written.append(session)
+                if cid not in sids and meta == self.metas.get(cid):
+                    meta = None
             queue = session.queue
             head = queue[0][0] if queue else session.next_seq
             count = (session.next_seq, session.dropped_total, session.dropped_unreported, head)
-            if cid in sids or meta != self.metas.get(cid):
+            if meta is not None:
                 upserts.append((cid, sid, head) + count[:3] + (meta,))
                 metas[cid] = meta
                 counters[cid] = count
@@ -413,6 +420,8 @@ class SqliteStore:
         self.highs.update(highs)
         self.metas.update(metas)
         self.counters.update(counters)
+        for session in meta_written:
+            session.meta_changed = False
         self.garbage += len(drop_sessions) + len(trims) + len(holes) + len(history.trimmed) + len(history.removed)
         self.commits += 1
         self.last_error = None
