@@ -72,6 +72,9 @@ class Hub:
         self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock)
         self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock)
         self.touched = set()  # sessions whose queue, counters or fields may have changed
+        # Sessions whose queue lost entries this turn other than by an acknowledgement (a drain, an
+        # overflow): the store writes their head now, while an acknowledged head may wait for its checkpoint.
+        self.unacked_moves = set()
         self.removed_seqs = []  # (client_id, seq) taken out of the middle of a queue
         self.forgotten = set()  # client ids dropped
         self.store = store or MemoryStore()
@@ -197,9 +200,13 @@ class Hub:
         count = 0
         ready = self.ready
         for session in recipients:
-            if len(session.queue) >= session.limit and not self._make_room(session, msg):
-                continue
-            victim = session.queue[0][1] if len(session.queue) >= session.limit else msg
+            victim = msg
+            if len(session.queue) >= session.limit:
+                self.unacked_moves.add(session)
+                if not self._make_room(session, msg):
+                    continue
+                if len(session.queue) >= session.limit:
+                    victim = session.queue[0][1]
             if session.enqueue(msg):
                 self.stats["dropped"] += 1
                 self.metrics.dropped(victim)
@@ -227,8 +234,10 @@ class Hub:
     # ---------------------------------------------------- durability
     def enqueue(self, session, message):
         """Queue one message the hub made itself (snapshot, replay) for one session."""
-        if len(session.queue) >= session.limit and not self._make_room(session, message):
-            return
+        if len(session.queue) >= session.limit:
+            self.unacked_moves.add(session)
+            if not self._make_room(session, message):
+                return
         if session.enqueue(message):
             self.stats["dropped"] += 1
         self.touched.add(session)
@@ -327,6 +336,8 @@ class Hub:
 
     def _poll_fields(self, session, keep, start=None):
         messages = session.take(self.config.poll_batch, keep, start)
+        if messages and not keep:
+            self.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(messages)
         self.stats["delivered"] += len(messages)
         fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}

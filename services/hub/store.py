@@ -62,6 +62,11 @@ _SECRET = "secret"
 # A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
 SEQ_BITS = 40
 
+# What only an acknowledgement moved (a session's head, and next_seq, which load() derives from the queue
+# rows) is written at a checkpoint: at most this often, sooner when this many sessions wait, and at close().
+CHECKPOINT_SECONDS = 1.0
+CHECKPOINT_SESSIONS = 5000
+
 
 _SEQ = itemgetter(0)
 _MESSAGE = itemgetter(1)
@@ -112,6 +117,7 @@ def _session_meta(session):
 
 def _forget_changes(hub):
     hub.touched.clear()
+    hub.unacked_moves.clear()
     hub.history.changes.__init__()
     jobs = hub.jobs
     jobs.changed.clear()
@@ -196,7 +202,12 @@ class SqliteStore:
         self.heads = {}  # client_id -> lowest seq that may still be stored
         self.highs = {}  # client_id -> highest seq stored
         self.metas = {}  # client_id -> the meta record last written
-        self.counters = {}  # client_id -> (next_seq, dropped_total, dropped_unreported) last written
+        self.counters = {}  # client_id -> (next_seq, dropped_total, dropped_unreported, head) last written
+        self.deferred = {}  # client_id -> Session whose acknowledged head or next_seq waits for the checkpoint
+        self.hole_highs = {}  # client_id -> highest seq in the holes table (only clients that have holes)
+        self.checkpoint_seconds = CHECKPOINT_SECONDS
+        self.checkpoint_sessions = CHECKPOINT_SESSIONS
+        self.next_checkpoint = 0.0
         self.next_mid = 1 + (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
         self.garbage = 0  # references deleted since the last collect()
         self.commits = 0
@@ -236,6 +247,11 @@ class SqliteStore:
             self.highs[cid] = 0
         orphans = 0
         holes = {k for (k,) in db.execute("SELECT k FROM holes")}
+        for k in holes:
+            session = by_sid.get(k >> SEQ_BITS)
+            if session is not None:
+                cid = session.client_id
+                self.hole_highs[cid] = max(self.hole_highs.get(cid, 0), k & ((1 << SEQ_BITS) - 1))
         for k, last, body in db.execute("SELECT k, last, body FROM queue ORDER BY k"):
             sid = k >> SEQ_BITS
             session = by_sid.get(sid)
@@ -249,6 +265,8 @@ class SqliteStore:
                     session.queue.append((seq, message))
             self.highs[session.client_id] = last
         for session in hub.sessions.values():
+            # The stored next_seq may predate the last checkpoint; the queue rows never do.
+            session.next_seq = max(session.next_seq, self.highs[session.client_id] + 1)
             session.limit = max(session.limit, len(session.queue))
             if hasattr(session, "acked"):  # everything below the queue's head was acknowledged
                 session.acked = session.sent = (session.queue[0][0] if session.queue else session.next_seq) - 1
@@ -280,8 +298,11 @@ class SqliteStore:
         """
         history = hub.history.changes
         jobs = hub.jobs
+        deferred = self.deferred
+        checkpoint = bool(deferred) and (
+            len(deferred) >= self.checkpoint_sessions or hub.clock() >= self.next_checkpoint)
         if not (hub.touched or hub.forgotten or hub.removed_seqs or history or jobs.changed or jobs.removed
-                or jobs.system_changed):
+                or jobs.system_changed or checkpoint):
             return False
         mids = {}  # id(message) -> msg_id, for this transaction
         new_messages = []
@@ -302,9 +323,17 @@ class SqliteStore:
                 drop_ranges.append((sid << SEQ_BITS, (sid + 1) << SEQ_BITS))
         upserts, counter_rows, rows, trims = [], [], [], []
         meta_written = []  # sessions whose meta this transaction holds
+        defer = []  # sessions whose counters changed only in what may wait for the checkpoint
+        hole_trims = []
+        unacked_moves = hub.unacked_moves
+        stored_counters = self.counters
         get_mid = mids.get
         shared = [None, None, None]  # the last fresh messages seen, their ids, the row body
-        for session in hub.touched:
+        sessions = hub.touched
+        if checkpoint:
+            sessions = list(sessions)
+            sessions.extend(s for s in deferred.values() if s not in hub.touched)
+        for session in sessions:
             cid = session.client_id
             if hub.sessions.get(cid) is not session:
                 continue  # dropped in this turn
@@ -326,16 +355,30 @@ class SqliteStore:
                 upserts.append((cid, sid, head) + count[:3] + (meta,))
                 metas[cid] = meta
                 counters[cid] = count
-            elif count != self.counters[cid]:
-                counter_rows.append((head,) + count[:3] + (cid,))
-                counters[cid] = count
-            if head > self.heads.get(cid, 1):
-                trims.append((base, base + head, head))
+            elif count != stored_counters[cid]:
+                stored = stored_counters[cid]
+                if (checkpoint or session in unacked_moves
+                        or count[1] != stored[1] or count[2] != stored[2]):
+                    counter_rows.append((head,) + count[:3] + (cid,))
+                    counters[cid] = count
+                else:
+                    # Only an acknowledged head or next_seq moved: neither loses nor repeats anything
+                    # if lost (the client's next poll repeats its ack; load() derives next_seq from
+                    # the queue rows, which are written now). Written at the checkpoint.
+                    defer.append(session)
+            if cid in counters and head > self.heads.get(cid, 1):
+                trims.append((base, base + head, head))  # rows go only with the next_seq that outlives them
                 heads[cid] = head
+                if cid in self.hole_highs:
+                    hole_trims.append((base, base + head))
             high = self.highs.get(cid, 0)
             if queue and queue[-1][0] > high:
                 last = highs[cid] = queue[-1][0]
-                fresh = list(islice(queue, bisect_right(queue, high, key=_SEQ), None))
+                fresh_count = last - high
+                if fresh_count <= len(queue) and queue[-fresh_count][0] > high:  # no gap: the last ones
+                    fresh = list(islice(queue, len(queue) - fresh_count, None))
+                else:
+                    fresh = list(islice(queue, bisect_right(queue, high, key=_SEQ), None))
                 first = fresh[0][0]
                 msgs = list(map(_MESSAGE, fresh))
                 if msgs != shared[0]:  # a fan-out queues the same messages for every subscriber
@@ -348,10 +391,12 @@ class SqliteStore:
                     body = _pack_pairs(list(map(_SEQ, fresh)), ids)
                 rows.append((base + first, last, body))
         holes = []
+        hole_highs = {}
         for cid, seq in hub.removed_seqs:
             sid = self.sids.get(cid, sids.get(cid))
             if sid is not None and cid not in hub.forgotten:
                 holes.append(((sid << SEQ_BITS) + seq,))
+                hole_highs[cid] = max(seq, hole_highs.get(cid, 0), self.hole_highs.get(cid, 0))
         history_rows = []
         for channel, offset, ts, message in history.added:
             if channel in hub.history.channels and offset >= history.trimmed.get(channel, 0):
@@ -381,7 +426,8 @@ class SqliteStore:
                 )
             if trims:
                 db.executemany("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims)
-                db.executemany("DELETE FROM holes WHERE k>=? AND k<?", [t[:2] for t in trims])
+                if hole_trims:
+                    db.executemany("DELETE FROM holes WHERE k>=? AND k<?", hole_trims)
             if holes:
                 db.executemany("INSERT OR IGNORE INTO holes VALUES (?)", holes)
             if rows:
@@ -413,8 +459,23 @@ class SqliteStore:
         self.next_mid += len(new_messages)
         self.next_sid = next_sid
         for cid in hub.forgotten:
-            for table in (self.sids, self.heads, self.highs, self.metas, self.counters):
+            for table in (self.sids, self.heads, self.highs, self.metas, self.counters, self.deferred,
+                          self.hole_highs):
                 table.pop(cid, None)
+        for cid, head in heads.items():
+            if self.hole_highs.get(cid, head) < head:
+                del self.hole_highs[cid]  # every hole below the head was deleted
+        self.hole_highs.update(hole_highs)
+        if checkpoint:
+            deferred.clear()
+        else:
+            for cid in counters:
+                deferred.pop(cid, None)
+        if defer:
+            if not deferred:
+                self.next_checkpoint = hub.clock() + self.checkpoint_seconds
+            for session in defer:
+                deferred[session.client_id] = session
         self.sids.update(sids)
         self.heads.update(heads)
         self.highs.update(highs)
@@ -467,8 +528,46 @@ class SqliteStore:
             info["last_error"] = self.last_error
         return info
 
+    def checkpoint(self):
+        """Write the heads and counters that wait for the checkpoint now (``close()`` does this).
+
+        Call it after the last ``commit()``: it writes what the sessions hold
+        now, as a commit would at a checkpoint.
+        """
+        if not self.deferred:
+            return
+        counter_rows, trims, hole_trims = [], [], []
+        for cid, session in self.deferred.items():
+            queue = session.queue
+            head = queue[0][0] if queue else session.next_seq
+            counter_rows.append((head, session.next_seq, session.dropped_total, session.dropped_unreported, cid))
+            if head > self.heads.get(cid, 1):
+                base = self.sids[cid] << SEQ_BITS
+                trims.append((base, base + head, head))
+                if cid in self.hole_highs:
+                    hole_trims.append((base, base + head))
+        db = self.db
+        db.execute("BEGIN")
+        db.executemany(
+            "UPDATE sessions SET head=?, next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
+            counter_rows,
+        )
+        db.executemany("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims)
+        db.executemany("DELETE FROM holes WHERE k>=? AND k<?", hole_trims)
+        db.execute("COMMIT")
+        for head, next_seq, dropped_total, dropped_unreported, cid in counter_rows:
+            self.counters[cid] = (next_seq, dropped_total, dropped_unreported, head)
+            self.heads[cid] = max(self.heads.get(cid, 1), head)
+        self.deferred.clear()
+
     def close(self):
-        """Checkpoint the WAL into the database file and close it."""
+        """Write the pending checkpoint, checkpoint the WAL into the database file and close it."""
+        try:
+            self.checkpoint()
+        except sqlite3.Error as ex:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            log.warning("store: writing the last acknowledgements at exit failed: %s", ex)
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as ex:
