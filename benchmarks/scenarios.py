@@ -381,12 +381,31 @@ async def _status(conn):
 
 
 # ----------------------------------------------------------------- (d)
-async def idle(target, count, controls=300, wait=25):
-    """``count`` idle long-polls parked: service RSS per connection, control requests' p99."""
+async def _warm_up(target, control, count, base, wait):
+    """Park and release ``count`` polls, so one-time costs are paid before a baseline is taken."""
+    subs = await _setup_subscribers(target, [channel_name("warm")], count)
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(s.poll(wait)) for s in subs]
+    try:
+        await wait_parked(target, control, count, base, tasks=tasks)
+    finally:
+        await _release(target, subs, tasks)
+        await _settle(target, control, base)
+
+
+async def idle(target, count, controls=300, wait=25, warm=200):
+    """``count`` idle long-polls parked: service RSS per connection, control requests' p99.
+
+    The memory is the *marginal* cost of a parked poll: ``warm`` polls are
+    parked and released first, so what a server allocates once (lazy imports,
+    route compilation, allocator pools, caches) is in the baseline.
+    """
     pids = target.pids()
-    base = total_rss(pids)
     control = await _control_conn(target)
     parked_before = max(0, await target.parked(control))
+    if warm:
+        await _warm_up(target, control, min(warm, count), parked_before, wait)
+    base = total_rss(pids)
     subs = await _setup_subscribers(target, [channel_name("idle")], count)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(s.poll(wait)) for s in subs]
