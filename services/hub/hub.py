@@ -64,6 +64,7 @@ class Hub:
         self.ready = set()  # sessions with a parked poll and something to deliver
         self.deadlines = []  # heap of (deadline, counter, Session)
         self._counter = 0
+        self._iso_ms, self._iso_text = None, ""  # now_iso()'s last millisecond and its text
         self.started = clock()
         self.stats = {"published": 0, "delivered": 0, "dropped": 0, "undeliverable": 0, "client_messages": 0}
         self.admission = Admission(self)
@@ -81,8 +82,17 @@ class Hub:
 
     # ----------------------------------------------------------- sessions
     def now_iso(self):
-        """The current wall time in the format messages carry."""
-        return iso_utc(self.wallclock())
+        """The current wall time in the format messages carry.
+
+        Formatted once per millisecond: a loop turn that answers a thousand
+        polls stamps them all with the same few strings.
+        """
+        now = self.wallclock()
+        ms = int(now * 1000)
+        if ms != self._iso_ms:
+            self._iso_ms = ms
+            self._iso_text = iso_utc(now)
+        return self._iso_text
 
     def session(self, client_id):
         """The session for ``client_id``, or ``ProtocolError(unknown_client)``."""

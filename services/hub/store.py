@@ -376,7 +376,8 @@ class SqliteStore:
                 last = highs[cid] = queue[-1][0]
                 fresh_count = last - high
                 if fresh_count <= len(queue) and queue[-fresh_count][0] > high:  # no gap: the last ones
-                    fresh = list(islice(queue, len(queue) - fresh_count, None))
+                    fresh = list(islice(reversed(queue), fresh_count))  # from the right: a deque's islice walks
+                    fresh.reverse()  # from the left, over entries written in earlier turns
                 else:
                     fresh = list(islice(queue, bisect_right(queue, high, key=_SEQ), None))
                 first = fresh[0][0]
