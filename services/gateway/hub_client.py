@@ -118,7 +118,12 @@ class HubClient:
     def _flush(self):
         """Send the requests of this loop tick: one message, or a batch of them."""
         outbox, self._outbox = self._outbox, []
-        if not outbox or self._sock is None:
+        if self._sock is None:  # closed while they waited for this tick
+            for _, future in outbox:
+                if not future.done():
+                    future.set_exception(HubUnavailable("the gateway is shutting down"))
+            return
+        if not outbox:
             return
         runs = [outbox] if len(outbox) == 1 else protocol.batches(outbox, size_of=_payload_size)
         for run in runs:
