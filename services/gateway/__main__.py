@@ -17,7 +17,7 @@ def main():
         return 2
     uvicorn.run(
         "services.gateway.asgi:app", host=config.http_host, port=config.http_port, log_level="warning",
-        http="services.gateway.worker:StrictHttpToolsProtocol",
+        http="services.gateway.worker:StrictHttpToolsProtocol", proxy_headers=False,
         ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **uvicorn_ws_options(config),
     )
     return 0

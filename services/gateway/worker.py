@@ -78,6 +78,14 @@ class StrictHttpToolsProtocol(HttpToolsProtocol):
 
 
 class GatewayWorker(UvicornWorker):
-    """gunicorn's uvicorn worker with the strict protocol."""
+    """gunicorn's uvicorn worker with the strict protocol.
 
-    CONFIG_KWARGS = {"loop": "auto", "http": "services.gateway.worker:StrictHttpToolsProtocol"}
+    ``proxy_headers`` off: the gateway is not meant to sit behind a proxy,
+    and uvicorn would otherwise take ``X-Forwarded-For`` from any local
+    process as the client's address, so one program could pass for many
+    and get round the per-address handshake limit. It also spares every
+    request a middleware layer.
+    """
+
+    CONFIG_KWARGS = {"loop": "auto", "http": "services.gateway.worker:StrictHttpToolsProtocol",
+                     "proxy_headers": False}

@@ -185,6 +185,10 @@ def test_handshake_rate_per_peer(tmp_path):
     try:
         for _ in range(4):
             assert stack.post("/ws/handshake", {}).status == 200
+        # A forwarding header does not make a new peer: the gateway trusts no proxy.
+        for spoof in ("X-Forwarded-For", "X-Real-IP", "Forwarded"):
+            r = stack.post("/ws/handshake", {}, headers={spoof: "203.0.113.9"})
+            refused(r, 429, "rate_limited")
         r = stack.post("/ws/handshake", {})
         refused(r, 429, "rate_limited")
         assert int(r.headers["retry-after"]) >= 1
