@@ -53,10 +53,24 @@ class HostOriginGuard:
         if config.http_host not in WILDCARD_BINDS:
             self.names.add(_bracket(config.http_host.lower()))
         self.origins = {o.rstrip("/").lower() for o in config.allowed_origins}
+        self._answers = {}  # (authority, scheme) -> allowed
 
     # ------------------------------------------------------------ checks
     def authority_allowed(self, authority, scheme="http"):
-        """True when ``authority`` (a Host value) names this server: an allowed name with our port."""
+        """True when ``authority`` (a Host value) names this server: an allowed name with our port.
+
+        Answers are remembered (a bounded table): every request asks, nearly
+        always with the same Host.
+        """
+        key = (authority, scheme)
+        known = self._answers.get(key)
+        if known is None:
+            if len(self._answers) >= 256:
+                self._answers.clear()
+            known = self._answers[key] = self._authority_allowed(authority, scheme)
+        return known
+
+    def _authority_allowed(self, authority, scheme):
         if not authority:
             return False
         match = _AUTHORITY.match(authority.strip().lower())
