@@ -4,7 +4,10 @@ The hub keeps working in memory; this module mirrors what changed to an
 embedded SQLite database once per loop turn (group commit), and reads it all
 back when the hub starts. The server sends the turn's replies only after
 ``commit()`` returns, so whatever a client or publisher was told was
-accepted is on disk (see docs/DURABILITY.md for the exact guarantees).
+accepted is on disk (see docs/DURABILITY.md for the exact guarantees). The
+one exception waits for a checkpoint (at most a second, and ``close()``): a
+session head or next_seq moved only by an acknowledgement, which a crash
+loses without losing or repeating anything.
 
 Tables (records are msgpack maps, written with ``protocol.encode_record``)::
 
@@ -15,6 +18,9 @@ Tables (records are msgpack maps, written with ``protocol.encode_record``)::
              session's ``head`` or listed in ``holes`` are no longer queued
     holes    (k = sid << 40 | seq  PK)   entries removed from the middle (conflation)
     messages (id PK, body)              each message once, shared by queues and history
+    message_runs (id PK, last, body)    the messages with ids id..last, written in one turn, as one
+                                        record ``{"m": [message, ...]}``; collect() moves the survivors
+                                        of a mostly dead run to single rows of ``messages``
     channels (name PK, epoch, next_offset, last_used)
     history  (channel, offset, ts, msg_id)   PK (channel, offset)
     jobs     (job_id PK, body)
@@ -38,7 +44,7 @@ from services.hub.sessions import Session
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5 added message_runs; a schema 4 file is brought up to it as it is
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
@@ -48,6 +54,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS queue (k INTEGER PRIMARY KEY, last INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS holes (k INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS message_runs (id INTEGER PRIMARY KEY, last INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS channels (
     name TEXT PRIMARY KEY, epoch TEXT NOT NULL, next_offset INTEGER NOT NULL, last_used REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
@@ -58,6 +65,11 @@ CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, body BLOB NOT NULL) WI
 
 # The session attribute holding the client's secret (services/hub/admission.py).
 _SECRET = "secret"
+
+# A turn's new messages are stored as runs of at most this many (one row, one encoding each) ...
+RUN_MESSAGES = 1000
+# ... unless a run's record would be larger than this: then as single rows.
+RUN_BYTES = 16 * 1024 * 1024
 
 # A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
 SEQ_BITS = 40
@@ -188,10 +200,12 @@ class SqliteStore:
             row = (1,)  # a first-draft file that never recorded its schema
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"the store {self.path} was written by a newer bridge (schema {row[0]})")
+        if row is not None and int(row[0]) == 4:
+            row = None  # schema 5 only added a table, created above
         if row is not None and int(row[0]) < SCHEMA_VERSION:
             # No older layout was ever released; start afresh (clients see new epochs and handshake again).
             log.warning("store %s has the older schema %s: starting with an empty store", self.path, row[0])
-            tables = ("meta", "sessions", "queue", "holes", "messages", "channels", "history", "jobs")
+            tables = ("meta", "sessions", "queue", "holes", "messages", "message_runs", "channels", "history", "jobs")
             self.db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in tables) + _SCHEMA)
             row = None
         if row is None:
@@ -208,7 +222,10 @@ class SqliteStore:
         self.checkpoint_seconds = CHECKPOINT_SECONDS
         self.checkpoint_sessions = CHECKPOINT_SESSIONS
         self.next_checkpoint = 0.0
-        self.next_mid = 1 + (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
+        self.next_mid = 1 + max(
+            self.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0],
+            self.db.execute("SELECT COALESCE(MAX(last), 0) FROM message_runs").fetchone()[0],
+        )
         self.garbage = 0  # references deleted since the last collect()
         self.commits = 0
         self.failures = 0
@@ -219,6 +236,8 @@ class SqliteStore:
         """Rebuild the hub's sessions, queues, history and jobs from the database."""
         db = self.db
         messages = {mid: protocol.decode_record(body) for mid, body in db.execute("SELECT id, body FROM messages")}
+        for first, _, body in db.execute("SELECT id, last, body FROM message_runs"):
+            messages.update(enumerate(protocol.decode_record(body)["m"], first))
         now = hub.clock()
         by_sid = {}
         heads = {}
@@ -305,12 +324,12 @@ class SqliteStore:
                 or jobs.system_changed or checkpoint):
             return False
         mids = {}  # id(message) -> msg_id, for this transaction
-        new_messages = []
+        new_messages = []  # encoded below, a run at a time
         encode = protocol.encode_record
 
         def mid_of(message):
             mid = mids[id(message)] = self.next_mid + len(new_messages)
-            new_messages.append((mid, encode(message)))
+            new_messages.append(message)
             return mid
 
         sids, heads, highs, metas, counters = {}, {}, {}, {}, {}
@@ -409,6 +428,15 @@ class SqliteStore:
             if ch is not None:
                 channel_rows.append((name, ch.epoch, ch.next_offset, ch.last_used))
         job_rows = [(key, encode(jobs.jobs[key])) for key in jobs.changed if key in jobs.jobs]
+        runs, singles = [], []
+        for start in range(0, len(new_messages), RUN_MESSAGES):
+            run = new_messages[start:start + RUN_MESSAGES]
+            first = self.next_mid + start
+            body = encode({"m": run})
+            if len(body) <= RUN_BYTES or len(run) == 1:
+                runs.append((first, first + len(run) - 1, body))
+            else:
+                singles.extend(zip(range(first, first + len(run)), map(encode, run)))
         db = self.db
         try:
             db.execute("BEGIN")
@@ -416,8 +444,10 @@ class SqliteStore:
                 db.executemany("DELETE FROM sessions WHERE client_id=?", drop_sessions)
                 db.executemany("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges)
                 db.executemany("DELETE FROM holes WHERE k>=? AND k<?", drop_ranges)
-            if new_messages:
-                db.executemany("INSERT INTO messages (id, body) VALUES (?, ?)", new_messages)
+            if runs:
+                db.executemany("INSERT INTO message_runs VALUES (?, ?, ?)", runs)
+            if singles:
+                db.executemany("INSERT INTO messages (id, body) VALUES (?, ?)", singles)
             if upserts:
                 db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)", upserts)
             if counter_rows:
@@ -497,7 +527,9 @@ class SqliteStore:
 
         Reads every queue row's ids (bounded by the queues' total size): a
         superset of what is still queued, since a row goes only once its
-        last entry was acknowledged, so nothing live is ever collected.
+        last entry was acknowledged, so nothing live is ever collected. A
+        run goes when none of its messages is live; when fewer than half are,
+        those move to single rows, so runs hold at most twice what is live.
         """
         if not self.garbage:
             return 0
@@ -509,17 +541,39 @@ class SqliteStore:
             live.update(values)
         live.update(mid for (mid,) in db.execute("SELECT msg_id FROM history"))
         dead = [(mid,) for (mid,) in db.execute("SELECT id FROM messages") if mid not in live]
-        if dead:
-            db.execute("BEGIN")
-            db.executemany("DELETE FROM messages WHERE id=?", dead)
-            db.execute("COMMIT")
+        dead_runs, moved = [], []
+        collected = len(dead)
+        for first, last in db.execute("SELECT id, last FROM message_runs").fetchall():
+            kept = [mid for mid in range(first, last + 1) if mid in live]
+            if 2 * len(kept) >= last - first + 1:
+                continue
+            dead_runs.append((first,))
+            collected += last - first + 1 - len(kept)
+            if kept:
+                (body,) = db.execute("SELECT body FROM message_runs WHERE id=?", (first,)).fetchone()
+                run = protocol.decode_record(body)["m"]
+                moved.extend((mid, protocol.encode_record(run[mid - first])) for mid in kept)
+        if dead or dead_runs:
+            try:
+                db.execute("BEGIN")
+                db.executemany("DELETE FROM messages WHERE id=?", dead)
+                db.executemany("INSERT INTO messages (id, body) VALUES (?, ?)", moved)
+                db.executemany("DELETE FROM message_runs WHERE id=?", dead_runs)
+                db.execute("COMMIT")
+            except sqlite3.Error as ex:  # the garbage stays for the next sweep
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                log.warning("store: collecting unreferenced messages failed: %s", ex)
+                return 0
         self.garbage = 0
-        return len(dead)
+        return collected
 
     def counts(self):
-        """Rows per table (tests and ``/ws/status`` use it to show the store is bounded)."""
-        tables = ("sessions", "queue", "holes", "messages", "channels", "history", "jobs")
-        return {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+        """Rows per table, and for ``messages`` the messages stored (tests use it to show the store is bounded)."""
+        tables = ("sessions", "queue", "holes", "messages", "message_runs", "channels", "history", "jobs")
+        counts = {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+        counts["messages"] += self.db.execute("SELECT COALESCE(SUM(last - id + 1), 0) FROM message_runs").fetchone()[0]
+        return counts
 
     def describe(self):
         """The store as ``/ws/status`` shows it."""
