@@ -16,6 +16,11 @@ Tables (records are msgpack maps, written with ``protocol.encode_record``)::
              one row per session per turn: the (seq, msg_id) pairs queued in
              that turn, packed as 64-bit integers; entries below the
              session's ``head`` or listed in ``holes`` are no longer queued
+    queue_groups (id PK, members, body)
+             a fan-out's row: the turn's message ids (body) queued for every
+             member, ``members`` packed (sid, first seq) pairs, each member's
+             entries being seqs first, first + 1…; deleted once every member's
+             head passed them (refcounts in memory, rebuilt by load())
     holes    (k = sid << 40 | seq  PK)   entries removed from the middle (conflation)
     messages (id PK, body)              each message once, shared by queues and history
     message_runs (id PK, last, body)    the messages with ids id..last, written in one turn, as one
@@ -35,6 +40,7 @@ import os
 import sqlite3
 from array import array
 from bisect import bisect_right
+from collections import deque
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -44,7 +50,7 @@ from services.hub.sessions import Session
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 5 added message_runs; a schema 4 file is brought up to it as it is
+SCHEMA_VERSION = 6  # 5 added message_runs, 6 queue_groups; a schema 4 or 5 file is brought up to it as it is
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
@@ -52,6 +58,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     client_id TEXT PRIMARY KEY, sid INTEGER NOT NULL, head INTEGER NOT NULL, next_seq INTEGER NOT NULL,
     dropped_total INTEGER NOT NULL, dropped_unreported INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queue (k INTEGER PRIMARY KEY, last INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS queue_groups (id INTEGER PRIMARY KEY, members BLOB NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS holes (k INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS message_runs (id INTEGER PRIMARY KEY, last INTEGER NOT NULL, body BLOB NOT NULL);
@@ -70,6 +77,10 @@ _SECRET = "secret"
 RUN_MESSAGES = 1000
 # ... unless a run's record would be larger than this: then as single rows.
 RUN_BYTES = 16 * 1024 * 1024
+
+# Sessions that got the same new messages in one turn (a fan-out) share one queue_groups row when there are
+# at least this many of them.
+GROUP_MIN = 4
 
 # A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
 SEQ_BITS = 40
@@ -200,12 +211,13 @@ class SqliteStore:
             row = (1,)  # a first-draft file that never recorded its schema
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"the store {self.path} was written by a newer bridge (schema {row[0]})")
-        if row is not None and int(row[0]) == 4:
-            row = None  # schema 5 only added a table, created above
+        if row is not None and int(row[0]) in (4, 5):
+            row = None  # schemas 5 and 6 only added tables, created above
         if row is not None and int(row[0]) < SCHEMA_VERSION:
             # No older layout was ever released; start afresh (clients see new epochs and handshake again).
             log.warning("store %s has the older schema %s: starting with an empty store", self.path, row[0])
-            tables = ("meta", "sessions", "queue", "holes", "messages", "message_runs", "channels", "history", "jobs")
+            tables = ("meta", "sessions", "queue", "queue_groups", "holes", "messages", "message_runs", "channels",
+                      "history", "jobs")
             self.db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in tables) + _SCHEMA)
             row = None
         if row is None:
@@ -226,6 +238,9 @@ class SqliteStore:
             self.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0],
             self.db.execute("SELECT COALESCE(MAX(last), 0) FROM message_runs").fetchone()[0],
         )
+        self.next_gid = 1 + (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM queue_groups").fetchone()[0])
+        self.group_refs = {}  # queue_groups id -> members whose entries there are not all below their head
+        self.session_groups = {}  # client_id -> deque of (last seq, group id), oldest first
         self.garbage = 0  # references deleted since the last collect()
         self.commits = 0
         self.failures = 0
@@ -271,18 +286,48 @@ class SqliteStore:
             if session is not None:
                 cid = session.client_id
                 self.hole_highs[cid] = max(self.hole_highs.get(cid, 0), k & ((1 << SEQ_BITS) - 1))
+        stored = {}  # sid -> [(seq, mid)] from queue rows and groups
         for k, last, body in db.execute("SELECT k, last, body FROM queue ORDER BY k"):
             sid = k >> SEQ_BITS
             session = by_sid.get(sid)
             if session is None:
                 orphans += 1
                 continue
-            base, head = sid << SEQ_BITS, heads[sid]
-            for seq, mid in _unpack_body(k - base, body):
+            stored.setdefault(sid, []).extend(_unpack_body(k - (sid << SEQ_BITS), body))
+            self.highs[session.client_id] = max(self.highs[session.client_id], last)
+        dead_groups = []
+        for gid, members, body in db.execute("SELECT id, members, body FROM queue_groups ORDER BY id"):
+            mids = array("q")
+            mids.frombytes(body)
+            pairs = array("q")
+            pairs.frombytes(members)
+            refs = 0
+            for sid, first in zip(pairs[0::2], pairs[1::2]):
+                session = by_sid.get(sid)
+                last = first + len(mids) - 1
+                if session is None or last < heads[sid]:
+                    continue
+                cid = session.client_id
+                refs += 1
+                self.session_groups.setdefault(cid, deque()).append((last, gid))
+                stored.setdefault(sid, []).extend(zip(range(first, last + 1), mids))
+                self.highs[cid] = max(self.highs[cid], last)
+            if refs:
+                self.group_refs[gid] = refs
+            else:
+                dead_groups.append((gid,))
+        if dead_groups:
+            db.execute("BEGIN")
+            db.executemany("DELETE FROM queue_groups WHERE id=?", dead_groups)
+            db.execute("COMMIT")
+        for sid, pairs in stored.items():
+            session, base, head = by_sid[sid], sid << SEQ_BITS, heads[sid]
+            pairs.sort(key=_SEQ)  # rows and groups, each in order
+            append = session.queue.append
+            for seq, mid in pairs:
                 message = messages.get(mid)
                 if seq >= head and base + seq not in holes and message is not None:
-                    session.queue.append((seq, message))
-            self.highs[session.client_id] = last
+                    append((seq, message))
         for session in hub.sessions.values():
             # The stored next_seq may predate the last checkpoint; the queue rows never do.
             session.next_seq = max(session.next_seq, self.highs[session.client_id] + 1)
@@ -344,6 +389,8 @@ class SqliteStore:
         meta_written = []  # sessions whose meta this transaction holds
         defer = []  # sessions whose counters changed only in what may wait for the checkpoint
         hole_trims = []
+        released = []  # (client_id, new head): their queue_groups references below it go
+        fanouts = {}  # row body (message ids) -> [(client_id, sid, first, last)]: candidates for queue_groups
         unacked_moves = hub.unacked_moves
         stored_counters = self.counters
         get_mid = mids.get
@@ -388,6 +435,7 @@ class SqliteStore:
             if cid in counters and head > self.heads.get(cid, 1):
                 trims.append((base, base + head, head))  # rows go only with the next_seq that outlives them
                 heads[cid] = head
+                released.append((cid, head))
                 if cid in self.hole_highs:
                     hole_trims.append((base, base + head))
             high = self.highs.get(cid, 0)
@@ -408,8 +456,24 @@ class SqliteStore:
                     shared[:] = [msgs, ids, array("q", ids).tobytes()]
                 _, ids, body = shared
                 if last - first + 1 != len(fresh):  # a gap (conflation) inside this turn's entries
-                    body = _pack_pairs(list(map(_SEQ, fresh)), ids)
-                rows.append((base + first, last, body))
+                    rows.append((base + first, last, _pack_pairs(list(map(_SEQ, fresh)), ids)))
+                else:
+                    members = fanouts.get(body)
+                    if members is None:
+                        members = fanouts[body] = []
+                    members.append((cid, sid, first, last))
+        groups, new_groups = [], []
+        next_gid = self.next_gid
+        for body, members in fanouts.items():
+            if len(members) < GROUP_MIN:
+                rows.extend(((sid << SEQ_BITS) + first, last, body) for _, sid, first, last in members)
+                continue
+            pairs = array("q", [v for _, sid, first, _ in members for v in (sid, first)])
+            groups.append((next_gid, pairs.tobytes(), body))
+            new_groups.append((next_gid, [(cid, last) for cid, _, _, last in members]))
+            next_gid += 1
+        released.extend((cid, None) for cid in hub.forgotten)
+        gone_groups = self._released_groups(released)
         holes = []
         hole_highs = {}
         for cid, seq in hub.removed_seqs:
@@ -463,6 +527,10 @@ class SqliteStore:
                 db.executemany("INSERT OR IGNORE INTO holes VALUES (?)", holes)
             if rows:
                 db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows)
+            if groups:
+                db.executemany("INSERT INTO queue_groups VALUES (?, ?, ?)", groups)
+            if gone_groups:
+                db.executemany("DELETE FROM queue_groups WHERE id=?", gone_groups)
             if history.removed:
                 gone = [(name,) for name in history.removed]
                 db.executemany("DELETE FROM history WHERE channel=?", gone)
@@ -497,6 +565,17 @@ class SqliteStore:
             if self.hole_highs.get(cid, head) < head:
                 del self.hole_highs[cid]  # every hole below the head was deleted
         self.hole_highs.update(hole_highs)
+        self._release_groups(released)
+        by_session = self.session_groups
+        for gid, members in new_groups:
+            self.group_refs[gid] = len(members)
+            for cid, last in members:
+                groups = by_session.get(cid)
+                if groups is None:
+                    groups = by_session[cid] = deque()
+                groups.append((last, gid))
+        self.next_gid = next_gid
+        self.garbage += len(gone_groups)
         if checkpoint:
             deferred.clear()
         else:
@@ -535,7 +614,7 @@ class SqliteStore:
             return 0
         db = self.db
         live = set()
-        for (body,) in db.execute("SELECT body FROM queue"):
+        for (body,) in db.execute("SELECT body FROM queue UNION ALL SELECT body FROM queue_groups"):
             values = array("q")
             values.frombytes(body)
             live.update(values)
@@ -570,7 +649,8 @@ class SqliteStore:
 
     def counts(self):
         """Rows per table, and for ``messages`` the messages stored (tests use it to show the store is bounded)."""
-        tables = ("sessions", "queue", "holes", "messages", "message_runs", "channels", "history", "jobs")
+        tables = ("sessions", "queue", "queue_groups", "holes", "messages", "message_runs", "channels", "history",
+                  "jobs")
         counts = {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
         counts["messages"] += self.db.execute("SELECT COALESCE(SUM(last - id + 1), 0) FROM message_runs").fetchone()[0]
         return counts
@@ -583,6 +663,36 @@ class SqliteStore:
             info["last_error"] = self.last_error
         return info
 
+    def _released_groups(self, released):
+        """The queue_groups ids whose last reference goes with ``released``, changing nothing yet.
+
+        ``released`` holds ``(client_id, head)``: that session's entries below
+        ``head`` (all of them for ``None``) are no longer needed.
+        """
+        taken, gone = {}, []
+        for cid, head in released:
+            for last, gid in self.session_groups.get(cid, ()):
+                if head is not None and last >= head:
+                    break
+                n = taken[gid] = taken.get(gid, 0) + 1
+                if n == self.group_refs[gid]:
+                    gone.append((gid,))
+        return gone
+
+    def _release_groups(self, released):
+        """Drop the references ``released`` names, once the transaction that follows from them committed."""
+        refs, by_session = self.group_refs, self.session_groups
+        for cid, head in released:
+            groups = by_session.get(cid)
+            while groups and (head is None or groups[0][0] < head):
+                gid = groups.popleft()[1]
+                if refs[gid] > 1:
+                    refs[gid] -= 1
+                else:
+                    del refs[gid]
+            if groups is not None and not groups:
+                del by_session[cid]
+
     def checkpoint(self):
         """Write the heads and counters that wait for the checkpoint now (``close()`` does this).
 
@@ -591,7 +701,7 @@ class SqliteStore:
         """
         if not self.deferred:
             return
-        counter_rows, trims, hole_trims = [], [], []
+        counter_rows, trims, hole_trims, released = [], [], [], []
         for cid, session in self.deferred.items():
             queue = session.queue
             head = queue[0][0] if queue else session.next_seq
@@ -599,6 +709,7 @@ class SqliteStore:
             if head > self.heads.get(cid, 1):
                 base = self.sids[cid] << SEQ_BITS
                 trims.append((base, base + head, head))
+                released.append((cid, head))
                 if cid in self.hole_highs:
                     hole_trims.append((base, base + head))
         db = self.db
@@ -609,7 +720,9 @@ class SqliteStore:
         )
         db.executemany("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims)
         db.executemany("DELETE FROM holes WHERE k>=? AND k<?", hole_trims)
+        db.executemany("DELETE FROM queue_groups WHERE id=?", self._released_groups(released))
         db.execute("COMMIT")
+        self._release_groups(released)
         for head, next_seq, dropped_total, dropped_unreported, cid in counter_rows:
             self.counters[cid] = (next_seq, dropped_total, dropped_unreported, head)
             self.heads[cid] = max(self.heads.get(cid, 1), head)

@@ -81,10 +81,10 @@ def test_a_schema_4_store_is_upgraded_in_place(tmp_path):
     for first, _, body in db.execute("SELECT id, last, body FROM message_runs").fetchall():
         for i, message in enumerate(protocol.decode_record(body)["m"]):
             db.execute("INSERT INTO messages VALUES (?, ?)", (first + i, protocol.encode_record(message)))
-    db.executescript("DROP TABLE message_runs; UPDATE meta SET value=4 WHERE key='schema';")
+    db.executescript("DROP TABLE message_runs; DROP TABLE queue_groups; UPDATE meta SET value=4 WHERE key='schema';")
     hub = rig.restart()
     assert [m["n"] for _, m in hub.sessions[s.client_id].queue] == [0, 1, 2]
-    assert rig.store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == 5
+    assert rig.store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == store_module.SCHEMA_VERSION
     publish(hub, 1)
     rig.commit()
     hub = rig.restart()
