@@ -502,8 +502,13 @@ class SqliteStore:
             else:
                 singles.extend(zip(range(first, first + len(run)), map(encode, run)))
         db = self.db
+        # A turn of polls whose acks all wait for the checkpoint has nothing to write: no transaction at all.
+        write = bool(drop_sessions or runs or singles or upserts or counter_rows or trims or holes or rows or groups
+                     or gone_groups or history.removed or channel_rows or history.trimmed or history_rows
+                     or jobs.removed or job_rows or (jobs.system_changed and jobs.system_status is not None))
         try:
-            db.execute("BEGIN")
+            if write:
+                db.execute("BEGIN")
             if drop_sessions:
                 db.executemany("DELETE FROM sessions WHERE client_id=?", drop_sessions)
                 db.executemany("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges)
@@ -547,7 +552,8 @@ class SqliteStore:
                 db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows)
             if jobs.system_changed and jobs.system_status is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", (encode(jobs.system_status),))
-            db.execute("COMMIT")
+            if write:
+                db.execute("COMMIT")
         except sqlite3.Error as ex:
             if db.in_transaction:
                 db.execute("ROLLBACK")
