@@ -18,6 +18,8 @@ from benchmarks.backend import Backend
 from benchmarks.httpclient import Connection, open_many
 from benchmarks import payload
 from benchmarks.targets import service_processes, total_rss, wait_parked
+from services import protocol
+from services.notifier.server import DRAIN_BUDGET as NOTIFIER_TURN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _names = itertools.count(1)
@@ -338,6 +340,9 @@ async def hub_rate(target, count):
     Measured from the first event sent to the hub counting the last one as
     published (its own ``status`` counter), so the sender's speed does not hide
     the hub's. Needs a stack without the notifier (its address is ours).
+    Twice: sent as the notifier sends a flood, in runs of at most one of its
+    loop turns (``DRAIN_BUDGET`` events, docs/PROTOCOL.md rule 11), then one
+    message per event (``_single`` figures), as a notifier sends a trickle.
     """
     channel = channel_name("hub")
     sub = target.subscriber(channel)
@@ -346,28 +351,37 @@ async def hub_rate(target, count):
     backend = Backend(target.env, use_notifier=False)
     try:
         frames = [backend.encoded(channel, payload(i, 0.0)) for i in range(count)]
-        status = await _status(control)
-        base = status["messages"]["published"]
-        queued0 = status["queued_messages"]
-        hub = CpuMeter([target.pid_of("hub")])
-        with CpuMeter(target.pids()) as cpu, hub:
-            start = time.monotonic()
-            send = backend.sock.send_multipart
-            for f in frames:
-                send(f)
-            sent_at = time.monotonic()
-            deadline = start + 60
-            while True:
-                status = await _status(control)
-                if status["messages"]["published"] - base >= count or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.005)
-            done = time.monotonic()
-        published = status["messages"]["published"] - base
+        runs = [protocol.encode_event_run(protocol.TOPIC_PUBLISH, run) for run in
+                protocol.batches([f[2] for f in frames], max_items=NOTIFIER_TURN)]
+        figures = await _hub_pass(target, control, backend, runs, count)
+        single = await _hub_pass(target, control, backend, frames, count)
+        figures.update({"rate_single": single["rate"], "hub_us_single": single["hub_us"]})
     finally:
         backend.close()
         await _release(target, [sub], [])
         control.close()
+    return figures
+
+
+async def _hub_pass(target, control, backend, messages, count):
+    status = await _status(control)
+    base = status["messages"]["published"]
+    queued0 = status["queued_messages"]
+    hub = CpuMeter([target.pid_of("hub")])
+    with CpuMeter(target.pids()) as cpu, hub:
+        start = time.monotonic()
+        send = backend.sock.send_multipart
+        for m in messages:
+            send(m)
+        sent_at = time.monotonic()
+        deadline = start + 60
+        while True:
+            status = await _status(control)
+            if status["messages"]["published"] - base >= count or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        done = time.monotonic()
+    published = status["messages"]["published"] - base
     return {"rate": published / (done - start), "send_rate": count / max(1e-9, sent_at - start),
             "lost": (count - published) / count * 100,
             "queued": status["queued_messages"] - queued0,

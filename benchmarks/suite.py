@@ -68,6 +68,8 @@ ROWS = [
     ("throughput", "send_rate", "", "sender msg/s", None),
     ("hub", "rate", "(c) the hub's own rate", "events/s", (">=", 100000.0)),
     ("hub", "hub_us", "", "hub CPU µs/event", None),
+    ("hub", "rate_single", "", "events/s, 1 per msg", None),
+    ("hub", "hub_us_single", "", "µs/event, 1 per msg", None),
     ("idle_0", "kb_per_conn", "(d) {n} idle parked polls", "KB per poll", ("<=", 20.0)),
     ("idle_0", "control_p99", "", "control p99 ms", None),
     ("idle_1", "kb_per_conn", "(d) {n} idle parked polls", "KB per poll", ("<=", 20.0)),

@@ -299,12 +299,15 @@ def pack_batch(payloads):
     return head + b"".join(payloads)
 
 
-def batches(items, limit=BATCH_BYTES, size_of=len):
-    """Cut items into runs of at most ``limit`` bytes by ``size_of`` (an item larger than that goes alone)."""
+def batches(items, limit=None, size_of=len, max_items=None):
+    """Cut items into runs of at most ``limit`` bytes by ``size_of`` (an item larger than that goes alone)
+    and at most ``max_items`` items (defaults: ``BATCH_BYTES`` and ``MAX_BATCH``)."""
+    limit = BATCH_BYTES if limit is None else limit
+    max_items = MAX_BATCH if max_items is None else max_items
     run, size = [], 0
     for item in items:
         n = size_of(item)
-        if run and size + n > limit:
+        if run and (size + n > limit or len(run) >= max_items):
             yield run
             run, size = [], 0
         run.append(item)
@@ -394,6 +397,29 @@ def decode_event(frames):
         raise ProtocolError("bad_protocol", f"event must have 3 frames, got {len(frames)}")
     _check_tag(frames[1])
     return bytes(frames[0]), _unpack(frames[2])
+
+
+def decode_events(frames):
+    """Decode a PUB/SUB message that holds one event or a batch; returns ``(topic, [event_map, ...])``.
+
+    The notifier sends the events it has waiting as one message (an array of
+    maps, rule 11 of docs/PROTOCOL.md); an array holding anything but maps is
+    refused whole.
+    """
+    if len(frames) != 3:
+        raise ProtocolError("bad_protocol", f"event must have 3 frames, got {len(frames)}")
+    _check_tag(frames[1])
+    obj = _unpack(frames[2], batch=True)
+    if isinstance(obj, dict):
+        return bytes(frames[0]), [obj]
+    if not obj or len(obj) > MAX_BATCH or not all(isinstance(item, dict) for item in obj):
+        raise ProtocolError("bad_protocol", f"an event batch must be an array of 1 to {MAX_BATCH} msgpack maps")
+    return bytes(frames[0]), obj
+
+
+def encode_event_run(topic, payloads):
+    """One PUB/SUB message for a run of packed events: the event itself, or a batch of them."""
+    return [topic, TAG, payloads[0] if len(payloads) == 1 else pack_batch(payloads)]
 
 
 def encode_ingest(event):

@@ -191,23 +191,32 @@ class HubServer:
             self._send_reply(peer, req["id"], fields)
 
     def handle_event(self, frames):
-        """A publish event from the notifier: route it to the clients it names."""
+        """Publish events from the notifier (one, or a batch): route each to the clients it names."""
         try:
-            topic, event = protocol.decode_event(frames)
-            self.hub.metrics.event()
-            if topic == protocol.TOPIC_HEARTBEAT:
-                return
-            protocol.check_publish(event)
+            topic, events = protocol.decode_events(frames)
         except ProtocolError as ex:
             self.hub.metrics.error("bad_event_frame")
             self.bad.warn(b"events", ex.reason)
             return
-        try:
-            self.hub.publish(event["target"], event["message"], event.get("to"))
-        except ProtocolError:
-            self.hub.stats["undeliverable"] += 1
-        except Exception:
-            log.exception("publish event failed")
+        metrics = self.hub.metrics
+        heartbeat = topic == protocol.TOPIC_HEARTBEAT
+        publish = self.hub.publish
+        for event in events:
+            metrics.event()
+            if heartbeat:
+                continue
+            try:
+                protocol.check_publish(event)
+            except ProtocolError as ex:
+                metrics.error("bad_event_frame")
+                self.bad.warn(b"events", ex.reason)
+                continue
+            try:
+                publish(event["target"], event["message"], event.get("to"))
+            except ProtocolError:
+                self.hub.stats["undeliverable"] += 1
+            except Exception:
+                log.exception("publish event failed")
 
     # ---------------------------------------------------------------- loop
     def _drain(self, sock, handler):

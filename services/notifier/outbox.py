@@ -10,6 +10,8 @@ late. Every drop is counted.
 import collections
 import time
 
+from services import protocol
+
 
 class Outbox:
     """A FIFO of encoded events with a size bound and an age bound."""
@@ -46,16 +48,22 @@ class Outbox:
         self.expired += count
         return count
 
-    def drain(self, send):
-        """Pass held events, oldest first, to ``send(frames)`` until it returns False.
+    def drain_runs(self, send):
+        """Pass held events, oldest first, in runs (``protocol.batches`` of their payload frames):
+        ``send(list_of_frames)`` until it returns False.
 
-        Returns how many were sent; the one ``send`` refused stays at the front.
+        Returns how many events were sent; a refused run stays held.
         """
         items = self.items
         sent = 0
-        while items:
-            if not send(items[0][1]):
+        for run in protocol.batches([frames for _, frames in items], size_of=_payload_size):
+            if not send(run):
                 break
-            items.popleft()
-            sent += 1
+            for _ in run:
+                items.popleft()
+            sent += len(run)
         return sent
+
+
+def _payload_size(frames):
+    return len(frames[-1])

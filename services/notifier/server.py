@@ -184,18 +184,20 @@ class NotifierServer:
                 self.next_heartbeat = self.clock()
 
     # ------------------------------------------------------------- output
-    def _send(self, frames):
+    def _send(self, run):
+        """One message to the hubs for a run of held events: the event, or a batch (docs/PROTOCOL.md rule 11)."""
+        frames = protocol.encode_event_run(protocol.TOPIC_PUBLISH, [held[2] for held in run])
         try:
             protocol.send_frames(self.out, frames, _NOBLOCK)
         except zmq.Again:
             return False
-        self.stats["forwarded"] += 1
+        self.stats["forwarded"] += len(run)
         return True
 
     def flush(self):
         """Send held events while a hub is subscribed and its pipe has room; heartbeat when due."""
         if self.outbox and self.subscribed:
-            self.outbox.drain(self._send)
+            self.outbox.drain_runs(self._send)
         now = self.clock()
         if now >= self.next_heartbeat and self.subscribed:
             self.next_heartbeat = now + HEARTBEAT_SECONDS

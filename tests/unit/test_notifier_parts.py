@@ -28,17 +28,20 @@ def test_outbox_keeps_order_and_drops_the_oldest_when_full():
     for i in range(5):
         box.put([b"%d" % i])
     sent = []
-    assert box.drain(lambda frames: sent.append(frames[0]) or True) == 3
-    assert sent == [b"2", b"3", b"4"] and box.overflowed == 2 and len(box) == 0
+    assert box.drain_runs(lambda run: sent.append([frames[0] for frames in run]) or True) == 3
+    assert sent == [[b"2", b"3", b"4"]] and box.overflowed == 2 and len(box) == 0
 
 
-def test_outbox_keeps_what_send_refuses_at_the_front():
+def test_outbox_runs_are_cut_at_the_batch_size_and_a_refused_run_stays_at_the_front(monkeypatch):
+    monkeypatch.setattr(protocol, "BATCH_BYTES", 10)
     box = Outbox(limit=10, max_age=60, clock=Clock())
-    for i in range(3):
-        box.put([b"%d" % i])
+    for i in range(5):
+        box.put([b"abcd%d" % i])  # 5 bytes each: two per run
     room = iter([True, False])
-    assert box.drain(lambda frames: next(room)) == 1
-    assert [frames for _, frames in box.items] == [[b"1"], [b"2"]]
+    sent = []
+    assert box.drain_runs(lambda run: next(room) and not sent.append(run)) == 2
+    assert sent == [[[b"abcd0"], [b"abcd1"]]]
+    assert [frames for _, frames in box.items] == [[b"abcd2"], [b"abcd3"], [b"abcd4"]]
 
 
 def test_outbox_expires_old_events():

@@ -59,9 +59,9 @@ def receive_all(server, poller, sub, count):
 
     def enough():
         while sub.poll(0):
-            topic, event = protocol.decode_event(sub.recv_multipart())
+            topic, events = protocol.decode_events(sub.recv_multipart())
             if topic == protocol.TOPIC_PUBLISH:
-                got.append(event["message"]["i"])
+                got.extend(event["message"]["i"] for event in events)
         return len(got) >= count
 
     turn_until(server, poller, enough)
