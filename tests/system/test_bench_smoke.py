@@ -65,3 +65,20 @@ def test_scaling_points_are_measured(tmp_path):
         assert r["delivered"] == 100, r
         assert r["p50"] is not None and r["service_us"] is not None, r  # CPU ticks are 10 ms: may be 0 here
     assert "service µs per delivery" in suite.scaling_table()
+
+
+def test_lockstep_gives_a_cost_per_poll_for_every_process(tmp_path):
+    from benchmarks.lockstep import lockstep
+    from benchmarks.targets import Bridge
+
+    raise_fd_limit()
+    target = Bridge(tmp_path, {}).start()
+    loop = new_event_loop()
+    try:
+        figures = loop.run_until_complete(lockstep(target, clients=3, rounds=3))
+    finally:
+        loop.close()
+        target.stop()
+    roles = set(figures["per_poll_us"])
+    assert {"hub", "notifier", "gateway worker 1", "gateway worker 2"} == roles
+    assert figures["per_poll_us"]["hub"] > 0 and figures["client_us"] > 0 and figures["round_ms"] > 0
