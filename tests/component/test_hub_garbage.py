@@ -151,65 +151,59 @@ def test_rejections_are_logged_once_per_peer_per_minute(hub):
             sock.close()
 
 
-def test_bad_events_on_the_subscriber_socket_are_dropped(hub):
+@pytest.fixture
+def stand_in(hub):
+    """A PUB where the notifier's XPUB would be, and a client of the hub subscribed to ``jobs``."""
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     pub.bind(hub.env["BRIDGE_EVENTS_OUT"])
     sock = dealer(hub)
-    try:
-        cid = call(sock, protocol.OP_HANDSHAKE, 1, client_type="x", protocol_version="1.0")["client_id"]
-        call(sock, protocol.OP_SEND, 2, client_id=cid, message={"type": "subscribe", "channels": ["jobs"]})
-        bad = [
-            [protocol.TOPIC_PUBLISH, protocol.TAG, b"\xdd\xff\xff\xff\xff"],
-            [protocol.TOPIC_PUBLISH, protocol.TAG, pack({"target": "channel", "message": {"type": "x"}})],
-            [protocol.TOPIC_PUBLISH, b"WRONG", pack({"target": "all", "message": {"type": "x"}})],
-            [protocol.TOPIC_PUBLISH, protocol.TAG, pack({"target": "all", "message": "x"})],
-            [protocol.TOPIC_PUBLISH],
-            [protocol.TOPIC_PUBLISH, protocol.TAG, pack([{"target": "all", "message": {"type": "x"}}, "x"])],
-            [protocol.TOPIC_PUBLISH, protocol.TAG, pack([])],
-        ]
-        good = protocol.encode_event(protocol.TOPIC_PUBLISH,
-                                     protocol.publish_event("channel", {"type": "good"}, "jobs"))
-        # PUB/SUB joins asynchronously: repeat (bounded) until the good event arrives.
-        for n in range(100):
-            for frames in bad:
-                pub.send_multipart(frames)
-            pub.send_multipart(good)
-            rep = call(sock, protocol.OP_POLL, 10 + n, client_id=cid, wait=0.05)
-            types = {m["type"] for m in rep["messages"]}
-            if "good" in types:
-                break
-        assert types <= {"good", "connection_established"}, types
-        assert call(sock, protocol.OP_STATUS, 500)["ok"]
-    finally:
-        pub.close()
-        sock.close()
+    cid = call(sock, protocol.OP_HANDSHAKE, 1, client_type="x", protocol_version="1.0")["client_id"]
+    call(sock, protocol.OP_SEND, 2, client_id=cid, message={"type": "subscribe", "channels": ["jobs"]})
+    yield pub, sock, cid
+    pub.close()
+    sock.close()
 
 
-def test_a_batch_of_events_is_routed_in_order_and_a_bad_item_dropped_alone(hub):
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.bind(hub.env["BRIDGE_EVENTS_OUT"])
-    sock = dealer(hub)
-    try:
-        cid = call(sock, protocol.OP_HANDSHAKE, 1, client_type="x", protocol_version="1.0")["client_id"]
-        call(sock, protocol.OP_SEND, 2, client_id=cid, message={"type": "subscribe", "channels": ["jobs"]})
-        call(sock, protocol.OP_POLL, 3, client_id=cid)  # the welcome
-        events = [protocol.publish_event("channel", {"type": "n", "i": i}, "jobs") for i in range(3)]
-        events.insert(1, {"target": "channel", "message": {"type": "bad"}})  # no "to": refused alone
-        batch = protocol.encode_event_run(protocol.TOPIC_PUBLISH, [pack(e) for e in events])
-        got = []
-        for n in range(100):  # PUB/SUB joins asynchronously: resend (bounded) until the first batch lands
-            if not got:
-                pub.send_multipart(batch)
-            got = [m for m in call(sock, protocol.OP_POLL, 10 + n, client_id=cid, wait=0.05)["messages"]]
-            if got:
-                break
-        # in order, the bad item left out (a late earlier copy of the batch may follow: same pattern)
-        assert [(m["type"], m.get("i")) for m in got] == [("n", 0), ("n", 1), ("n", 2)] * (len(got) // 3)
-        assert len(got) % 3 == 0 and got
-        errors = call(sock, protocol.OP_METRICS, 500)["metrics"]["errors"]
-        assert errors.get("bad_event_frame", 0) >= 1
-    finally:
-        pub.close()
-        sock.close()
+def test_bad_events_on_the_subscriber_socket_are_dropped(stand_in):
+    pub, sock, cid = stand_in
+    bad = [
+        [protocol.TOPIC_PUBLISH, protocol.TAG, b"\xdd\xff\xff\xff\xff"],
+        [protocol.TOPIC_PUBLISH, protocol.TAG, pack({"target": "channel", "message": {"type": "x"}})],
+        [protocol.TOPIC_PUBLISH, b"WRONG", pack({"target": "all", "message": {"type": "x"}})],
+        [protocol.TOPIC_PUBLISH, protocol.TAG, pack({"target": "all", "message": "x"})],
+        [protocol.TOPIC_PUBLISH],
+        [protocol.TOPIC_PUBLISH, protocol.TAG, pack([{"target": "all", "message": {"type": "x"}}, "x"])],
+        [protocol.TOPIC_PUBLISH, protocol.TAG, pack([])],
+    ]
+    good = protocol.encode_event(protocol.TOPIC_PUBLISH,
+                                 protocol.publish_event("channel", {"type": "good"}, "jobs"))
+    # PUB/SUB joins asynchronously: repeat (bounded) until the good event arrives.
+    for n in range(100):
+        for frames in bad:
+            pub.send_multipart(frames)
+        pub.send_multipart(good)
+        rep = call(sock, protocol.OP_POLL, 10 + n, client_id=cid, wait=0.05)
+        types = {m["type"] for m in rep["messages"]}
+        if "good" in types:
+            break
+    assert types <= {"good", "connection_established"}, types
+    assert call(sock, protocol.OP_STATUS, 500)["ok"]
+
+
+def test_a_batch_of_events_is_routed_in_order_and_a_bad_item_dropped_alone(stand_in):
+    pub, sock, cid = stand_in
+    call(sock, protocol.OP_POLL, 3, client_id=cid)  # the welcome
+    events = [protocol.publish_event("channel", {"type": "n", "i": i}, "jobs") for i in range(3)]
+    events.insert(1, {"target": "channel", "message": {"type": "bad"}})  # no "to": refused alone
+    batch = protocol.encode_event_run(protocol.TOPIC_PUBLISH, [pack(e) for e in events])
+    for n in range(100):  # PUB/SUB joins asynchronously: resend (bounded) until the first batch lands
+        pub.send_multipart(batch)
+        got = call(sock, protocol.OP_POLL, 10 + n, client_id=cid, wait=0.05)["messages"]
+        if got:
+            break
+    # in order, the bad item left out (a late earlier copy of the batch may follow: same pattern)
+    assert [(m["type"], m.get("i")) for m in got] == [("n", 0), ("n", 1), ("n", 2)] * (len(got) // 3)
+    assert len(got) % 3 == 0 and got
+    errors = call(sock, protocol.OP_METRICS, 500)["metrics"]["errors"]
+    assert errors.get("bad_event_frame", 0) >= 1
