@@ -93,8 +93,9 @@ async def lockstep(target, clients, rounds, timeout=30.0):
         control.close()
         backend.close()
     polls = clients * rounds
-    per_poll = {roles[pid]: (after[pid] - before[pid]) / polls * 1e6 for pid in roles}
-    client = (mine_after.user + mine_after.system - mine.user - mine.system) / polls * 1e6
+    # CPU times are sums of floats: a process that used nothing can read as -1e-11, never less than 0.
+    per_poll = {roles[pid]: max(0.0, after[pid] - before[pid]) / polls * 1e6 for pid in roles}
+    client = max(0.0, mine_after.user + mine_after.system - mine.user - mine.system) / polls * 1e6
     return {"round_ms": statistics.median(walls) * 1000, "per_poll_us": per_poll, "client_us": client}
 
 
