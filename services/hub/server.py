@@ -19,7 +19,7 @@ from services.hub.store import open_store
 
 log = logging.getLogger(__name__)
 
-DRAIN_BUDGET = 5000  # messages read from one socket per loop turn before flushing
+DRAIN_BUDGET = 5000  # requests or events read from one socket per loop turn before flushing (a batch counts as what it holds)
 MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
 # The hub keeps every queued message (a dict and a tuple or two each) for as long as it is queued, and makes
 # almost no cyclic garbage; at Python's default of 700 allocations per young collection, the collector spent
@@ -140,7 +140,7 @@ class HubServer:
 
     # ------------------------------------------------------------ dispatch
     def handle_request(self, frames):
-        """The one dispatch wrapper: decode, run the handler, turn errors into codes."""
+        """The one dispatch wrapper: decode, run the handler, turn errors into codes; returns the requests read."""
         peer = frames[0]
         try:
             items, batch = protocol.decode_requests(frames[1:])
@@ -170,6 +170,7 @@ class HubServer:
                 self.hub.metrics.error("bad_request_frame")
                 continue
             self._dispatch(peer, req)
+        return len(items)
 
     def _dispatch(self, peer, req):
         """Run one checked request's handler; a refusal or a failure becomes an error reply."""
@@ -191,13 +192,13 @@ class HubServer:
             self._send_reply(peer, req["id"], fields)
 
     def handle_event(self, frames):
-        """Publish events from the notifier (one, or a batch): route each to the clients it names."""
+        """Publish events from the notifier (one, or a batch): route each to the clients it names; returns how many."""
         try:
             topic, events = protocol.decode_events(frames)
         except ProtocolError as ex:
             self.hub.metrics.error("bad_event_frame")
             self.bad.warn(b"events", ex.reason)
-            return
+            return 1
         metrics = self.hub.metrics
         heartbeat = topic == protocol.TOPIC_HEARTBEAT
         publish = self.hub.publish
@@ -217,15 +218,22 @@ class HubServer:
                 self.hub.stats["undeliverable"] += 1
             except Exception:
                 log.exception("publish event failed")
+        return len(events)
 
     # ---------------------------------------------------------------- loop
     def _drain(self, sock, handler):
-        for _ in range(DRAIN_BUDGET):
+        """Read and handle messages until none wait or ``DRAIN_BUDGET`` requests or events were handled.
+
+        A batch counts as what it holds, so one turn's work stays bounded
+        however the messages were packed.
+        """
+        budget = DRAIN_BUDGET
+        while budget > 0:
             try:
                 frames = protocol.recv_frames(sock, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            handler(frames)
+            budget -= handler(frames) or 1
 
     def _timeout_ms(self):
         now = self.clock()
