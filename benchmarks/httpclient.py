@@ -181,14 +181,19 @@ def header(block, name):
     return block[start:block.index(b"\r\n", start)].strip()
 
 
+async def gather_bounded(calls, concurrency):
+    """Await every ``call()`` (coroutine functions), at most ``concurrency`` at a time."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(call):
+        async with sem:
+            await call()
+
+    await asyncio.gather(*(one(c) for c in calls))
+
+
 async def open_many(host, port, count, concurrency=200):
     """``count`` open connections, opened ``concurrency`` at a time (the listen backlog is finite)."""
     conns = [Connection(host, port) for _ in range(count)]
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(conn):
-        async with sem:
-            await conn.open()
-
-    await asyncio.gather(*(one(c) for c in conns))
+    await gather_bounded([c.open for c in conns], concurrency)
     return conns

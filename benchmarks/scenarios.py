@@ -15,7 +15,7 @@ import time
 import psutil
 
 from benchmarks.backend import Backend
-from benchmarks.httpclient import Connection, open_many
+from benchmarks.httpclient import Connection, gather_bounded, open_many
 from benchmarks import payload
 from benchmarks.targets import service_processes, total_rss, wait_parked
 from services import protocol
@@ -85,14 +85,18 @@ async def _setup_subscribers(target, channels, count, concurrency=100):
     """``count`` subscribers, the k-th on ``channels[k % len(channels)]``."""
     conns = await open_many("127.0.0.1", target.port, count)
     subs = [target.subscriber(channels[k % len(channels)], conn) for k, conn in enumerate(conns)]
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(sub):
-        async with sem:
-            await sub.setup()
-
-    await asyncio.gather(*(one(s) for s in subs))
+    await gather_bounded([s.setup for s in subs], concurrency)
     return subs
+
+
+async def _one_subscriber(target, kind):
+    """A new channel of ``kind``, a control connection, the polls parked before, and one set-up subscriber."""
+    channel = channel_name(kind)
+    control = await _control_conn(target)
+    base = max(0, await target.parked(control))
+    sub = target.subscriber(channel)
+    await sub.setup()
+    return channel, control, base, sub
 
 
 async def _release(target, subs, tasks, concurrency=20):
@@ -173,11 +177,7 @@ class HttpPublisher:
 # ----------------------------------------------------------------- (a)
 async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
     """Publish one message, wait for the one long-poller to get it, repeat: p50/p99/max."""
-    channel = channel_name("lat")
-    control = await _control_conn(target)
-    base = max(0, await target.parked(control))
-    sub = target.subscriber(channel)
-    await sub.setup()
+    channel, control, base, sub = await _one_subscriber(target, "lat")
     pub = await _control_conn(target)
     loop = asyncio.get_running_loop()
     waiting = {}
@@ -289,11 +289,7 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
 # ----------------------------------------------------------------- (c)
 async def throughput(target, count, mode, concurrency=4, stall=5.0):
     """A separate sender floods one channel; one long-poller drains it: delivered msg/s, lost."""
-    channel = channel_name("tp")
-    control = await _control_conn(target)
-    base = max(0, await target.parked(control))
-    sub = target.subscriber(channel)
-    await sub.setup()
+    channel, control, base, sub = await _one_subscriber(target, "tp")
     seen = set()
     state = {"last": None}
 
@@ -446,11 +442,7 @@ async def idle(target, count, controls=300, wait=25, warm=200):
 # ----------------------------------------------------------------- (e)
 async def publishers(target, count, mode, concurrency=2):
     """``count`` short-lived processes, each publishing one event and exiting."""
-    channel = channel_name("pubs")
-    control = await _control_conn(target)
-    base = max(0, await target.parked(control))
-    sub = target.subscriber(channel)
-    await sub.setup()
+    channel, control, base, sub = await _one_subscriber(target, "pubs")
     seen = set()
 
     async def reader():
