@@ -3,7 +3,15 @@
 import subprocess
 import sys
 
-from tests.stack import ROOT
+from tests.stack import ROOT, Stack
+
+
+def live_stack(tmp_path_factory, name):
+    """Hub, notifier (status every second) and gateway for a module's tests; a generator for a fixture."""
+    stack = Stack(tmp_path_factory.mktemp(name), {"BRIDGE_STATUS_INTERVAL": "1"})
+    stack.start("hub", "notifier", "gateway").wait_ready()
+    yield stack
+    stack.stop_all()
 
 
 def connect(stack, client_type="lightroom", channels=()):

@@ -6,16 +6,13 @@ import sys
 
 import pytest
 
-from tests.stack import ROOT, Stack, free_port, wait_for
-from tests.system.operator_support import bridge, connect, poll
+from tests.stack import ROOT, free_port, wait_for
+from tests.system.operator_support import live_stack, bridge, connect, poll
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("cli"), {"BRIDGE_STATUS_INTERVAL": "1"})
-    stack.start("hub", "notifier", "gateway").wait_ready()
-    yield stack
-    stack.stop_all()
+    yield from live_stack(tmp_path_factory, "cli")
 
 
 def test_status_reports_every_part_healthy(live):

@@ -5,8 +5,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.stack import Stack, wait_for
-from tests.system.operator_support import connect, poll
+from tests.stack import wait_for
+from tests.system.operator_support import live_stack, connect, poll
 
 
 def scrape(stack):
@@ -26,10 +26,7 @@ def value(samples, name, **labels):
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("metrics"), {"BRIDGE_STATUS_INTERVAL": "1"})
-    stack.start("hub", "notifier", "gateway").wait_ready()
-    yield stack
-    stack.stop_all()
+    yield from live_stack(tmp_path_factory, "metrics")
 
 
 def test_counters_move_as_messages_flow(live):
