@@ -502,57 +502,39 @@ class SqliteStore:
             else:
                 singles.extend(zip(range(first, first + len(run)), map(encode, run)))
         db = self.db
-        # A turn of polls whose acks all wait for the checkpoint has nothing to write: no transaction at all.
-        write = bool(drop_sessions or runs or singles or upserts or counter_rows or trims or holes or rows or groups
-                     or gone_groups or history.removed or channel_rows or history.trimmed or history_rows
-                     or jobs.removed or job_rows or (jobs.system_changed and jobs.system_status is not None))
+        gone = [(name,) for name in history.removed]
+        system = [(encode(jobs.system_status),)] if jobs.system_changed and jobs.system_status is not None else ()
+        steps = (  # in this order; a step with no rows is skipped
+            ("DELETE FROM sessions WHERE client_id=?", drop_sessions),
+            ("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges),
+            ("DELETE FROM holes WHERE k>=? AND k<?", drop_ranges),
+            ("INSERT INTO message_runs VALUES (?, ?, ?)", runs),
+            ("INSERT INTO messages (id, body) VALUES (?, ?)", singles),
+            ("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)", upserts),
+            ("UPDATE sessions SET head=?, next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
+             counter_rows),
+            ("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims),
+            ("DELETE FROM holes WHERE k>=? AND k<?", hole_trims if trims else ()),
+            ("INSERT OR IGNORE INTO holes VALUES (?)", holes),
+            ("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows),
+            ("INSERT INTO queue_groups VALUES (?, ?, ?)", groups),
+            ("DELETE FROM queue_groups WHERE id=?", gone_groups),
+            ("DELETE FROM history WHERE channel=?", gone),
+            ("DELETE FROM channels WHERE name=?", gone),
+            ("INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?)", channel_rows),
+            ("DELETE FROM history WHERE channel=? AND offset<?", list(history.trimmed.items())),
+            ("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", history_rows),
+            ("DELETE FROM jobs WHERE job_id=?", [(k,) for k in jobs.removed]),
+            ("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows),
+            ("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", system),
+        )
+        writes = [(sql, rows) for sql, rows in steps if rows]
         try:
-            if write:
+            # A turn of polls whose acks all wait for the checkpoint has nothing to write: no transaction at all.
+            if writes:
                 db.execute("BEGIN")
-            if drop_sessions:
-                db.executemany("DELETE FROM sessions WHERE client_id=?", drop_sessions)
-                db.executemany("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges)
-                db.executemany("DELETE FROM holes WHERE k>=? AND k<?", drop_ranges)
-            if runs:
-                db.executemany("INSERT INTO message_runs VALUES (?, ?, ?)", runs)
-            if singles:
-                db.executemany("INSERT INTO messages (id, body) VALUES (?, ?)", singles)
-            if upserts:
-                db.executemany("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)", upserts)
-            if counter_rows:
-                db.executemany(
-                    "UPDATE sessions SET head=?, next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
-                    counter_rows,
-                )
-            if trims:
-                db.executemany("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims)
-                if hole_trims:
-                    db.executemany("DELETE FROM holes WHERE k>=? AND k<?", hole_trims)
-            if holes:
-                db.executemany("INSERT OR IGNORE INTO holes VALUES (?)", holes)
-            if rows:
-                db.executemany("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows)
-            if groups:
-                db.executemany("INSERT INTO queue_groups VALUES (?, ?, ?)", groups)
-            if gone_groups:
-                db.executemany("DELETE FROM queue_groups WHERE id=?", gone_groups)
-            if history.removed:
-                gone = [(name,) for name in history.removed]
-                db.executemany("DELETE FROM history WHERE channel=?", gone)
-                db.executemany("DELETE FROM channels WHERE name=?", gone)
-            if channel_rows:
-                db.executemany("INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?)", channel_rows)
-            if history.trimmed:
-                db.executemany("DELETE FROM history WHERE channel=? AND offset<?", list(history.trimmed.items()))
-            if history_rows:
-                db.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", history_rows)
-            if jobs.removed:
-                db.executemany("DELETE FROM jobs WHERE job_id=?", [(k,) for k in jobs.removed])
-            if job_rows:
-                db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows)
-            if jobs.system_changed and jobs.system_status is not None:
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", (encode(jobs.system_status),))
-            if write:
+                for sql, rows in writes:
+                    db.executemany(sql, rows)
                 db.execute("COMMIT")
         except sqlite3.Error as ex:
             if db.in_transaction:
