@@ -290,11 +290,16 @@ def decode_requests(frames):
     if len(frames) != 2:
         raise ProtocolError("bad_protocol", f"request must have 2 frames, got {len(frames)}")
     _check_tag(frames[0])
-    obj = _unpack(frames[1], batch=True)
+    return _maps(frames[1], "requests")
+
+
+def _maps(payload, what):
+    """``([map], False)`` for a map, ``(maps, True)`` for a batch of 1 to ``MAX_BATCH`` maps; else refused whole."""
+    obj = _unpack(payload, batch=True)
     if isinstance(obj, dict):
         return [obj], False
     if not obj or len(obj) > MAX_BATCH:
-        raise ProtocolError("bad_protocol", f"a batch holds 1 to {MAX_BATCH} requests, got {len(obj)}")
+        raise ProtocolError("bad_protocol", f"a batch holds 1 to {MAX_BATCH} {what}, got {len(obj)}")
     if not all(isinstance(item, dict) for item in obj):
         raise ProtocolError("bad_protocol", "a batch must be an array of msgpack maps")
     return obj, True
@@ -422,12 +427,7 @@ def decode_events(frames):
     if len(frames) != 3:
         raise ProtocolError("bad_protocol", f"event must have 3 frames, got {len(frames)}")
     _check_tag(frames[1])
-    obj = _unpack(frames[2], batch=True)
-    if isinstance(obj, dict):
-        return bytes(frames[0]), [obj]
-    if not obj or len(obj) > MAX_BATCH or not all(isinstance(item, dict) for item in obj):
-        raise ProtocolError("bad_protocol", f"an event batch must be an array of 1 to {MAX_BATCH} msgpack maps")
-    return bytes(frames[0]), obj
+    return bytes(frames[0]), _maps(frames[2], "events")[0]
 
 
 def encode_event_run(topic, payloads):
