@@ -317,6 +317,11 @@ def pack_batch(payloads):
     return head + b"".join(payloads)
 
 
+def payload_of(run):
+    """The payload for a run of packed maps: the map itself when alone, else their batch."""
+    return run[0] if len(run) == 1 else pack_batch(run)
+
+
 def batches(items, limit=None, size_of=len, max_items=None):
     """Cut items into runs of at most ``limit`` bytes by ``size_of`` (an item larger than that goes alone)
     and at most ``max_items`` items (defaults: ``BATCH_BYTES`` and ``MAX_BATCH``)."""
@@ -432,7 +437,7 @@ def decode_events(frames):
 
 def encode_event_run(topic, payloads):
     """One PUB/SUB message for a run of packed events: the event itself, or a batch of them."""
-    return [topic, TAG, payloads[0] if len(payloads) == 1 else pack_batch(payloads)]
+    return [topic, TAG, payload_of(payloads)]
 
 
 def encode_ingest(event):

@@ -125,9 +125,8 @@ class HubClient:
             return
         if not outbox:
             return
-        runs = [outbox] if len(outbox) == 1 else protocol.batches(outbox, size_of=_payload_size)
-        for run in runs:
-            payload = run[0][0] if len(run) == 1 else protocol.pack_batch([item[0] for item in run])
+        for run in protocol.batches(outbox, size_of=_payload_size):
+            payload = protocol.payload_of([packed for packed, _ in run])
             try:
                 protocol.send_frames(self._sock, (protocol.TAG, payload), zmq.NOBLOCK)
             except zmq.Again:

@@ -123,8 +123,8 @@ class HubServer:
         for peer, payload in held:
             by_peer.setdefault(peer, []).append(payload)
         for peer, payloads in by_peer.items():
-            if peer in self.batching and len(payloads) > 1:
-                messages = [protocol.pack_batch(run) for run in protocol.batches(payloads)]
+            if peer in self.batching:
+                messages = [protocol.payload_of(run) for run in protocol.batches(payloads)]
             else:
                 messages = payloads
             for payload in messages:
