@@ -58,6 +58,16 @@ class Rig:
     def poll(self, client_id, ack=None):
         return self.hub.poll(b"gw", 1, client_id, 0, ack)["messages"]
 
+    def conflated_client(self):
+        """A client on ``jobs`` (queue of 3) given jobs a, b, c, then a newer b that replaces the old one."""
+        s = self.client(["jobs"])
+        for n, job in enumerate(("a", "b", "c")):
+            self.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": job, "n": n}, "jobs")
+        self.commit()
+        self.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": "b", "n": 3}, "jobs")
+        self.commit()
+        return s
+
 
 @pytest.fixture
 def rig(tmp_path):
@@ -209,12 +219,7 @@ def test_store_stays_bounded_over_a_simulated_day(tmp_path):
 
 def test_a_conflated_entry_stays_gone_after_a_restart(tmp_path):
     rig = Rig(tmp_path / "holes.sqlite3", queue_size=3)
-    s = rig.client(["jobs"])
-    for n, job in enumerate(("a", "b", "c")):
-        rig.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": job, "n": n}, "jobs")
-    rig.commit()
-    rig.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": "b", "n": 3}, "jobs")  # replaces b
-    rig.commit()
+    s = rig.conflated_client()
     before = [(seq, m["n"]) for seq, m in s.queue]
     hub = rig.restart()
     assert [(seq, m["n"]) for seq, m in hub.sessions[s.client_id].queue] == before == [(2, 0), (4, 2), (5, 3)]

@@ -138,12 +138,7 @@ def test_an_overflow_and_its_dropped_count_are_written_in_their_own_turn(tmp_pat
 
 def test_holes_go_with_the_checkpoint_that_passes_them(tmp_path):
     rig = Rig(tmp_path / "holes.sqlite3", queue_size=3)
-    s = rig.client(["jobs"])
-    for n, job in enumerate(("a", "b", "c")):
-        rig.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": job, "n": n}, "jobs")
-    rig.commit()
-    rig.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": "b", "n": 3}, "jobs")  # 3 goes
-    rig.commit()
+    s = rig.conflated_client()
     assert rig.store.counts()["holes"] == 1 and s.client_id in rig.store.hole_highs
     rig.poll(s.client_id, ack=5)
     rig.mono.advance(rig.store.checkpoint_seconds)
