@@ -134,3 +134,44 @@ def test_an_sse_reader_that_stops_reading_is_told_exactly_what_it_lost(api, publ
     assert dropped > 0
     check_exact(seqs, dropped)
     assert entry(api, client_id)["dropped"] == dropped
+
+
+def test_long_lived_sse_readers_that_never_ack_keep_getting_keyed_messages_after_a_restart(stack_factory):
+    """The report of a minutes-long SSE reader: seq 1-100, then only a few of the next 83, with drops.
+
+    A reader that never acks keeps a full queue of messages it already has.
+    Each newcomer then found a full queue and went to conflation, which, with
+    no undelivered keyed message to replace, dropped a keyed newcomer
+    (``system_status``, ``job_progress``) itself, and counted it. Sessions
+    restored after a hub restart (docs/DURABILITY.md) and several readers at
+    once, as reported; the messages come one at a time, as a sampler sends them.
+    """
+    stack = stack_factory({"BRIDGE_QUEUE_SIZE": str(QUEUE), "BRIDGE_GATEWAY_WORKERS": "2"})
+    publisher = HubPublisher(stack)
+    clients = [stack.handshake("dashboard") for _ in range(3)]
+    try:
+        for client_id in clients:  # a full queue for each, before the restart
+            burst(publisher, client_id, QUEUE)
+        publisher.close()
+        stack.stop("hub")
+        stack.start("hub")
+        wait_for(lambda: stack.get("/ws/status").status == 200, timeout=20, message="the restarted hub")
+        publisher = HubPublisher(stack)
+        streams = [SSEStream(stack, client_id) for client_id in clients]  # no Last-Event-ID, as curl
+        for client_id, stream in zip(clients, streams):
+            first = [stream.next_message(20) for _ in range(QUEUE)]
+            assert first[-1]["data"]["n"] == QUEUE - 1, first[-1]
+            stack.wait_parked(client_id)
+        for n in range(83):
+            for client_id in clients:
+                kind = "system_status" if n % 2 else "job_progress"
+                publisher.publish([{"type": kind, "job_id": "j1", "progress": n, "status": {"cpu": n}}],
+                                  target="client", to=client_id)
+        for client_id, stream in zip(clients, streams):
+            events = [stream.next_message(20) for _ in range(83)]
+            assert [e["data"]["progress"] for e in events] == list(range(83))
+            entry_now = entry(stack, client_id)
+            assert entry_now["dropped"] == 0 and entry_now["acked_seq"] == 1 and entry_now["queue_depth"] == QUEUE
+            stream.close()
+    finally:
+        publisher.close()
