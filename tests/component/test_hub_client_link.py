@@ -112,3 +112,27 @@ def test_the_hub_never_sends_a_reply_over_the_limit():
     assert [len(run) for run in runs] == [1, 1, 1]
     assert all(len(protocol.payload_of(run)) <= protocol.MAX_REPLY_BYTES for run in runs)
     assert protocol.BATCH_BYTES + 5 <= protocol.MAX_FRAME_BYTES < protocol.MAX_REPLY_BYTES
+
+
+def test_the_hub_answers_a_reply_over_the_limit_with_an_error_instead_of_sending_it():
+    from services.hub.config import HubConfig
+    from services.hub.server import HubServer
+    from tests.stack import free_port
+
+    ports = [free_port() for _ in range(3)]
+    server = HubServer(HubConfig(
+        rpc_endpoint=f"tcp://127.0.0.1:{ports[0]}", events_endpoint=f"tcp://127.0.0.1:{ports[1]}",
+        client_events_endpoint=f"tcp://127.0.0.1:{ports[2]}",
+    ))
+    try:
+        server._send_reply(b"peer", 7, {"clients": ["x" * protocol.MAX_REPLY_BYTES]})
+        server._send_reply(b"peer", 8, {"clients": ["x" * (protocol.MAX_REPLY_BYTES - 1024)]})
+        (_, refused), (_, kept) = server.held
+        refused = protocol.decode_replies([protocol.TAG, refused])[0]
+        assert (refused["id"], refused["ok"], refused["code"]) == (7, False, "internal")
+        assert len(kept) <= protocol.MAX_REPLY_BYTES and protocol.decode_replies([protocol.TAG, kept])[0]["ok"]
+        assert server.hub.metrics.errors["reply_too_large"] == 1
+    finally:
+        server.held.clear()
+        server.close()
+        server.hub.store.close()
