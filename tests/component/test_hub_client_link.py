@@ -57,13 +57,11 @@ def test_a_dropped_frame_fails_waiting_requests_at_once_and_a_fresh_socket_takes
             first = asyncio.ensure_future(client.request(protocol.OP_STATUS))
             second = asyncio.ensure_future(client.request(protocol.OP_CLIENTS))
             (peer, a), (_, b) = await hub.requests(2)
-            loop = asyncio.get_running_loop()
-            started = loop.time()
             hub.answer(peer, a["id"], status={"pad": "x" * (2 * LIMIT)})  # larger than the client accepts
             for waiting in (first, second):
-                with pytest.raises(HubUnavailable):
+                # Failed by the lost link at once, not by the 10 s timeout ("did not answer in time").
+                with pytest.raises(HubUnavailable, match="went away"):
                     await asyncio.wait_for(waiting, 5)
-            assert loop.time() - started < 2  # at once, not after the 10 s timeout
             # A new socket (a new identity at the hub) answers the next request within a second or so.
             third = asyncio.ensure_future(client.request(protocol.OP_STATUS))
             (new_peer, c), = await hub.requests(1)
