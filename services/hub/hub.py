@@ -241,9 +241,11 @@ class Hub:
         costs nothing (``Session.enqueue`` notes it as delivered), so no other
         message is conflated or lost for it.
         """
+        if session.queue[0][0] <= session.sent:
+            return False
         parked = session.parked
         if parked is not None and parked.window is not None:
-            self._push(session)
+            self._push(session)  # everything pending in one push, so the next ones make room for free too
         return session.queue[0][0] > session.sent
 
     def _make_room(self, session, msg):
