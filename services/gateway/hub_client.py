@@ -67,6 +67,7 @@ class HubClient:
         self._pending = {}
         self._streams = {}  # req_id -> (sink, timer): requests answered by several replies (stream polls)
         self.reconnects = 0
+        self._backoff = 0.0  # delay before the next fresh socket; grows while links keep failing at once
         self._sock = None
         self._monitor = None
         self._loop = None
@@ -262,10 +263,14 @@ class HubClient:
                     self.endpoint, self.max_reply_bytes, len(self._pending) + len(self._streams),
                 )
                 self._fail_all("the hub went away")
-                self._loop.call_soon(self._replace_socket)
+                # At once after a healthy link; a link that keeps failing (say, CURVE keys the hub refuses)
+                # is retried at most once a second rather than in a busy loop.
+                self._loop.call_later(self._backoff, self._replace_socket, self._sock)
+                self._backoff = min(1.0, max(0.1, self._backoff * 2))
                 return
             elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._connected.set()
+                self._backoff = 0.0
                 log.info("connected to the hub at %s", self.endpoint)
 
     def _fail_all(self, reason):
@@ -275,9 +280,9 @@ class HubClient:
         for req_id in list(self._streams):
             self._fail_stream(req_id, reason)
 
-    def _replace_socket(self):
+    def _replace_socket(self, failed):
         """Close the failed DEALER and connect a new one (ZeroMQ gives up on a link it closed for an error)."""
-        if self._sock is None:  # closed meanwhile
+        if self._sock is None or self._sock is not failed:  # closed or replaced meanwhile
             return
         self._close_sockets()
         self.reconnects += 1
