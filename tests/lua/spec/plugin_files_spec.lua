@@ -3,7 +3,7 @@ local LrDialogs = import 'LrDialogs'
 local LrTasks = import 'LrTasks'
 local shim = require 'lr_shim'
 
-local DIR = '../../plugin/LightroomBridge.lrdevplugin/'
+local DIR = shim.pluginDir .. '/' -- the folder `require` searches (spec/support/helper.lua)
 local PURE = { 'Json', 'Backoff', 'Envelope', 'SeqTracker', 'Dispatcher', 'Transport', 'Config', 'Connection', 'BridgeStatus',
 	'Positions', 'SessionStore' }
 
@@ -18,7 +18,7 @@ local function listLua()
 	local files = {}
 	local p = assert(io.popen('ls ' .. DIR))
 	for name in p:lines() do
-		if name:match('%.lua$') and name ~= 'dkjson.lua' then files[#files + 1] = name end
+		if name:match('%.lua$') then files[#files + 1] = name end
 	end
 	p:close()
 	return files
@@ -65,7 +65,7 @@ describe("plug-in folder", function()
 	it("keeps the pure modules free of the SDK (they load where import does not exist)", function()
 		for _, name in ipairs(PURE) do
 			local script = string.format(
-				"package.path = %q .. package.path; import = function(n) error('SDK import of ' .. n) end; require %q",
+				"package.path = %q; package.cpath = ''; import = function(n) error('SDK import of ' .. n) end; require %q",
 				DIR .. '?.lua;', name)
 			local p = assert(io.popen('lua5.1 -e ' .. string.format('%q', script) .. ' 2>&1; echo "rc=$?"'))
 			local out = p:read('*a')
