@@ -28,7 +28,7 @@ local Envelope = require 'Envelope'
 
 local M = {}
 
-M.PLUGIN_VERSION = '1.0.0' -- keep in step with VERSION in Info.lua
+M.PLUGIN_VERSION = '0.1.0' -- keep in step with VERSION in Info.lua and pyproject.toml
 
 local logger = LrLogger('LightroomBridge')
 logger:enable('logfile')

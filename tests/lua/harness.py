@@ -19,6 +19,24 @@ from tests.stack import wait_for
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "drivers" / "client_driver.lua"
 LUA = shutil.which("lua5.1")
+PLUGIN_SPECS = sorted(p.relative_to(HERE).as_posix() for p in (HERE / "spec").glob("plugin_*_spec.lua"))
+
+
+def run_busted(specs, plugin_dir=None, env=None, timeout=300):
+    """Run busted (under lua5.1, TAP output) on ``specs`` from tests/lua; returns ``(passed, output)``.
+
+    ``plugin_dir`` is the folder the specs' ``require`` may load plug-in modules from
+    (LR_PLUGIN_DIR, spec/support/helper.lua); by default the repository's plug-in folder.
+    """
+    run_env = dict(os.environ, LR_SHIM_LOG_DIR=os.environ.get("TMPDIR", "/tmp"), **(env or {}))
+    if plugin_dir is not None:
+        run_env["LR_PLUGIN_DIR"] = str(plugin_dir)
+    res = subprocess.run(["busted", "--lua=lua5.1", "-o", "TAP", *specs], cwd=HERE, env=run_env,
+                         capture_output=True, text=True, timeout=timeout)
+    out = res.stdout + res.stderr
+    failed = [line for line in res.stdout.splitlines() if line.startswith("not ok")]
+    ran = any(line.startswith("ok ") for line in res.stdout.splitlines())
+    return res.returncode == 0 and not failed and ran, out
 
 
 class LuaClient:
