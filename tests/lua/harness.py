@@ -43,19 +43,21 @@ class LuaClient:
     """One Lua client process; ``events`` holds every line it printed, parsed."""
 
     def __init__(self, base_url, workdir, options=None, failing_listener=False, deadline=60, plugin_dir=None,
-                 prefs_file=None):
+                 prefs_file=None, env=None):
         self.base_url = base_url
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_dir = self.workdir / "lrlogs"
         self.log_dir.mkdir(exist_ok=True)
         self.env = dict(os.environ)
+        self.env.update(env or {})  # e.g. what a command the plug-in starts (LrTasks.execute) should see
         self.env.update({
             "BRIDGE_URL": base_url,
             "DRIVER_OPTIONS": json.dumps(options or {}),
             "DRIVER_DEADLINE": str(deadline),
             "DRIVER_FAILING_LISTENER": "1" if failing_listener else "0",
             "LR_SHIM_LOG_DIR": str(self.log_dir),
+            "LR_SHIM_EXECUTE_LOG_DIR": str(self.log_dir),
         })
         if plugin_dir is not None:
             self.env["PLUGIN_DIR"] = str(plugin_dir)

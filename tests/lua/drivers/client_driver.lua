@@ -13,6 +13,9 @@ It prints one JSON object per line on stdout:
     {"ev": "sent", "action": ..., "ok": ..., "response"|"error": ..., "seconds": ...}
     {"ev": "stopped", "tasks": N, "seconds": S}  after a disconnect or shutdown command, once every task ended
     {"ev": "exit", "reason": ...}
+    {"ev": "execute", "command": ..., "pid": ..., "status": ...}   LrTasks.execute ran a command (the plug-in
+                                                 started the bridge): once when it runs (pid: its process
+                                                 group), once more with its exit status when it ended
 
 The test drives it through the bridge itself: a message {type = "test_command",
 action = ...} sent to this client (POST /ws/send/<client_id>) runs the action.
@@ -107,6 +110,10 @@ WebSocketClient.registerHandler('test_command', function(message)
 		action(message)
 	end, 'driver command')
 end)
+
+LrTasks._onExecute = function(record)
+	emit({ ev = 'execute', command = record.command, pid = record.pid, status = record.status, output = record.output })
+end
 
 if os.getenv('DRIVER_FAILING_LISTENER') == '1' then
 	for _, name in ipairs(LISTENED_TYPES) do

@@ -116,13 +116,28 @@ describe("SDK glue", function()
 		local sections = provider.sectionsForTopOfDialog(factory, props)
 		assert.are.equal('Bridge connection', sections[1].title)
 		assert.is_true(#views > 10)
+		-- every setting has its edit field, the start command included
+		local bound = {}
+		local function walk(view)
+			if type(view) ~= 'table' then return end
+			if view._kind == 'edit_field' and type(view.value) == 'table' then bound[view.value.bind] = true end
+			for _, child in pairs(view) do walk(child) end
+		end
+		walk(sections)
+		assert.are.same({ serverUrl = true, channels = true, clientName = true, startCommand = true }, bound)
+		assert.are.equal('', props.startCommand)
 		props.serverUrl = 'http://127.0.0.1:1'
+		props.startCommand = '/opt/bridge/bin/lrbridge run'
+		LrTasks._executeHandler = function() return 127 end -- the reconnect below may try it: run nothing
 		provider.endDialog(props)
 		assert.are.equal('http://127.0.0.1:1', prefs.serverUrl)
+		assert.are.equal('/opt/bridge/bin/lrbridge run', prefs.startCommand)
+		assert.are.equal('/opt/bridge/bin/lrbridge run', (require 'WebSocketClient').config.START_COMMAND)
 		-- the refresh task ends with the dialog; the reconnect it caused is stopped here
 		local WebSocketClient = require 'WebSocketClient'
 		WebSocketClient.disconnect()
 		assert.is_true((LrTasks._runAll(5)))
 		prefs.serverUrl = nil
+		prefs.startCommand = nil
 	end)
 end)
