@@ -274,11 +274,13 @@ function M:_retryLater(gen, backoff, result)
 end
 
 -- No bridge answered: the plug-in's launcher (runtime.launcher, Launcher.lua) starts one when
--- a start command is set; true when it did and the bridge answers, so the loop connects at once.
+-- a start command is set. True when the loop should go on at once: the bridge was started and
+-- answers, or this connection was stopped meanwhile (then the loop ends).
 function M:_startBridge(gen)
 	local launcher = self.runtime.launcher
 	if not launcher then return false end
-	return launcher:ensure(function() return self:_alive(gen) end) == 'started' and self:_alive(gen)
+	local outcome = launcher:ensure(function() return self:_alive(gen) end)
+	return outcome == 'started' or not self:_alive(gen)
 end
 
 -- handshake -> register -> subscribe; the client id is kept (and saved) only when all three worked.
