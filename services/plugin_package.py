@@ -38,10 +38,17 @@ def package_version(root=ROOT):
     """The release version: ``[project] version`` of ``root/pyproject.toml``, else the installed metadata."""
     pyproject = Path(root) / "pyproject.toml"
     if pyproject.is_file():
-        match = re.search(r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"),
-                          re.M | re.S)
-        if match:
-            return match.group(1)
+        text = pyproject.read_text(encoding="utf-8")
+        try:
+            import tomllib  # Python 3.11+
+        except ImportError:  # 3.10: the [project] table's version line
+            match = re.search(r'^\[project\]\s*$(.*?)^version\s*=\s*"([^"]+)"', text, re.M | re.S)
+            if match and not re.search(r"^\[", match.group(1), re.M):
+                return match.group(2)
+        else:
+            version = tomllib.loads(text).get("project", {}).get("version")
+            if version:
+                return version
     from importlib import metadata
     try:
         return metadata.version(DISTRIBUTION)
