@@ -61,6 +61,9 @@ OP_DETACH = "detach"  # a WebSocket/SSE connection ended
 OP_METRICS = "metrics"  # counters and histograms for /metrics and the dashboard
 OP_JOBS = "jobs"  # the latest state of each job (docs/DURABILITY.md)
 OP_CREDIT = "credit"  # a WebSocket/SSE reader wrote messages out: the hub may push that many more
+OP_CALL = "call"  # a backend asks a client to run a command and waits for its outcome (docs/BACKENDS.md)
+OP_COMMAND = "command"  # one command's state, waiting for its end
+OP_COMMANDS = "commands"  # pending and recent commands
 
 # How a client reads its queue (shown in /ws/clients and /ws/status).
 TRANSPORT_POLL = "poll"
@@ -104,6 +107,13 @@ ERRORS = {
         ErrorCode("too_many_clients", 429, "retry"),
         ErrorCode("rate_limited", 429, "retry"),
         ErrorCode("hub_unavailable", 503, "retry"),
+        # commands (docs/BACKENDS.md): how a call ended when it did not end in a result
+        ErrorCode("unknown_command", 404, "stop"),
+        ErrorCode("too_many_commands", 429, "retry"),
+        ErrorCode("command_expired", 504, "retry"),  # never delivered before its deadline: safe to retry
+        ErrorCode("command_unknown", 504, "stop"),  # delivered, no answer in time: it may have run
+        ErrorCode("command_failed", 502, "stop"),  # the client ran it and it failed
+        ErrorCode("not_supported", 501, "stop"),  # the client has no such action
         ErrorCode("internal", 500, "retry"),
     )
 }
@@ -186,6 +196,13 @@ REQUEST_FIELDS = {
         "client_id": ("str", True), "reader": ("str", True), "window": ("seq", True), "window_bytes": ("seq", True),
         "client_secret": ("str", False),
     },
+    OP_CALL: {
+        "command_id": ("str", True), "target": ("target", True), "to": ("str", True), "action": ("str", True),
+        "timeout": ("number", True), "caller": ("str", False), "wait": ("number", False),
+        "progress": ("bool", False),  # params: any value (a map, usually)
+    },
+    OP_COMMAND: {"command_id": ("str", True), "wait": ("number", False), "progress": ("bool", False)},
+    OP_COMMANDS: {},
 }
 
 

@@ -38,6 +38,13 @@ class HubConfig:
     history_channels: int = 1000
     jobs_max: int = 1000
     jobs_keep_seconds: float = 86400.0
+    # docs/BACKENDS.md: commands (calls into a client)
+    commands_per_client: int = 100
+    commands_per_caller: int = 1000
+    command_max_timeout: float = 3600.0
+    commands_keep: int = 1000
+    commands_keep_bytes: int = 64 * 1024 * 1024
+    commands_keep_seconds: float = 86400.0
 
 
 def load_config(environ=os.environ):
@@ -75,6 +82,14 @@ def _read(environ):
         history_channels=settings.env_int(environ, "BRIDGE_HISTORY_CHANNELS", 1000, minimum=1),
         jobs_max=settings.env_int(environ, "BRIDGE_JOBS_MAX", 1000, minimum=1),
         jobs_keep_seconds=settings.env_float(environ, "BRIDGE_JOBS_KEEP_SECONDS", 86400.0, minimum=0),
+        commands_per_client=settings.env_int(environ, "BRIDGE_COMMANDS_PER_CLIENT", 100, minimum=1, maximum=100_000),
+        commands_per_caller=settings.env_int(environ, "BRIDGE_COMMANDS_PER_CALLER", 1000, minimum=1,
+                                             maximum=1_000_000),
+        command_max_timeout=settings.env_float(environ, "BRIDGE_COMMAND_MAX_TIMEOUT", 3600.0, minimum=0.1,
+                                               maximum=7 * 86400),
+        commands_keep=settings.env_int(environ, "BRIDGE_COMMANDS_KEEP", 1000, minimum=0, maximum=1_000_000),
+        commands_keep_bytes=settings.env_int(environ, "BRIDGE_COMMANDS_KEEP_BYTES", 64 * 1024 * 1024, minimum=0),
+        commands_keep_seconds=settings.env_float(environ, "BRIDGE_COMMANDS_KEEP_SECONDS", 86400.0, minimum=0),
     )
 
 

@@ -8,11 +8,11 @@ by the server's one dispatch wrapper.
 
 from services import protocol
 from services.protocol import ProtocolError
-from services.hub import recovery
+from services.hub import commands, recovery
 
 # Client messages the hub answers itself; every other type is an application
 # message, acknowledged and handed to backends on BRIDGE_CLIENT_EVENTS.
-BUILTIN_TYPES = ("ping", "register", "subscribe", "unsubscribe")
+BUILTIN_TYPES = ("ping", "register", "subscribe", "unsubscribe", "command_result", "command_progress")
 
 
 class Context:
@@ -212,6 +212,8 @@ CLIENT_MESSAGES = {
     "register": register,
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
+    "command_result": commands.client_result,
+    "command_progress": commands.client_progress,
 }
 
 def jobs(hub, ctx, req):
@@ -240,4 +242,7 @@ HANDLERS = {
     protocol.OP_CREDIT: credit,
     protocol.OP_METRICS: metrics,
     protocol.OP_JOBS: jobs,
+    protocol.OP_CALL: commands.call,
+    protocol.OP_COMMAND: commands.command,
+    protocol.OP_COMMANDS: commands.listing,
 }

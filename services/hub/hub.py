@@ -18,6 +18,7 @@ from services import protocol
 from services.protocol import ProtocolError
 from services.hub.metrics import PUBLISHED_AT, HubMetrics
 from services.hub.admission import Admission
+from services.hub.commands import Commands
 from services.hub import conflation
 from services.hub.history import History
 from services.hub.jobs import Jobs
@@ -83,6 +84,7 @@ class Hub:
         self.removed_seqs = []  # (client_id, seq) taken out of the middle of a queue
         self.forgotten = set()  # client ids dropped
         self.store = store or MemoryStore()
+        self.commands = Commands(self, config)  # docs/BACKENDS.md: calls into a client
 
     # ----------------------------------------------------------- sessions
     def now_iso(self):
@@ -351,6 +353,8 @@ class Hub:
             return {"messages": [], "dropped": 0, "timestamp": self.now_iso(), "superseded": True}
         if ack is not None:
             session.ack(ack)
+            if client_id in self.commands.pending:
+                self.commands.observe(session)  # an acknowledged command is running
         session.reader = reader
         session.transport = transport or protocol.TRANSPORT_POLL
         if session.parked is not None:
@@ -396,6 +400,8 @@ class Hub:
             parked.window_bytes -= size  # below 0 by at most one message: the gateway's bound allows one more
             self.metrics.delivered(messages)
             self.stats["delivered"] += len(messages)
+            if session.client_id in self.commands.pending:
+                self.commands.observe(session)
             fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso(),
                       "bytes": size, "open": True}
             self.reply(parked.peer, parked.req_id, fields)
@@ -408,6 +414,8 @@ class Hub:
             self.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(messages)
         self.stats["delivered"] += len(messages)
+        if session.client_id in self.commands.pending:
+            self.commands.observe(session)
         fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}
         if session.queue and not keep:
             fields["more"] = True
@@ -420,6 +428,8 @@ class Hub:
         session = self.session(client_id)
         if seq is not None:
             session.ack(max(0, seq))
+            if client_id in self.commands.pending:
+                self.commands.observe(session)
         return session
 
     def detach(self, client_id, reader):
@@ -464,13 +474,17 @@ class Hub:
             if parked is not None and parked.deadline == deadline:
                 session.last_seen = now
                 self._answer(session, [])
+        self.commands.expire()
 
     def next_deadline(self):
         """The monotonic time of the next parked-poll deadline, or ``None``."""
         deadlines = self.deadlines
         while deadlines and (deadlines[0][2].parked is None or deadlines[0][2].parked.deadline != deadlines[0][0]):
             heapq.heappop(deadlines)
-        return deadlines[0][0] if deadlines else None
+        wake = self.commands.next_wake()
+        if deadlines and (wake is None or deadlines[0][0] < wake):
+            return deadlines[0][0]
+        return wake
 
     def remove_stale(self, older_than):
         """Drop sessions idle for more than ``older_than`` seconds; returns their ids."""
@@ -485,6 +499,7 @@ class Hub:
         for session in list(self.sessions.values()):
             if session.parked is not None:
                 self._answer(session, [], closed=True)
+        self.commands.close()
 
     # ------------------------------------------------------------- reports
     def describe(self, session):
@@ -543,4 +558,5 @@ class Hub:
             "store": self.store.describe(),
             "history": {"channels": len(self.history.channels), "messages": self.history.count()},
             "jobs": len(self.jobs.jobs),
+            "commands": self.commands.summary(),
         }

@@ -30,6 +30,7 @@ Tables (records are msgpack maps, written with ``protocol.encode_record``)::
     history  (channel, offset, ts, msg_id)   PK (channel, offset)
     jobs     (job_id PK, body)
     meta     (key PK, value)            schema version, newest system_status
+    commands (id PK, body)              one record per command (services/hub/commands.py)
 
 ``MemoryStore`` is the ``BRIDGE_STORE=:memory:`` stand-in: same interface,
 nothing kept.
@@ -68,6 +69,7 @@ CREATE TABLE IF NOT EXISTS history (
     channel TEXT NOT NULL, offset INTEGER NOT NULL, ts REAL NOT NULL, msg_id INTEGER NOT NULL,
     PRIMARY KEY (channel, offset)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 """
 
 # The session attribute holding the client's secret (services/hub/admission.py).
@@ -146,6 +148,10 @@ def _forget_changes(hub):
     jobs.changed.clear()
     jobs.removed.clear()
     jobs.system_changed = False
+    commands = getattr(hub, "commands", None)
+    if commands is not None:
+        commands.changed.clear()
+        commands.removed.clear()
 
 
 class MemoryStore:
@@ -217,7 +223,7 @@ class SqliteStore:
             # No older layout was ever released; start afresh (clients see new epochs and handshake again).
             log.warning("store %s has the older schema %s: starting with an empty store", self.path, row[0])
             tables = ("meta", "sessions", "queue", "queue_groups", "holes", "messages", "message_runs", "channels",
-                      "history", "jobs")
+                      "history", "jobs", "commands")
             self.db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in tables) + _SCHEMA)
             row = None
         if row is None:
@@ -345,6 +351,11 @@ class SqliteStore:
         row = db.execute("SELECT value FROM meta WHERE key='system_status'").fetchone()
         if row is not None:
             hub.jobs.system_status = protocol.decode_record(row[0])
+        commands = getattr(hub, "commands", None)
+        if commands is not None:
+            for (body,) in db.execute("SELECT body FROM commands"):
+                commands.restore(protocol.decode_record(body))
+            commands.restored()
         queued = sum(len(s.queue) for s in hub.sessions.values())
         log.info(
             "store %s: restored %d clients, %d queued messages, %d channels, %d jobs%s",
@@ -365,8 +376,9 @@ class SqliteStore:
         deferred = self.deferred
         checkpoint = bool(deferred) and (
             len(deferred) >= self.checkpoint_sessions or hub.clock() >= self.next_checkpoint)
+        commands = getattr(hub, "commands", None)
         if not (hub.touched or hub.forgotten or hub.removed_seqs or history or jobs.changed or jobs.removed
-                or jobs.system_changed or checkpoint):
+                or jobs.system_changed or checkpoint or (commands is not None and (commands.changed or commands.removed))):
             return False
         mids = {}  # id(message) -> msg_id, for this transaction
         new_messages = []  # encoded below, a run at a time
@@ -527,6 +539,9 @@ class SqliteStore:
             ("DELETE FROM jobs WHERE job_id=?", [(k,) for k in jobs.removed]),
             ("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows),
             ("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", system),
+            ("DELETE FROM commands WHERE id=?", [(k,) for k in commands.removed] if commands else ()),
+            ("INSERT OR REPLACE INTO commands VALUES (?, ?)",
+             [(k, encode(commands.records[k])) for k in commands.changed if k in commands.records] if commands else ()),
         )
         writes = [(sql, rows) for sql, rows in steps if rows]
         try:
@@ -638,7 +653,7 @@ class SqliteStore:
     def counts(self):
         """Rows per table, and for ``messages`` the messages stored (tests use it to show the store is bounded)."""
         tables = ("sessions", "queue", "queue_groups", "holes", "messages", "message_runs", "channels", "history",
-                  "jobs")
+                  "jobs", "commands")
         counts = {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
         counts["messages"] += self.db.execute("SELECT COALESCE(SUM(last - id + 1), 0) FROM message_runs").fetchone()[0]
         return counts
