@@ -198,7 +198,7 @@ REQUEST_FIELDS = {
     },
     OP_CALL: {
         "command_id": ("str", True), "target": ("target", True), "to": ("str", True), "action": ("str", True),
-        "timeout": ("number", True), "caller": ("str", False), "wait": ("number", False),
+        "within": ("number", True), "caller": ("str", False), "wait": ("number", False),
         "progress": ("bool", False),  # params: any value (a map, usually)
     },
     OP_COMMAND: {"command_id": ("str", True), "wait": ("number", False), "progress": ("bool", False)},

@@ -77,7 +77,7 @@ class Call(_Resource):
             raise InputError(400, "field 'wait' must be true or false", "wait")
         command_id = uuid.uuid4().hex
         fields = {"command_id": command_id, "target": target, "to": client_id, "action": action, "params": params,
-                  "timeout": timeout, "caller": "http"}
+                  "within": timeout, "caller": "http"}
         give_up = time.monotonic() + timeout + self.config.hub_timeout
         hold = min(timeout, self.config.poll_max_wait) if wait else 0.0
         reply = await self.hub.request(protocol.OP_CALL, timeout=hold + self.config.hub_timeout, wait=hold, **fields)

@@ -108,10 +108,10 @@ class Commands:
             raise ProtocolError("bad_request", f"command_id must be 1 to {MAX_ID} characters", "command_id")
         if not protocol.valid_type(action):
             raise ProtocolError("bad_request", "action must be a short identifier", "action")
-        timeout = float(req["timeout"])
+        timeout = float(req["within"])
         if not 0 < timeout <= self.max_timeout:
-            raise ProtocolError("bad_request", f"timeout must be above 0 and at most {self.max_timeout:g} s",
-                                "timeout")
+            raise ProtocolError("bad_request", f"within must be above 0 and at most {self.max_timeout:g} s",
+                                "within")
         session = self._recipient(req["target"], req["to"])
         mine = self.pending.get(session.client_id, {})
         if len(mine) >= self.per_client:

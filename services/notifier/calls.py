@@ -168,7 +168,7 @@ class AsyncCaller:
         command_id = command_id or uuid.uuid4().hex
         fields = {
             "command_id": command_id, "target": protocol.TARGET_TYPE if by_type else protocol.TARGET_CLIENT,
-            "to": target, "action": action, "params": {} if params is None else params, "timeout": float(timeout),
+            "to": target, "action": action, "params": {} if params is None else params, "within": float(timeout),
             "caller": self.caller,
         }
         if not wait:

@@ -39,7 +39,7 @@ def request(hub, op, peer=b"backend", req_id=1, **fields):
 
 def call(hub, command_id="c1", to="client-1", timeout=10.0, wait=0, **extra):
     return request(hub, protocol.OP_CALL, command_id=command_id, target="client", to=to, action="echo",
-                   params={"x": 1}, timeout=timeout, caller="tester", wait=wait, **extra)
+                   params={"x": 1}, within=timeout, caller="tester", wait=wait, **extra)
 
 
 def send(hub, session, message):
