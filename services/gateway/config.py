@@ -20,6 +20,7 @@ class GatewayConfig:
     allowed_hosts: tuple = ()
     allowed_origins: tuple = ()
     admin_token: str = None  # operator routes need "Authorization: Bearer <token>" when set (docs/SECURITY.md)
+    require_client_secret: bool = False  # decided here, where requests enter, for every process (docs/SECURITY.md)
     max_message_bytes: int = 256 * 1024
     tls_cert: str = None
     tls_key: str = None
@@ -52,6 +53,9 @@ def _read(environ):
         allowed_hosts=settings.env_list(environ, "BRIDGE_ALLOWED_HOSTS", ()),
         allowed_origins=settings.env_list(environ, "BRIDGE_ALLOWED_ORIGINS", ()),
         admin_token=settings.env_str(environ, "BRIDGE_ADMIN_TOKEN", None),
+        require_client_secret=settings.env_bool(
+            environ, "BRIDGE_REQUIRE_CLIENT_SECRET", security.require_client_secret_default(environ)
+        ),
         max_message_bytes=settings.env_int(environ, "BRIDGE_MAX_MESSAGE_BYTES", 256 * 1024, minimum=256),
         tls_cert=settings.env_str(environ, "BRIDGE_TLS_CERT", None),
         tls_key=settings.env_str(environ, "BRIDGE_TLS_KEY", None),
