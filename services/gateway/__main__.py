@@ -4,9 +4,13 @@ import sys
 
 import uvicorn
 
+from services import parentwatch
 from services.gateway.config import load_config
 from services.gateway.websocket import uvicorn_ws_options
+from services.gateway.worker import ORPHAN_GRACE, set_header_timeout
 from services.settings import ConfigError
+
+GRACEFUL_SECONDS = 10  # as gunicorn's graceful_timeout: requests in hand get this long after SIGTERM
 
 
 def main():
@@ -15,12 +19,21 @@ def main():
     except ConfigError as ex:
         print(f"gateway: bad configuration: {ex}", file=sys.stderr)
         return 2
-    uvicorn.run(
+    set_header_timeout(config.header_timeout)
+    server = uvicorn.Server(uvicorn.Config(
         "services.gateway.asgi:app", host=config.http_host, port=config.http_port, log_level="warning",
         http="services.gateway.worker:StrictHttpToolsProtocol", proxy_headers=False,
-        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **uvicorn_ws_options(config),
-    )
-    return 0
+        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        **uvicorn_ws_options(config),
+    ))
+
+    def orphaned():
+        server.config.timeout_graceful_shutdown = ORPHAN_GRACE
+        parentwatch.stop_self()
+
+    parentwatch.watch_from_env(on_orphan=orphaned, name="gateway")
+    server.run()
+    return 0 if server.started else 1
 
 
 if __name__ == "__main__":

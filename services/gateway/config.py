@@ -27,6 +27,7 @@ class GatewayConfig:
     curve_dir: str = None  # ZeroMQ CURVE keys (python -m services.curve DIR)
     ws_ping_interval: float = 20.0  # WebSocket protocol pings; a silent peer is dropped within two intervals
     sse_keepalive: float = 15.0  # a ": keepalive" comment when an SSE stream was idle this long
+    header_timeout: float = 10.0  # a connection's request head must be complete within this (services/gateway/worker.py)
 
     @property
     def poll_reply_margin(self):
@@ -62,4 +63,5 @@ def _read(environ):
         curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
         ws_ping_interval=settings.env_float(environ, "BRIDGE_WS_PING_INTERVAL", 20.0, minimum=0.5, maximum=600),
         sse_keepalive=settings.env_float(environ, "BRIDGE_SSE_KEEPALIVE", 15.0, minimum=0.5, maximum=300),
+        header_timeout=settings.env_float(environ, "BRIDGE_HEADER_TIMEOUT", 10.0, minimum=0.1, maximum=300),
     )

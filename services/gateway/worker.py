@@ -5,7 +5,17 @@ line (``GET http://evil.example/ws/status HTTP/1.1``) before the app sees it,
 and HTTP says the server must then ignore ``Host`` in its favour. This
 protocol keeps the target in the ASGI scope (``bridge.absolute_form``) so the
 Host guard can refuse a foreign one.
+
+uvicorn times out nothing before a request's headers are complete (its
+keep-alive timer stops at the first byte), so a connection that never
+finishes them would be held for ever; this protocol closes it after
+``BRIDGE_HEADER_TIMEOUT`` seconds. The worker stops when its gunicorn master
+is gone (services/parentwatch.py).
 """
+
+import logging
+import os
+import threading
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 try:
@@ -13,7 +23,13 @@ try:
 except ImportError:  # Windows: no gunicorn; `python -m services.gateway` uses only the protocol below
     UvicornWorker = object
 
+from services import parentwatch
 from services.gateway.guard import ABSOLUTE_FORM_KEY
+
+log = logging.getLogger(__name__)
+
+ORPHAN_GRACE = 2.0  # seconds an orphaned worker gives the requests in hand before it cancels them
+ORPHAN_DEADLINE = 10.0  # and when it ends even if its shutdown hangs
 
 
 class _OneWriteResponse:
@@ -63,10 +79,47 @@ class _OneWriteResponse:
 class StrictHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, remembering an absolute-form request target.
 
-    Each response also goes out in one write (``_OneWriteResponse``).
+    Each response also goes out in one write (``_OneWriteResponse``). A
+    request's head (request line and headers) must arrive within
+    ``header_timeout`` seconds of the connection, or of its first byte on a
+    kept-alive connection; else the connection is closed. The time a request
+    then takes (a long-poll's hold, a stream) is not limited here.
     """
 
+    header_timeout = 10.0  # BRIDGE_HEADER_TIMEOUT; set by the worker and __main__ (set_header_timeout)
+    _head_timer = None
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data):
+        if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm_head_timer()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)
+
+    def connection_lost(self, exc):
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self):
+        if self.header_timeout:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self):
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self):
+        self._head_timer = None
+        if not self.transport.is_closing():
+            log.info("closed a connection from %s: no complete request head within %g s",
+                     (self.client or ("?",))[0], self.header_timeout)
+            self.transport.close()
+
     def on_headers_complete(self):
+        self._disarm_head_timer()
         url = self.url
         if url[:1] not in (b"/", b"*") and not self.parser.should_upgrade():
             self.scope[ABSOLUTE_FORM_KEY] = url.decode("latin-1")
@@ -89,3 +142,20 @@ class GatewayWorker(UvicornWorker):
 
     CONFIG_KWARGS = {"loop": "auto", "http": "services.gateway.worker:StrictHttpToolsProtocol",
                      "proxy_headers": False}
+
+    def run(self):
+        parentwatch.watch(self.ppid, self._orphaned, name=f"gateway worker {os.getpid()}")
+        return super().run()
+
+    def _orphaned(self):
+        """The master is gone: stop serving (the port is released at once) and exit within seconds."""
+        self.config.timeout_graceful_shutdown = ORPHAN_GRACE  # read when the shutdown starts
+        timer = threading.Timer(ORPHAN_DEADLINE, os._exit, (1,))
+        timer.daemon = True
+        timer.start()
+        parentwatch.stop_self()
+
+
+def set_header_timeout(seconds):
+    """How long a connection may take to send a complete request head (0: no limit)."""
+    StrictHttpToolsProtocol.header_timeout = seconds
