@@ -118,6 +118,16 @@ class StrictHttpToolsProtocol(HttpToolsProtocol):
                      (self.client or ("?",))[0], self.header_timeout)
             self.transport.close()
 
+    def send_400_response(self, msg):
+        """A request the HTTP parser refuses (a Content-Length past 64 bits, a broken request line…) gets
+        the JSON error shape every other refusal has, not uvicorn's plain text; the connection then closes."""
+        body = b'{"success":false,"error":"the request is not valid HTTP/1.1","code":"bad_request"}'
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head.extend(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
     def on_headers_complete(self):
         self._disarm_head_timer()
         url = self.url

@@ -11,6 +11,7 @@ import pytest
 from services.messages import MessageError
 from services.notifier.client import Publisher
 from tests.stack import Stack
+from tests.system.security_support import raw_exchange
 from tests.system.notifier_support import collect, handshake, has, wait_for_notifier
 from tests.system.transport_client import recv_frame, send_frame, ws_connect, ws_handshake
 
@@ -74,6 +75,14 @@ def test_body_integers_outside_64_bits_are_400_naming_the_field(bridge, path, bo
     before = bridge.get("/ws/status").json["status"]["messages"]["published"]
     refused(bridge.post(path, body), field)
     assert bridge.get("/ws/status").json["status"]["messages"]["published"] == before  # nothing went out
+
+
+@pytest.mark.parametrize("length", [str(TOO_BIG), str(WIDE), "-1", "1e3"])
+def test_a_content_length_outside_the_rule_gets_the_json_error_shape(bridge, length):
+    request = (f"POST /ws/broadcast HTTP/1.1\r\nHost: 127.0.0.1:{bridge.http_port}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{}}").encode()
+    r = raw_exchange(bridge.http_port, request)
+    assert r.status == 400 and r.json == {"success": False, "error": r.json["error"], "code": "bad_request"}, r
 
 
 def test_send_refuses_a_wide_integer_and_keeps_the_widest_exact(bridge):
