@@ -4,7 +4,8 @@ A parent that dies by SIGKILL (or a crash) cannot stop its children, and
 they would keep serving and holding their ports with parent 1. Each child
 therefore watches its parent: a thread asks ``os.getppid()`` every
 ``INTERVAL`` seconds, and once the answer is no longer the parent it started
-with (the child was reparented), it stops itself as SIGTERM would stop it.
+with (the child was reparented), it stops itself as SIGTERM would stop it
+(``on_orphan``: the service's own stop, else a SIGTERM to itself).
 Polling works the same on Linux, macOS and Windows (Linux's
 ``PR_SET_PDEATHSIG`` has no macOS counterpart).
 
@@ -21,6 +22,7 @@ import logging
 import os
 import signal
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,8 @@ def watch(parent, on_orphan=stop_self, interval=INTERVAL, name="process"):
     Returns the thread. A parent already gone when the watch starts counts as gone.
     """
     def run():
-        stopped = threading.Event()
-        while not stopped.wait(interval):
+        while True:
+            time.sleep(interval)
             now = os.getppid()
             if now != parent:
                 log.warning("%s: parent %s is gone (parent now %s): stopping", name, parent, now)

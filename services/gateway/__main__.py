@@ -27,9 +27,9 @@ def main():
         **uvicorn_ws_options(config),
     ))
 
-    def orphaned():
+    def orphaned():  # no signal: on Windows SIGTERM through os.kill would end the process at once
         server.config.timeout_graceful_shutdown = ORPHAN_GRACE
-        parentwatch.stop_self()
+        server.should_exit = True
 
     parentwatch.watch_from_env(on_orphan=orphaned, name="gateway")
     server.run()

@@ -27,7 +27,7 @@ class GatewayConfig:
     curve_dir: str = None  # ZeroMQ CURVE keys (python -m services.curve DIR)
     ws_ping_interval: float = 20.0  # WebSocket protocol pings; a silent peer is dropped within two intervals
     sse_keepalive: float = 15.0  # a ": keepalive" comment when an SSE stream was idle this long
-    header_timeout: float = 10.0  # a connection's request head must be complete within this (services/gateway/worker.py)
+    header_timeout: float = 10.0  # seconds to send a complete request head (services/gateway/worker.py)
 
     @property
     def poll_reply_margin(self):
