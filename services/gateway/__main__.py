@@ -7,10 +7,8 @@ import uvicorn
 from services import parentwatch
 from services.gateway.config import load_config
 from services.gateway.websocket import uvicorn_ws_options
-from services.gateway.worker import ORPHAN_GRACE, set_header_timeout
+from services.gateway.worker import ORPHAN_GRACE, set_header_timeout, stop_now
 from services.settings import ConfigError
-
-GRACEFUL_SECONDS = 10  # as gunicorn's graceful_timeout: requests in hand get this long after SIGTERM
 
 
 def main():
@@ -23,12 +21,12 @@ def main():
     server = uvicorn.Server(uvicorn.Config(
         "services.gateway.asgi:app", host=config.http_host, port=config.http_port, log_level="warning",
         http="services.gateway.worker:StrictHttpToolsProtocol", proxy_headers=False,
-        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        **uvicorn_ws_options(config),
+        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **uvicorn_ws_options(config),
     ))
 
     def orphaned():  # no signal: on Windows SIGTERM through os.kill would end the process at once
         server.config.timeout_graceful_shutdown = ORPHAN_GRACE
+        stop_now()
         server.should_exit = True
 
     parentwatch.watch_from_env(on_orphan=orphaned, name="gateway")

@@ -13,9 +13,11 @@ finishes them would be held for ever; this protocol closes it after
 is gone (services/parentwatch.py).
 """
 
+import asyncio
 import logging
 import os
 import threading
+import weakref
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 try:
@@ -28,8 +30,12 @@ from services.gateway.guard import ABSOLUTE_FORM_KEY
 
 log = logging.getLogger(__name__)
 
-ORPHAN_GRACE = 2.0  # seconds an orphaned worker gives the requests in hand before it cancels them
+ORPHAN_GRACE = 2.0  # seconds an orphaned worker gives its shutdown before it cancels what is left
 ORPHAN_DEADLINE = 10.0  # and when it ends even if its shutdown hangs
+
+_STOPPING_BODY = b'{"success":false,"error":"the gateway is stopping: try again","code":"hub_unavailable"}'
+_STOPPING = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+             b"retry-after: 1\r\nconnection: close\r\n\r\n%s" % (len(_STOPPING_BODY), _STOPPING_BODY))
 
 
 class _OneWriteResponse:
@@ -88,10 +94,42 @@ class StrictHttpToolsProtocol(HttpToolsProtocol):
 
     header_timeout = 10.0  # BRIDGE_HEADER_TIMEOUT; set by the worker and __main__ (set_header_timeout)
     _head_timer = None
+    _live = weakref.WeakSet()  # open HTTP connections, for close_all()
+    _live_loop = None
 
     def connection_made(self, transport):
         super().connection_made(transport)
+        StrictHttpToolsProtocol._live_loop = self.loop
+        self._live.add(self)
         self._arm_head_timer()
+
+    def handle_websocket_upgrade(self):
+        self._live.discard(self)  # the WebSocket protocol owns the connection from now on
+        super().handle_websocket_upgrade()
+
+    @classmethod
+    def close_all(cls):
+        """From any thread, when the process must stop at once: each request in hand is answered 503
+        ``hub_unavailable`` with Retry-After (the client retries elsewhere or later), never left to be
+        cancelled into a 500, and every HTTP connection is closed."""
+        loop = cls._live_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(cls._close_all)
+
+    @classmethod
+    def _close_all(cls):
+        for connection in list(cls._live):
+            connection._answer_stopping()
+
+    def _answer_stopping(self):
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started and not cycle.disconnected:
+            self.transport.write(_STOPPING)
+            cycle.disconnected = True  # whatever the app sends later goes nowhere
+            cycle.message_event.set()
+        self.transport.close()
 
     def data_received(self, data):
         if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
@@ -99,6 +137,7 @@ class StrictHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def connection_lost(self, exc):
+        self._live.discard(self)
         self._disarm_head_timer()
         super().connection_lost(exc)
 
@@ -158,12 +197,26 @@ class GatewayWorker(UvicornWorker):
         return super().run()
 
     def _orphaned(self):
-        """The master is gone: stop serving (the port is released at once) and exit within seconds."""
+        """The master is gone: answer what is in hand, stop serving (the port is released) and exit within seconds."""
         self.config.timeout_graceful_shutdown = ORPHAN_GRACE  # read when the shutdown starts
+        stop_now()
         timer = threading.Timer(ORPHAN_DEADLINE, os._exit, (1,))
         timer.daemon = True
         timer.start()
         parentwatch.stop_self()
+
+
+class _QuietCancellations(logging.Filter):
+    """Once stopping at once, a request task cancelled by the shutdown is expected: no traceback for it."""
+
+    def filter(self, record):
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+def stop_now():
+    """The process stops at once (its parent is gone): answer requests in hand and close every connection."""
+    logging.getLogger("uvicorn.error").addFilter(_QuietCancellations())
+    StrictHttpToolsProtocol.close_all()
 
 
 def set_header_timeout(seconds):

@@ -8,7 +8,7 @@ master kept serving with parent 1 for minutes and held the port.
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import psutil
 import pytest
@@ -38,8 +38,16 @@ def test_workers_of_a_killed_master_exit_and_a_new_gateway_takes_the_port(tmp_pa
         master = psutil.Process(stack.procs["gateway"].pid)
         workers = wait_for(lambda: len(master.children()) == 2 and master.children(), 20, message="two workers")
         client_id = stack.handshake()
+        in_hand = {}
+        poller = threading.Thread(target=lambda: in_hand.update(r=stack.poll(client_id, wait=20, timeout=40)))
+        poller.start()
+        stack.wait_parked(client_id)
         stack.kill("gateway")  # SIGKILL: the master cannot stop its workers
         _wait_gone(workers, "the workers of the killed master")
+        poller.join(40)
+        r = in_hand["r"]  # answered, not cut: the client is told to retry
+        assert r.status == 503 and r.json["code"] == "hub_unavailable" and r.headers["retry-after"] == "1", r
+        assert "Traceback" not in stack.output("gateway")
 
         stack.start("gateway").wait_ready()  # the same port, free again
         new_master = psutil.Process(stack.procs["gateway"].pid)
