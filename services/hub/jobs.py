@@ -72,7 +72,9 @@ class Jobs:
         if state is None:
             if len(self.jobs) >= self.max_jobs:
                 self._evict_one()
-            state = self.jobs[key] = {"job_id": message["job_id"], "created_at": message.get("timestamp"), "_first": now}
+            state = self.jobs[key] = {"job_id": message["job_id"], "created_at": message.get("timestamp")}
+            if status not in FINISHED:
+                state["_first"] = now  # a job first heard of at its end has no known duration
         elif state["status"] in FINISHED and status not in FINISHED:
             return  # a late progress never reopens a finished job
         state["status"] = status

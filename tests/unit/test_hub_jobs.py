@@ -52,3 +52,9 @@ def test_a_state_stored_without_its_first_event_time_reads_without_a_duration():
     jobs.load("old", {"job_id": "old", "status": "running", "_touched": wall.now - 500})
     job = jobs.get("old")
     assert job["duration_seconds"] is None and job["stalled"] is True and job["idle_seconds"] == 500
+
+
+def test_a_job_first_heard_of_at_its_end_has_no_duration():
+    jobs = Jobs(100, 3600, Wall())
+    jobs.observe({"type": "job_failed", "job_id": "late", "error": "gone"})
+    assert jobs.get("late")["duration_seconds"] is None
