@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # An ephemeral session (a dashboard tab) whose page closed before its stream opened, or while it
 # long-polled, has no stream to end: it goes after this long without a poll.
 EPHEMERAL_IDLE_SECONDS = 60.0
+# A long-polling client is between two polls for a moment after each answer: still connected for this long.
+POLL_GAP_SECONDS = 5.0
 
 
 _iso_second = [None, ""]  # the last whole second formatted, and its text up to the "."
@@ -457,10 +459,13 @@ class Hub:
         }
 
     def _connected(self, session, now):
-        """A reader is waiting now, or a WebSocket/SSE reader polled within the longest hold."""
+        """A reader is waiting now, a WebSocket/SSE reader polled within the longest hold, or a plain
+        poller is between two polls (it polled within ``POLL_GAP_SECONDS``)."""
         if session.parked is not None:
             return True
-        return session.reader is not None and now - session.last_seen <= self.config.poll_max_wait
+        if session.reader is not None:
+            return now - session.last_seen <= self.config.poll_max_wait
+        return session.transport == protocol.TRANSPORT_POLL and now - session.last_seen <= POLL_GAP_SECONDS
 
     def _by_transport(self):
         now = self.clock()

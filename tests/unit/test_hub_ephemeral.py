@@ -2,7 +2,7 @@
 
 from services import protocol
 from services.hub import handlers
-from services.hub.hub import EPHEMERAL_IDLE_SECONDS
+from services.hub.hub import EPHEMERAL_IDLE_SECONDS, POLL_GAP_SECONDS
 from tests.unit.test_store import Rig
 
 
@@ -57,8 +57,9 @@ def test_an_ephemeral_session_with_no_reader_goes_after_a_minute_not_the_stale_t
 
 
 def test_status_counts_sessions_without_a_reader_apart_with_what_they_dropped(make_hub):
-    hub, _, _ = make_hub(queue_size=2)
+    hub, clock, _ = make_hub(queue_size=2)
     live, idle = handshake(hub, False), handshake(hub, False)
+    clock.now += POLL_GAP_SECONDS + 1  # since their last polls
     for session in (live, idle):
         hub.subscribe(session, ["jobs"])
     attach(hub, live, "r")
@@ -83,3 +84,15 @@ def test_the_ephemeral_mark_survives_a_restart(tmp_path):
     assert hub.sessions[tab.client_id].ephemeral is True
     assert hub.sessions[plain.client_id].ephemeral is False
     rig.store.db.close()
+
+
+def test_a_long_poller_between_two_polls_stays_live_for_a_moment(make_hub):
+    hub, clock, _ = make_hub()
+    plugin = handshake(hub, False)  # its welcome read by a plain poll
+    hub.poll(b"gw", 1, plugin.client_id, 10, None)  # parked: live
+    assert hub.status()["clients_live"] == 1
+    clock.now += 10
+    hub.expire()  # the hold ended with nothing to say; the plugin polls again a moment later
+    assert plugin.parked is None and hub.status()["clients_live"] == 1
+    clock.now += POLL_GAP_SECONDS + 0.1
+    assert (hub.status()["clients_live"], hub.status()["clients_idle"]) == (0, 1)
