@@ -8,8 +8,8 @@ import orjson
 
 from services import messages, protocol
 from services.gateway.inputs import (
-    InputError, client_secret, message_field, optional_bool, optional_number, optional_str, query_number, query_str, read_object,
-    required_str,
+    InputError, client_secret, message_field, optional_bool, optional_number, optional_str, query_number, query_str,
+    read_object, required_str,
 )
 
 

@@ -422,12 +422,12 @@ class Hub:
 
     def remove_stale(self, older_than):
         """Drop sessions idle for more than ``older_than`` seconds (ephemeral ones sooner); returns their ids."""
-        cutoff = self.clock() - older_than
-        short = self.clock() - min(older_than, EPHEMERAL_IDLE_SECONDS)
+        short = min(older_than, EPHEMERAL_IDLE_SECONDS)
+        now = self.clock()
         stale = [s for s in self.sessions.values()
-                 if s.parked is None and s.last_seen < (short if s.ephemeral else cutoff)]
+                 if s.parked is None and s.last_seen < now - (short if s.ephemeral else older_than)]
         for session in stale:
-            self.drop_client(session, f"idle for more than {older_than:g} s")
+            self.drop_client(session, f"idle for more than {short if session.ephemeral else older_than:g} s")
         return [s.client_id for s in stale]
 
     def close(self):
