@@ -19,7 +19,7 @@
   const state = {
     token: null, clientId: null, secret: null, lastSeq: 0, transport: "connecting",
     jobs: new Map(), system: null, warning: null, samples: [], prev: null, jobsRoute: true,
-    staleSeconds: 120, stalePolicy: null,
+    staleSeconds: 120,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -214,7 +214,6 @@
     const arrival = ++arrivals;
     const merged = Object.assign({}, old, job, { lastEventAt, arrival, firstArrival: old.firstArrival || arrival });
     if (live) merged.liveAt = now;
-    if (FINISHED.includes(merged.status) && !FINISHED.includes(old.status) && live) merged.finishedAt = now;
     state.jobs.set(key, merged);
   }
 
