@@ -38,6 +38,7 @@ class HubConfig:
     history_channels: int = 1000
     jobs_max: int = 1000
     jobs_keep_seconds: float = 86400.0
+    job_stale_seconds: float = 120.0  # a running job with no event for this long is shown as stalled
 
 
 def load_config(environ=os.environ):
@@ -72,6 +73,7 @@ def _read(environ):
         history_channels=settings.env_int(environ, "BRIDGE_HISTORY_CHANNELS", 1000, minimum=1),
         jobs_max=settings.env_int(environ, "BRIDGE_JOBS_MAX", 1000, minimum=1),
         jobs_keep_seconds=settings.env_float(environ, "BRIDGE_JOBS_KEEP_SECONDS", 86400.0, minimum=0),
+        job_stale_seconds=settings.env_float(environ, "BRIDGE_JOB_STALE_SECONDS", 120.0, minimum=0.1),
     )
 
 
