@@ -175,6 +175,7 @@ REQUEST_FIELDS = {
     OP_HANDSHAKE: {
         "client_type": ("str", True), "protocol_version": ("str", True), "peer": ("str", False),
         "client_id": ("str", False), "client_secret": ("str", False),  # resume that session
+        "ephemeral": ("bool", False),  # removed when its stream ends (docs/TRANSPORTS.md)
     },
     OP_POLL: {
         "client_id": ("str", True), "wait": ("number", False), "ack": ("int", False),
