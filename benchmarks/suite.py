@@ -17,6 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
+from benchmarks import calls as bench_calls
 from benchmarks import scenarios
 from benchmarks.backend import Backend
 from benchmarks.targets import Bridge, Nchan, nginx_installed
@@ -28,6 +29,7 @@ PROFILES = {
         "tp_count": 100_000, "tp_runs": 3, "hub_count": 200_000, "hub_runs": 3,
         "idle": (1000, 5000), "idle_controls": 300, "idle_runs": 1,
         "pubs": 200, "pubs_runs": 1,
+        "calls": 500, "calls_warmup": 20, "calls_rate": 2000, "calls_runs": 1,
     },
     "quick": {
         "lat_count": 20, "lat_warmup": 2, "lat_runs": 1,
@@ -35,6 +37,7 @@ PROFILES = {
         "tp_count": 500, "tp_runs": 1, "hub_count": 2000, "hub_runs": 1,
         "idle": (10, 20), "idle_controls": 10, "idle_runs": 1,
         "pubs": 2, "pubs_runs": 1,
+        "calls": 10, "calls_warmup": 2, "calls_rate": 20, "calls_runs": 1,
     },
 }
 
@@ -78,6 +81,9 @@ ROWS = [
     ("pubs", "publish_p99", "", "publish p99 ms", None),
     ("pubs", "process_p50", "", "process p50 ms", None),
     ("pubs", "delivered", "", "delivered %", (">=", 100.0)),
+    ("calls", "p50", "(f) call round trip to 1 plug-in, long-poll", "p50 ms", None),
+    ("calls", "p99", "", "p99 ms", None),
+    ("calls", "rate", "", "calls/s, trivial command", None),
 ]
 
 # Figures of the bridge compared with a differently named nchan figure (nchan has no ZeroMQ side).
@@ -144,7 +150,7 @@ class Suite:
         results = self.results.setdefault("bridge", {})
         for section, keys in ((self._bridge_main, ("lat_http", "lat_zmq", "fan_0", "fan_1", "pubs")),
                               (self._bridge_throughput, ("throughput",)), (self._bridge_hub, ("hub",)),
-                              (self._bridge_idle, ("idle_0", "idle_1"))):
+                              (self._bridge_idle, ("idle_0", "idle_1")), (self._bridge_calls, ("calls",))):
             if not any(self.wanted(k) for k in keys):
                 continue
             try:
@@ -219,6 +225,21 @@ class Suite:
                                      lambda n=n: scenarios.idle(fresh, n, p["idle_controls"]))
         finally:
             fresh.stop()
+
+    async def _bridge_calls(self, results):
+        p = self.p
+        if not bench_calls.available():
+            results["calls"] = Result(pending="lua5.1 for the plug-in under the SDK stand-in")
+            return
+        target = Bridge(self.workdir / "bridge-calls", self.env)
+        try:
+            target.start()
+            await self._scenario(results, "calls", p["calls_runs"],
+                                 lambda: bench_calls.calls(target, self.workdir / "calls-plugin", p["calls"],
+                                                           p["calls_warmup"], p["calls_rate"]),
+                                 note="the plug-in under lua5.1 and the SDK stand-in; 32 calls in flight for the rate")
+        finally:
+            target.stop()
 
     # ------------------------------------------------------------ scaling
     async def run_scaling(self, profile="full"):
