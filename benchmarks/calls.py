@@ -35,7 +35,8 @@ async def calls(target, workdir, count, warmup, rate_count, concurrency=32):
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, client.start)
     try:
-        client_id = (await loop.run_in_executor(None, lambda: client.wait("connected", timeout=30)))[0]["data"]["client_id"]
+        connected = await loop.run_in_executor(None, lambda: client.wait("connected", timeout=30))
+        client_id = connected[0]["data"]["client_id"]
         async with AsyncCaller(target.env["BRIDGE_HUB_RPC"], caller="bench") as caller:
             for n in range(warmup):
                 await caller.call(client_id, "echo", {"n": n}, timeout=30)

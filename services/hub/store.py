@@ -381,7 +381,8 @@ class SqliteStore:
             len(deferred) >= self.checkpoint_sessions or hub.clock() >= self.next_checkpoint)
         commands = getattr(hub, "commands", None)
         if not (hub.touched or hub.forgotten or hub.removed_seqs or history or jobs.changed or jobs.removed
-                or jobs.system_changed or checkpoint or (commands is not None and (commands.changed or commands.removed))):
+                or jobs.system_changed or checkpoint
+                or (commands is not None and (commands.changed or commands.removed))):
             return False
         mids = {}  # id(message) -> msg_id, for this transaction
         new_messages = []  # encoded below, a run at a time

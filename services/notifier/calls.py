@@ -185,7 +185,7 @@ class AsyncCaller:
         return await self._follow(command, progress, give_up, give_up)
 
     async def command(self, command_id, wait=0.0, *, progress=None):
-        """The command as the hub reports it (``state``, ``caller``, ``duration``…), waiting up to ``wait`` s for its end."""
+        """The command as the hub reports it (``state``, ``caller``, ``duration``…), waiting ``wait`` s for its end."""
         fields = {"command_id": command_id}
         return await self._until_answered(protocol.OP_COMMAND, fields, wait, progress,
                                           time.monotonic() + wait + self.request_timeout)

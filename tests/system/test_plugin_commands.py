@@ -48,7 +48,8 @@ def test_a_call_and_its_reply(stack, lua_clients, callers):
     client = lua_clients(stack, options=FAST)
     client_id = client.wait("connected")[0]["data"]["client_id"]
     caller = callers(stack, "photo-analysis")
-    assert caller.call(client_id, "echo", {"photos": [1, 2], "name": "é"}, timeout=20) == {"photos": [1, 2], "name": "é"}
+    params = {"photos": [1, 2], "name": "é"}
+    assert caller.call(client_id, "echo", params, timeout=20) == params
     # by client type too (the lightroom client heard from last)
     assert caller.call("lightroom", "echo", {"n": 2}, timeout=20) == {"n": 2}
     listing = stack.get("/ws/commands").json
