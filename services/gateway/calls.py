@@ -18,6 +18,7 @@ import falcon
 import orjson
 
 from services import protocol
+from services.gateway.hub_client import HubError
 from services.gateway.inputs import InputError, optional_number, query_number
 from services.gateway.resources import _Resource, ok
 
@@ -80,7 +81,13 @@ class Call(_Resource):
                   "within": timeout, "caller": "http"}
         give_up = time.monotonic() + timeout + self.config.hub_timeout
         hold = min(timeout, self.config.poll_max_wait) if wait else 0.0
-        reply = await self.hub.request(protocol.OP_CALL, timeout=hold + self.config.hub_timeout, wait=hold, **fields)
+        try:
+            reply = await self.hub.request(protocol.OP_CALL, timeout=hold + self.config.hub_timeout, wait=hold,
+                                           **fields)
+        except HubError as ex:
+            if ex.field == "within":  # the hub's name for this route's "timeout"
+                raise InputError(400, ex.reason.replace("within", "timeout"), "timeout") from None
+            raise
         command = reply["command"]
         if not wait:
             ok(resp, {"command_id": command_id, "command": command})

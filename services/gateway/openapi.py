@@ -217,7 +217,7 @@ PATHS = {
                                           "command": {"type": "object"}}, ["command_id", "command"]),
         body=_body({"type": "object", "required": ["action"], "properties": {
             "action": {"type": "string", "pattern": IDENT}, "params": {},
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+            "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3600},
             "wait": {"type": "boolean"}}}),
         params=[_path_param("client_id", {"type": "string", "minLength": 1, "maxLength": 200})],
         extra=[_RATE, ["501", "502", "504"]], operator=True,

@@ -71,6 +71,10 @@ def test_the_operator_route_and_the_cli(stack, lua_clients):
     assert r.status == 404 and r.json["code"] == "unknown_client", r
     r = stack.post(f"/ws/call/{client_id}", {"action": "bad action!"})
     assert r.status == 400 and r.json["field"] == "action", r
+    r = stack.post(f"/ws/call/{client_id}", {"action": "echo", "timeout": 10_000})
+    assert r.status == 400 and r.json["field"] == "timeout", r
+    r = stack.get("/ws/commands/no-such-command")
+    assert r.status == 404 and r.json["code"] == "unknown_command", r
 
     env = dict(stack.env)
     out = io.StringIO()
