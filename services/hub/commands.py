@@ -123,8 +123,7 @@ class Commands:
         now = hub.wallclock()
         record = {
             "id": command_id, "caller": caller, "client_id": session.client_id,
-            "client_type": session.client_type, "action": action, "params": req.get("params"),
-            "timeout": timeout, "created": now, "deadline": now + timeout, "state": QUEUED, "seq": None,
+            "client_type": session.client_type, "action": action, "timeout": timeout, "created": now, "deadline": now + timeout, "state": QUEUED, "seq": None,
         }
         message = {
             "type": MESSAGE_TYPE, "command_id": command_id, "action": action, "params": req.get("params"),
@@ -381,7 +380,7 @@ class Commands:
 
     # ----------------------------------------------------------- reports
     def view(self, record):
-        """A command as callers and listings see it (no params)."""
+        """A command as callers and listings see it (the record holds no params: they travel in the message)."""
         now = self.hub.wallclock()
         end = record.get("finished", now)
         view = {

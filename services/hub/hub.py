@@ -343,6 +343,7 @@ class Hub:
         """Age out channel history and finished jobs (from the stale sweep)."""
         self.history.prune()
         self.jobs.prune()
+        self.commands.prune()
 
     def poll(self, peer, req_id, client_id, wait, ack, after=None, reader=None, transport=None, attach=False,
              window=None, window_bytes=None):

@@ -154,14 +154,25 @@ def test_hub_killed_with_commands_pending_every_caller_gets_a_definite_state(sta
         except (Expired, Unknown, CommandFailed) as ex:
             outcomes[n] = (type(ex).__name__, ex.command)
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(4)]
+    idle_id = stack.handshake()  # a session nothing polls: its command is still queued at the kill
+
+    def queued():
+        try:
+            outcomes["queued"] = ("result", caller.call(idle_id, "echo", {}, timeout=4, command_id="killed-queued"))
+        except (Expired, Unknown) as ex:
+            outcomes["queued"] = (type(ex).__name__, ex.command)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(4)] + [threading.Thread(target=queued)]
     for t in threads:
         t.start()
     wait_for(lambda: len(client.of("command_ran")) >= 4, 15, message="the commands running")
+    wait_for(lambda: stack.get("/ws/commands/killed-queued").status == 200, 10, message="the queued command")
     stack.kill("hub")
     stack.start("hub")
     for t in threads:
         t.join(60)
+    # the deadline ran on across the restart: never delivered, so Expired, and its caller was told
+    assert outcomes.pop("queued")[0] == "Expired"
     assert len(outcomes) == 4, outcomes
     listing = stack.get("/ws/commands").json
     states = {c["command_id"]: c["state"] for c in listing["recent"] + listing["pending"]}
