@@ -21,11 +21,11 @@ def ctx():
 def make_server(ctx, **overrides):
     config = NotifierConfig(
         events_in=f"tcp://127.0.0.1:{free_port()}", events_out=f"tcp://127.0.0.1:{free_port()}",
-        status_interval=0, **overrides,
+        rpc_endpoint=f"tcp://127.0.0.1:{free_port()}", status_interval=0, **overrides,
     )
     server = NotifierServer(config, context=ctx)
     poller = zmq.Poller()
-    for sock in (server.out, server.ingest, server.samples):
+    for sock in (server.out, server.ingest, server.samples, server.rpc):
         poller.register(sock, zmq.POLLIN)
     return server, poller
 
@@ -59,7 +59,7 @@ def receive_all(server, poller, sub, count):
 
     def enough():
         while sub.poll(0):
-            topic, events = protocol.decode_events(sub.recv_multipart())
+            topic, events, _ = protocol.decode_stream(sub.recv_multipart())
             if topic == protocol.TOPIC_PUBLISH:
                 got.extend(event["message"]["i"] for event in events)
         return len(got) >= count
