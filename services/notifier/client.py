@@ -35,6 +35,7 @@ not accept looks like a notifier that is not there: ``False`` after the timeout.
 
 import atexit
 import collections
+import math
 import logging
 import os
 import threading
@@ -271,7 +272,7 @@ class Publisher:
         its own). Pending events older than the timeout are given up.
         """
         got = False
-        wait = max(0, int(seconds * 1000))
+        wait = max(0, math.ceil(seconds * 1000))
         while sock.poll(wait if not got else 0):
             try:
                 reply, _ = protocol.decode_notifier_reply(protocol.recv_frames(sock, zmq.NOBLOCK))
@@ -294,9 +295,12 @@ class Publisher:
             while pending and pending[0][0] <= reply["id"]:
                 pending.popleft()
                 self.confirmed += 1
-        if self._pending and time.monotonic() - self._pending[0][1] > self.timeout:
-            self._give_up()
+        self._expire()
         return got
+
+    def _expire(self):
+        if self._pending and time.monotonic() - self._pending[0][1] >= self.timeout:
+            self._give_up()
 
     def _give_up(self):
         """The notifier stopped answering: what it did not acknowledge is counted lost; fail fast from now."""
@@ -333,13 +337,13 @@ class Publisher:
         try:
             if self._sock is None or self._pid != os.getpid():
                 return True
+            given_up = self.unconfirmed
             while self._pending and not self._down:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._collect(self._sock, left):
                     break
-            if self._pending and not self._down and time.monotonic() >= deadline:
-                self._give_up()
-            return not self._pending
+            self._expire()
+            return not self._pending and self.unconfirmed == given_up
         finally:
             self._lock.release()
 
