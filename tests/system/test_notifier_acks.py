@@ -1,12 +1,13 @@
 """The backend library against a notifier that is killed or hangs: sends fail within the timeout, losses are counted."""
 
+import re
 import signal
 import time
 
 import pytest
 
 from services.notifier.client import NotifierUnavailable, Publisher
-from tests.stack import Stack, wait_for
+from tests.stack import ROOT, Stack, wait_for
 from tests.system.notifier_support import collect, handshake, has, wait_for_notifier
 
 TIMEOUT = 0.5
@@ -91,3 +92,18 @@ def test_confirm_waits_for_each_acknowledgement(stack):
     finally:
         stack.kill("notifier")
     publisher.close(linger=0)
+
+
+def test_the_acknowledged_example_in_the_docs_works(stack):
+    """docs/BACKENDS.md's DEALER example for other languages, run as written."""
+    publisher = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=2.0)
+    wait_for_notifier(stack, publisher)
+    publisher.close()
+    client = handshake(stack, channels=["jobs"])
+    doc = (ROOT / "docs" / "BACKENDS.md").read_text()
+    code = re.search(r"\*\*Acknowledged, from any language\*\*.*?```python\n(.*?)```", doc, re.S).group(1)
+    scope = {}
+    exec(code.replace("tcp://127.0.0.1:5105", stack.env["BRIDGE_NOTIFIER_RPC"]), scope)
+    assert scope["answer"] == {"id": 1, "ok": True}
+    got = collect(stack, client, has("job_id", "job124"))
+    assert got[-1]["progress"] == 60 and got[-1]["channel"] == "jobs"
