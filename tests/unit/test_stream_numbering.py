@@ -3,6 +3,9 @@
 import pytest
 
 from services import protocol
+from services.hub.config import HubConfig
+from services.hub.hub import Hub
+from services.hub.store import SqliteStore
 from services.hub.stream import MAX_EPOCHS, StreamTracker
 from services.notifier.replay import ReplayLog
 from services.protocol import ProtocolError
@@ -248,3 +251,46 @@ def test_notifier_requests_are_checked_and_answers_decoded():
                                          lost=[[3, 1, "all", None]], more=False)
     with pytest.raises(ProtocolError):
         protocol.decode_replay(bad)
+
+
+# ------------------------------------------------------------------- store
+def test_the_position_commits_with_the_state_and_only_then(tmp_path):
+    def start():
+        store = SqliteStore(str(tmp_path / "hub.sqlite3"))
+        hub = Hub(HubConfig(), lambda *a: None, store=store)
+        hub.stream = StreamTracker(Clock())
+        store.load(hub)
+        return store, hub
+
+    store, hub = start()
+    session = hub.create_session("lightroom")
+    hub.subscribe(session, ["c"])
+    assert hub.stream.live("e1", 1, 2) == 0
+    hub.publish("channel", {"type": "t", "n": 1}, "c")
+    hub.publish("channel", {"type": "t", "n": 2}, "c")
+    store.commit(hub)
+    assert not hub.stream.changed
+    assert hub.stream.live("e1", 3, 1) == 0  # applied, then the hub dies before its commit
+    hub.publish("channel", {"type": "t", "n": 3}, "c")
+    store.db.close()
+    store, hub = start()
+    assert hub.stream.positions == {"e1": 2} and hub.stream.wanted() == ("e1", 2)
+    queued = [m["n"] for _, m in hub.sessions[session.client_id].queue if m["type"] == "t"]
+    assert queued == [1, 2]  # the queue and the position agree: seq 3 is asked for again, applied once
+    store.close()
+
+
+def test_a_lost_run_is_counted_to_the_clients_its_target_names_with_a_gap_in_seq():
+    hub = Hub(HubConfig(), lambda *a: None)
+    watcher, other, lone = (hub.create_session(t) for t in ("lightroom", "lightroom", "dashboard"))
+    hub.subscribe(watcher, ["jobs"])
+    assert hub.count_lost("channel", "jobs", 3) == 1
+    assert hub.count_lost("client_type", "lightroom", 2) == 2
+    assert hub.count_lost("client", lone.client_id, 1) == 1 and hub.count_lost("client", "nobody", 1) == 0
+    assert (watcher.dropped_total, other.dropped_total, lone.dropped_total) == (5, 2, 1)
+    assert hub.stats["dropped"] == 8
+    before = watcher.next_seq
+    hub.publish("channel", {"type": "t"}, "jobs")
+    fields = hub.poll(b"gw", 1, watcher.client_id, 0, None)
+    assert fields["dropped"] == 5 and fields["messages"][-1]["seq"] == before
+    assert before == 2 + 5  # the welcome took seq 1; the five lost ones took 2-6
