@@ -519,7 +519,8 @@ def check_position(obj, what="position"):
     """``(epoch, seq)`` from a map's ``epoch`` and ``seq`` fields; raises ``ProtocolError(bad_protocol)``."""
     epoch, seq = obj.get("epoch"), obj.get("seq")
     if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_EPOCH_CHARS:
-        raise ProtocolError("bad_protocol", f"{what}: 'epoch' must be a string of 1 to {MAX_EPOCH_CHARS} chars", "epoch")
+        raise ProtocolError("bad_protocol", f"{what}: 'epoch' must be a string of 1 to {MAX_EPOCH_CHARS} chars",
+                            "epoch")
     if not _is_int(seq) or not 0 <= seq < 2 ** 63:
         raise ProtocolError("bad_protocol", f"{what}: 'seq' must be a non-negative integer", "seq")
     return epoch, seq

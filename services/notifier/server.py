@@ -338,7 +338,8 @@ class NotifierServer:
         if self.sampler is not None:
             self.sampler.start()
         log.info(
-            "notifier taking backend events at %s, publishing to hubs at %s, requests at %s (epoch %s), status every %s",
+            "notifier taking backend events at %s, publishing to hubs at %s, requests at %s (epoch %s),"
+            " status every %s",
             self.config.events_in, self.config.events_out, self.config.rpc_endpoint, self.log.epoch,
             f"{self.config.status_interval:g} s" if self.sampler else "(off)",
         )
