@@ -80,11 +80,12 @@ class StreamTracker:
         them all), or ``None``: nothing to apply (seen already, or a gap, for
         which a replay is now wanted).
         """
+        heard = self.heard.get(epoch)
         pos = self._see(epoch, first + count - 1, first - 1)
         if pos is None:
             return None
         if first > pos + 1:
-            if self.request is None or self.request.epoch != epoch:
+            if heard is None or heard <= pos:  # a new gap, not one already being filled
                 self.stats["gaps"] += 1
             return None
         skip = pos + 1 - first

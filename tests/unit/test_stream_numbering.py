@@ -118,12 +118,13 @@ def test_a_gap_is_not_applied_and_asks_for_a_replay():
              "lost": [], "more": False}
     assert t.replied(reply, []) == ([], None) and t.wanted() is None
     assert t.live("e1", 14, 1) is None and t.positions["e1"] == 10 and t.stats["gaps"] == 1
+    assert t.live("e1", 15, 1) is None and t.stats["gaps"] == 1  # the same gap, still open
     req = t.next_request()
     assert (req.epoch, req.after) == ("e1", 10) and t.next_request() is None  # one in flight at a time
-    events = [{"n": 11}, {"n": 12}, {"n": 13}, {"n": 14}]
-    reply = dict(reply, id=req.req_id, head=14, upto=14, first=11)
+    events = [{"n": 11}, {"n": 12}, {"n": 13}, {"n": 14}, {"n": 15}]
+    reply = dict(reply, id=req.req_id, head=15, upto=15, first=11)
     assert t.replied(reply, events) == ([], 0)
-    assert t.positions["e1"] == 14 and t.stats["replayed"] == 4 and t.wanted() is None
+    assert t.positions["e1"] == 15 and t.stats["replayed"] == 5 and t.wanted() is None
 
 
 def test_replayed_events_already_applied_meanwhile_are_skipped():
