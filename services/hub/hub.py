@@ -244,6 +244,29 @@ class Hub:
         self.touched.update(recipients)
         return count
 
+    def count_lost(self, target, to, count):
+        """``count`` events for ``target``/``to`` that never reached the hub: each recipient is told in ``dropped``.
+
+        Its seq skips them too, so the gap is where they would have been, as
+        for any other loss (docs/DURABILITY.md). Returns how many clients.
+        """
+        if target == protocol.TARGET_CHANNEL:
+            recipients = self.channels.get(to, ())
+        elif target == protocol.TARGET_ALL:
+            recipients = self.sessions.values()
+        elif target == protocol.TARGET_TYPE:
+            recipients = self.by_type.get(to, ())
+        else:
+            session = self.sessions.get(to)
+            recipients = (session,) if session is not None else ()
+        for session in recipients:
+            session.next_seq += count
+            session.dropped_total += count
+            session.dropped_unreported += count
+        self.touched.update(recipients)
+        self.stats["dropped"] += count * len(recipients)
+        return len(recipients)
+
     def _room_is_lost(self, session):
         """A full queue is about to give up an entry: hand what is pending to an attached stream first.
 
@@ -572,5 +595,6 @@ class Hub:
             "store": self.store.describe(),
             "history": {"channels": len(self.history.channels), "messages": self.history.count()},
             "jobs": len(self.jobs.jobs),
+            "stream": self.stream.describe() if getattr(self, "stream", None) is not None else None,
             "job_stale_seconds": self.config.job_stale_seconds,
         }
