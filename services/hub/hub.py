@@ -209,15 +209,16 @@ class Hub:
         self.metrics.published(msg, to if target == protocol.TARGET_CHANNEL else "")
         count = 0
         ready = self.ready
+        wanted = conflation.key(msg)  # once, not once per recipient
         for session in recipients:
             victim = msg
             if len(session.queue) >= session.limit:
                 self.unacked_moves.add(session)
-                if not self._make_room(session, msg):
+                if not self._make_room(session, msg, wanted):
                     continue
                 if len(session.queue) >= session.limit:
                     victim = session.queue[0][1]
-            if session.enqueue(msg):
+            if session.enqueue(msg, wanted):
                 self.stats["dropped"] += 1
                 self.metrics.dropped(victim)
             if session.parked is not None:
@@ -229,9 +230,9 @@ class Hub:
         self.touched.update(recipients)
         return count
 
-    def _make_room(self, session, msg):
+    def _make_room(self, session, msg, wanted=conflation.UNKNOWN):
         """Conflation on overflow (services/hub/conflation.py); False: ``msg`` itself is dropped."""
-        accept, removed = conflation.make_room(session, msg)
+        accept, removed = conflation.make_room(session, msg, wanted)
         for seq, victim in removed:
             self.removed_seqs.append((session.client_id, seq))
             self.stats["dropped"] += 1

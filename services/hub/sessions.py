@@ -3,6 +3,9 @@
 from collections import deque
 from itertools import islice
 
+from services.hub.conflation import UNKNOWN
+from services.hub.queues import MessageQueue
+
 # Ranges of delivered-then-evicted seqs a session remembers (see Session.rewind).
 MAX_SILENT_RANGES = 64
 
@@ -58,7 +61,7 @@ class Session:
         self.last_seen = now
         self.last_poll = None
         self.subscriptions = set()
-        self.queue = deque()
+        self.queue = MessageQueue()  # a deque's reads, plus conflation's index (services/hub/queues.py)
         self.limit = limit
         self.next_seq = 1
         self.dropped_total = 0
@@ -74,8 +77,12 @@ class Session:
         self.send_bucket = None
         self.meta_changed = True  # the store has not written this session's meta yet
 
-    def enqueue(self, message):
-        """Queue ``message``; when full the oldest goes. Returns True when that was a loss."""
+    def enqueue(self, message, key=UNKNOWN):
+        """Queue ``message``; when full the oldest goes. Returns True when that was a loss.
+
+        ``key`` is the message's conflation key when the caller computed it
+        already (a fan-out computes it once for every recipient).
+        """
         lost = False
         if len(self.queue) >= self.limit:
             seq = self.queue.popleft()[0]
@@ -84,7 +91,10 @@ class Session:
             else:
                 lost = True
                 self._count_lost(1)
-        self.queue.append((self.next_seq, message))
+        if key is UNKNOWN:
+            self.queue.append((self.next_seq, message))
+        else:
+            self.queue.append((self.next_seq, message), key)
         self.next_seq += 1
         return lost
 

@@ -39,9 +39,7 @@ import logging
 import os
 import sqlite3
 from array import array
-from bisect import bisect_right
 from collections import deque
-from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
@@ -441,12 +439,7 @@ class SqliteStore:
             high = self.highs.get(cid, 0)
             if queue and queue[-1][0] > high:
                 last = highs[cid] = queue[-1][0]
-                fresh_count = last - high
-                if fresh_count <= len(queue) and queue[-fresh_count][0] > high:  # no gap: the last ones
-                    fresh = list(islice(reversed(queue), fresh_count))  # from the right: a deque's islice walks
-                    fresh.reverse()  # from the left, over entries written in earlier turns
-                else:
-                    fresh = list(islice(queue, bisect_right(queue, high, key=_SEQ), None))
+                fresh = queue.after(high)  # from the newest back: never over entries written in earlier turns
                 first = fresh[0][0]
                 msgs = list(map(_MESSAGE, fresh))
                 if msgs != shared[0]:  # a fan-out queues the same messages for every subscriber
