@@ -118,6 +118,8 @@ class MessageQueue:
                 self._remove(seq)
         if seqs is not None and not seqs:
             del self._by_key[key]
+        if removed:
+            self._settle()
         removed.reverse()
         return removed
 
@@ -130,6 +132,7 @@ class MessageQueue:
             found = keyed.get(seq)
             if found is not None:
                 self._remove(seq)
+                self._settle()
                 return seq, found[1]
         return None
 
@@ -148,6 +151,9 @@ class MessageQueue:
         else:
             dead.add(seq)
         self._removed += 1
+
+    def _settle(self):
+        # Sweep once more entries went from the middle than the queue holds: O(1) amortised per removal.
         if self._removed > len(self) + 32:
             self._rebuild()
 

@@ -1,0 +1,190 @@
+"""The conflation index of a full queue (services/hub/queues.py): same rules, work that does not grow with the queue.
+
+Issue 13, point 2: idle subscribers with full queues made every publish scan
+each of their queues. The rules are the ones in conflation.py's docstring
+(tests/unit/test_conflation.py); here a straightforward scan of a list is the
+reference they are checked against, on random traffic, and the work a
+publish costs is counted (Python lines run, conflation keys computed) for a
+short and a long queue.
+"""
+
+import itertools
+import random
+import sys
+
+import pytest
+
+from services import protocol
+from services.hub import conflation
+from services.hub.config import HubConfig
+from services.hub.hub import Hub
+from services.hub.sessions import Session
+
+
+# ------------------------------------------------------------ the reference
+class Reference:
+    """A session whose queue is a plain list, made room in by scanning it (the rules as written)."""
+
+    def __init__(self, limit):
+        self.queue = []
+        self.limit = limit
+        self.next_seq = 1
+        self.sent = 0
+
+    def publish(self, message):
+        removed = []
+        if len(self.queue) >= self.limit:
+            wanted = conflation.key(message)
+            if wanted is not None:
+                removed = [e for e in self.queue if e[0] > self.sent and conflation.key(e[1]) == wanted]
+            if not removed:
+                removed = [e for e in self.queue if e[0] > self.sent and conflation.key(e[1]) is not None][:1]
+            if removed:
+                gone = {e[0] for e in removed}
+                self.queue = [e for e in self.queue if e[0] not in gone]
+            elif wanted is not None:
+                self.next_seq += 1
+                return removed
+        if len(self.queue) >= self.limit:
+            self.queue.pop(0)
+        self.queue.append((self.next_seq, message))
+        self.next_seq += 1
+        return removed
+
+    def ack(self, seq):
+        self.queue = [e for e in self.queue if e[0] > seq]
+        self.sent = max(self.sent, seq)
+
+
+def _session(limit):
+    return Session("c", "lightroom", limit, 0.0, "")
+
+
+def _publish(session, message):
+    removed = []
+    if len(session.queue) >= session.limit:
+        accept, removed = conflation.make_room(session, message)
+        if not accept:
+            return removed
+    session.enqueue(message)
+    return removed
+
+
+def _message(rng, n):
+    kind = rng.random()
+    if kind < 0.3:
+        return {"type": "job_progress", "job_id": f"j{rng.randrange(5)}", "n": n}
+    if kind < 0.45:
+        return {"type": "system_status", "channel": rng.choice(["system", "gpu"]), "n": n}
+    return {"type": rng.choice(["job_completed", "photo_imported"]), "n": n}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_index_removes_exactly_what_scanning_the_queue_removes(seed):
+    rng = random.Random(seed)
+    limit = rng.choice([1, 2, 4, 8, 30])
+    ref, session = Reference(limit), _session(limit)
+    for n in range(600):
+        roll = rng.random()
+        if roll < 0.8:
+            message = _message(rng, n)
+            assert _publish(session, message) == ref.publish(message), n
+        elif roll < 0.9 and ref.queue:  # a reader takes some (in flight, not acked), or resumes lower
+            session.sent = ref.sent = rng.randrange(ref.sent // 2, ref.queue[-1][0] + 1)
+        elif ref.queue:
+            seq = rng.choice(ref.queue)[0]
+            session.ack(seq)
+            ref.ack(seq)
+            session.sent = ref.sent
+        assert list(session.queue) == ref.queue, n
+        assert len(session.queue) == len(ref.queue)
+        if ref.queue:
+            assert session.queue[0] == ref.queue[0] and session.queue[-1] == ref.queue[-1]
+            middle = rng.randrange(len(ref.queue))
+            assert session.queue[middle] == ref.queue[middle]
+            assert session.queue.after(ref.queue[middle][0]) == ref.queue[middle + 1:]
+        assert session.next_seq == ref.next_seq  # a keyed newcomer dropped by rule 3 used up its seq
+
+
+# ------------------------------------------------------------- counted work
+class Counter:
+    """Counts the Python lines run inside a call, and conflation keys computed."""
+
+    def __init__(self, monkeypatch):
+        self.lines = 0
+        self.keys = 0
+        real = conflation.key
+
+        def counting_key(message):
+            self.keys += 1
+            return real(message)
+
+        monkeypatch.setattr(conflation, "key", counting_key)
+
+    def _trace(self, frame, event, arg):
+        if event == "line":
+            self.lines += 1
+        return self._trace
+
+    def run(self, fn, *args):
+        sys.settrace(self._trace)
+        try:
+            return fn(*args)
+        finally:
+            sys.settrace(None)
+
+
+def _full_hub(queue_size, sessions):
+    ids = (f"client-{n}" for n in itertools.count(1))
+    hub = Hub(HubConfig(queue_size=queue_size), lambda *a: None, clock=lambda: 1000.0,
+              wallclock=lambda: 1_700_000_000.0, new_id=lambda: next(ids))
+    for _ in range(sessions):
+        s = hub.create_session("dashboard")
+        hub.subscribe(s, ["jobs"])
+        hub.poll(b"gw", 0, s.client_id, 0, None)  # drains the welcome; never polls again
+    for n in range(queue_size):  # full of messages without a key, a progress here and there
+        kind = {"type": "job_progress", "job_id": f"old{n}"} if n % 10 == 0 else {"type": "job_completed"}
+        hub.publish(protocol.TARGET_CHANNEL, dict(kind, n=n), "jobs")
+    return hub
+
+
+def _work_per_publish(monkeypatch, queue_size, sessions=3, count=300):
+    hub = _full_hub(queue_size, sessions)
+    counter = Counter(monkeypatch)
+    rng = random.Random(7)
+
+    def traffic():
+        for n in range(count):
+            hub.publish(protocol.TARGET_CHANNEL, _message(rng, n), "jobs")
+
+    counter.run(traffic)
+    assert all(len(s.queue) <= queue_size for s in hub.sessions.values())
+    return counter.lines / count, counter.keys / count
+
+
+def test_making_room_costs_the_same_in_a_queue_of_100_and_of_20000(monkeypatch):
+    short_lines, short_keys = _work_per_publish(monkeypatch, 100)
+    long_lines, long_keys = _work_per_publish(monkeypatch, 20_000)
+    # One key per published message, computed once for every recipient, never per queued entry.
+    assert short_keys == long_keys == 1
+    # A scan would cost thousands of lines per publish here; the index costs the same few at any length.
+    assert long_lines <= short_lines * 1.25 + 10, (short_lines, long_lines)
+
+
+def test_a_fanout_to_full_queues_costs_the_same_per_recipient_at_any_length(monkeypatch):
+    short_lines, _ = _work_per_publish(monkeypatch, 50, sessions=20, count=100)
+    long_lines, _ = _work_per_publish(monkeypatch, 5_000, sessions=20, count=100)
+    assert long_lines <= short_lines * 1.25 + 10, (short_lines, long_lines)
+
+
+def test_removed_entries_do_not_pile_up(monkeypatch):
+    """Lazily deleted entries are swept once they outnumber the live ones: memory stays O(queue)."""
+    session = _session(50)
+    rng = random.Random(3)
+    for n in range(20_000):
+        _publish(session, _message(rng, n))
+    queue = session.queue
+    assert len(queue) == 50
+    assert len(queue._entries) + len(queue._dead) <= 3 * 50 + 64
+    index = sum(len(seqs) for seqs in queue._by_key.values()) + len(queue._held) + len(queue._open)
+    assert index <= 3 * 50 + 64
