@@ -70,7 +70,8 @@ class Hub:
         self.admission = Admission(self)
         self.metrics = HubMetrics(clock)
         # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit.
-        self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock)
+        self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock,
+                               max_bytes=config.history_max_bytes)
         self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock)
         self.touched = set()  # sessions whose queue, counters or fields may have changed
         # Sessions whose queue lost entries this turn other than by an acknowledgement (a drain, an
@@ -479,6 +480,6 @@ class Hub:
             "poll_max_wait": self.config.poll_max_wait,
             "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
             "store": self.store.describe(),
-            "history": {"channels": len(self.history.channels), "messages": self.history.count()},
+            "history": self.history.describe(),
             "jobs": len(self.jobs.jobs),
         }

@@ -80,6 +80,10 @@ RUN_BYTES = 16 * 1024 * 1024
 # at least this many of them.
 GROUP_MIN = 4
 
+# commit() collects unreferenced messages itself once history forgot half its byte budget (at least this much)
+# since it last did; else the sweep does.
+COLLECT_MIN_BYTES = 1 * 2**20
+
 # A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
 SEQ_BITS = 40
 
@@ -240,6 +244,7 @@ class SqliteStore:
         self.group_refs = {}  # queue_groups id -> members whose entries there are not all below their head
         self.session_groups = {}  # client_id -> deque of (last seq, group id), oldest first
         self.garbage = 0  # references deleted since the last collect()
+        self.collected_freed = 0  # hub.history.freed_bytes at the last collect() it caused
         self.commits = 0
         self.failures = 0
         self.last_error = None
@@ -338,6 +343,7 @@ class SqliteStore:
                 entries.setdefault(channel, []).append((offset, ts, messages[mid]))
         for name, epoch, next_offset, last_used in db.execute("SELECT * FROM channels"):
             hub.history.load(name, epoch, next_offset, last_used, entries.get(name, ()))
+        hub.history.loaded()  # a smaller BRIDGE_HISTORY_MAX_BYTES than the last run's applies now
         for key, body in db.execute("SELECT job_id, body FROM jobs"):
             hub.jobs.load(key, protocol.decode_record(body))
         row = db.execute("SELECT value FROM meta WHERE key='system_status'").fetchone()
@@ -580,6 +586,12 @@ class SqliteStore:
         _forget_changes(hub)
         hub.removed_seqs.clear()
         hub.forgotten.clear()
+        freed = hub.history.freed_bytes
+        if freed - self.collected_freed >= max(hub.history.max_bytes // 2, COLLECT_MIN_BYTES):
+            # History churns through its byte budget: collect now, not at the next sweep, so the file
+            # holds about what the budget allows (docs/DURABILITY.md).
+            self.collected_freed = freed
+            self.collect()
         return True
 
     def collect(self):
