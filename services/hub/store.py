@@ -80,7 +80,7 @@ RUN_BYTES = 16 * 1024 * 1024
 # at least this many of them.
 GROUP_MIN = 4
 
-# commit() collects unreferenced messages itself once history forgot half its byte budget (at least this much)
+# commit() collects unreferenced messages itself once history forgot an eighth of its byte budget (at least this much)
 # since it last did; else the sweep does.
 COLLECT_MIN_BYTES = 1 * 2**20
 
@@ -587,7 +587,7 @@ class SqliteStore:
         hub.removed_seqs.clear()
         hub.forgotten.clear()
         freed = hub.history.freed_bytes
-        if freed - self.collected_freed >= max(hub.history.max_bytes // 2, COLLECT_MIN_BYTES):
+        if freed - self.collected_freed >= max(hub.history.max_bytes // 8, COLLECT_MIN_BYTES):
             # History churns through its byte budget: collect now, not at the next sweep, so the file
             # holds about what the budget allows (docs/DURABILITY.md).
             self.collected_freed = freed
