@@ -78,12 +78,15 @@ def run(idle, active, rate, seconds, env=None, workdir=None):
             reader.start()
         backend = Backend(bridge.env, use_notifier=True)
         hub = psutil.Process(bridge.pid_of("hub"))
-        # The library's first messages can go before its PUSH is connected: publish until one arrives.
-        probe = readers[0] if readers else None
-        if probe is not None:
-            wait_for(lambda: backend.publish(CHANNEL, {"type": "warmup"}) or stack.get("/ws/status").json[
-                "status"]["messages"]["published"] > 0, 20, interval=0.2, message="the first publish")
-        published = lambda: stack.get("/ws/status").json["status"]["messages"]["published"]  # noqa: E731
+
+        def published():
+            return stack.get("/ws/status").json["status"]["messages"]["published"]
+
+        def warm():  # the library's first messages can go before its PUSH is connected
+            backend.publish(CHANNEL, {"type": "warmup"})
+            return published() > 0
+
+        wait_for(warm, 20, interval=0.2, message="the first publish")
         base = published()
         count = int(rate * seconds)
         cpu0 = sum(hub.cpu_times()[:2])
