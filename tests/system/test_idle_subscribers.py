@@ -22,9 +22,9 @@ from tests.system.notifier_support import handshake, wait_for_notifier
 
 IDLE = 200
 ACTIVE = 3
-QUEUE = 500
-COUNT = 2500  # the first QUEUE fill the idle queues; every later one overflows each of them
-RATE = 300.0  # a second
+QUEUE = 1000
+COUNT = 3000  # the first QUEUE fill the idle queues; every later one overflows each of them
+RATE = 250.0  # a second
 
 
 @pytest.fixture
