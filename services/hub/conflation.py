@@ -55,11 +55,14 @@ def make_room(session, message, wanted=UNKNOWN):
     sent = getattr(session, "sent", 0)
     if wanted is UNKNOWN:
         wanted = key(message)
-    removed = queue.take_key(wanted, sent) if wanted is not None else []
-    if not removed:
-        oldest = queue.take_oldest_keyed(sent)
-        if oldest is not None:
-            removed.append(oldest)
+    removed = []
+    if queue.has_keyed():  # else rules 1 and 2 have nothing to take
+        if wanted is not None:
+            removed = queue.take_key(wanted, sent)
+        if not removed:
+            oldest = queue.take_oldest_keyed(sent)
+            if oldest is not None:
+                removed.append(oldest)
     if removed:
         _count(session, len(removed))
         return True, removed

@@ -106,6 +106,10 @@ class MessageQueue:
         return out
 
     # ---------------------------------------------------------- conflation
+    def has_keyed(self):
+        """True when some queued entry has a conflation key (in flight or not)."""
+        return bool(self._keyed)
+
     def take_key(self, key, above):
         """Remove every entry with conflation ``key`` and a seq above ``above``; returns them."""
         seqs = self._by_key.get(key)

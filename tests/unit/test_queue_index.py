@@ -134,7 +134,7 @@ class Counter:
             sys.settrace(None)
 
 
-def _full_hub(queue_size, sessions):
+def _full_hub(queue_size, sessions, keyed_every):
     ids = (f"client-{n}" for n in itertools.count(1))
     # A short channel history: its own (amortised, queue-independent) upkeep stays out of the comparison.
     hub = Hub(HubConfig(queue_size=queue_size, history_size=20), lambda *a: None, clock=lambda: 1000.0,
@@ -143,14 +143,15 @@ def _full_hub(queue_size, sessions):
         s = hub.create_session("dashboard")
         hub.subscribe(s, ["jobs"])
         hub.poll(b"gw", 0, s.client_id, 0, None)  # drains the welcome; never polls again
-    for n in range(queue_size):  # full of messages without a key, a progress here and there
-        kind = {"type": "job_progress", "job_id": f"old{n}"} if n % 10 == 0 else {"type": "job_completed"}
+    for n in range(queue_size):  # full: completions, and a progress of its own job every ``keyed_every``
+        keyed = keyed_every and n % keyed_every == 0
+        kind = {"type": "job_progress", "job_id": f"old{n}"} if keyed else {"type": "job_completed"}
         hub.publish(protocol.TARGET_CHANNEL, dict(kind, n=n), "jobs")
     return hub
 
 
-def _work_per_publish(monkeypatch, queue_size, sessions=3, count=300):
-    hub = _full_hub(queue_size, sessions)
+def _work_per_publish(monkeypatch, queue_size, keyed_every, sessions=3, count=300):
+    hub = _full_hub(queue_size, sessions, keyed_every)
     counter = Counter(monkeypatch)
     rng = random.Random(7)
 
@@ -159,13 +160,16 @@ def _work_per_publish(monkeypatch, queue_size, sessions=3, count=300):
             hub.publish(protocol.TARGET_CHANNEL, _message(rng, n), "jobs")
 
     counter.run(traffic)
-    assert all(len(s.queue) <= queue_size for s in hub.sessions.values())
+    assert all(len(s.queue) == queue_size for s in hub.sessions.values())
     return counter.lines / count, counter.keys / count
 
 
-def test_making_room_costs_the_same_in_a_queue_of_100_and_of_20000(monkeypatch):
-    short_lines, short_keys = _work_per_publish(monkeypatch, 100)
-    long_lines, long_keys = _work_per_publish(monkeypatch, 20_000)
+@pytest.mark.parametrize("short, keyed_every", [(100, 0), (2000, 5)])
+def test_making_room_costs_the_same_in_a_short_queue_and_in_one_of_20000(monkeypatch, short, keyed_every):
+    """Full of messages without a key (every rule 2 search would scan it all), or with plenty of old progress
+    (rule 2 takes one of those each time): the same traffic costs the same work at both lengths."""
+    short_lines, short_keys = _work_per_publish(monkeypatch, short, keyed_every)
+    long_lines, long_keys = _work_per_publish(monkeypatch, 20_000, keyed_every)
     # One key per published message, computed once for every recipient, never per queued entry.
     assert short_keys == long_keys == 1
     # A scan would cost thousands of lines per publish here; the index costs the same few at any length.
@@ -173,8 +177,8 @@ def test_making_room_costs_the_same_in_a_queue_of_100_and_of_20000(monkeypatch):
 
 
 def test_a_fanout_to_full_queues_costs_the_same_per_recipient_at_any_length(monkeypatch):
-    short_lines, _ = _work_per_publish(monkeypatch, 50, sessions=20, count=100)
-    long_lines, _ = _work_per_publish(monkeypatch, 5_000, sessions=20, count=100)
+    short_lines, _ = _work_per_publish(monkeypatch, 1000, 5, sessions=20, count=100)
+    long_lines, _ = _work_per_publish(monkeypatch, 10_000, 5, sessions=20, count=100)
     assert long_lines <= short_lines * 1.25 + 10, (short_lines, long_lines)
 
 
