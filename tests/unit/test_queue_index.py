@@ -193,3 +193,30 @@ def test_removed_entries_do_not_pile_up(monkeypatch):
     assert len(queue._entries) + len(queue._dead) <= 3 * 50 + 64
     index = sum(len(seqs) for seqs in queue._by_key.values()) + len(queue._held) + len(queue._open)
     assert index <= 3 * 50 + 64
+
+
+def _store_work_per_turn(tmp_path, monkeypatch, queue_size):
+    from services.hub.store import SqliteStore
+
+    hub = _full_hub(queue_size, 3, 5)
+    store = hub.store = SqliteStore(str(tmp_path / f"hub{queue_size}.sqlite3"))
+    store.commit(hub)
+    counter = Counter(monkeypatch)
+    rng = random.Random(11)
+
+    def turns():
+        for n in range(200):  # a few messages a turn, conflating in every full queue
+            hub.publish(protocol.TARGET_CHANNEL, _message(rng, n), "jobs")
+            if n % 4 == 3:
+                store.commit(hub)
+
+    counter.run(turns)
+    store.close()
+    return counter.lines / 50
+
+
+def test_the_store_writes_a_turn_of_full_queues_with_the_same_work_at_any_length(tmp_path, monkeypatch):
+    """A turn's fresh entries are read from the newest back: never a walk over what earlier turns wrote."""
+    short = _store_work_per_turn(tmp_path, monkeypatch, 1000)
+    long = _store_work_per_turn(tmp_path, monkeypatch, 10_000)
+    assert long <= short * 1.25 + 20, (short, long)
