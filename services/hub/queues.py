@@ -16,10 +16,15 @@ is rebuilt without them: every removal costs O(1) amortised, whatever the
 queue holds, and memory stays within a small multiple of the live entries.
 """
 
+from bisect import bisect_right
 from collections import deque
+from itertools import islice
+from operator import itemgetter
 
 from services.hub import conflation
 from services.hub.conflation import UNKNOWN
+
+_SEQ = itemgetter(0)
 
 
 class MessageQueue:
@@ -103,6 +108,26 @@ class MessageQueue:
                 break
             out.append(entry)
         out.reverse()
+        return out
+
+    def since(self, seq, count):
+        """Up to ``count`` entries with a seq above ``seq``, oldest first.
+
+        Seqs have gaps where entries were removed, so where ``seq`` stands is
+        found by a binary search, never by arithmetic on seqs.
+        """
+        entries = self._entries
+        if count <= 0 or not entries or entries[-1][0] <= seq:
+            return []
+        first = 0 if entries[0][0] > seq else bisect_right(entries, seq, key=_SEQ)
+        dead = self._dead
+        out = []
+        for entry in islice(entries, first, None):
+            if dead and entry[0] in dead:
+                continue
+            out.append(entry)
+            if len(out) >= count:
+                break
         return out
 
     # ---------------------------------------------------------- conflation

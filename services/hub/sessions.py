@@ -1,7 +1,6 @@
 """One client's session: its bounded queue, sequence numbers and parked poll."""
 
 from collections import deque
-from itertools import islice
 
 from services.hub.conflation import UNKNOWN
 from services.hub.queues import MessageQueue
@@ -177,8 +176,7 @@ class Session:
         append = out.append
         total = 0
         if keep:
-            skip = 0 if start is None or not queue else max(0, start + 1 - queue[0][0])
-            for seq, message in islice(queue, skip, skip + batch):
+            for seq, message in queue.since(start or 0, batch):  # seqs have gaps where conflation removed
                 msg = dict(message)
                 msg["seq"] = seq
                 if size_of is not None:

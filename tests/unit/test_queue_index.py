@@ -103,6 +103,8 @@ def test_the_index_removes_exactly_what_scanning_the_queue_removes(seed):
             middle = rng.randrange(len(ref.queue))
             assert session.queue[middle] == ref.queue[middle]
             assert session.queue.after(ref.queue[middle][0]) == ref.queue[middle + 1:]
+            above, count = rng.randrange(ref.queue[-1][0] + 1), rng.randrange(1, 6)
+            assert session.queue.since(above, count) == [e for e in ref.queue if e[0] > above][:count]
         assert session.next_seq == ref.next_seq  # a keyed newcomer dropped by rule 3 used up its seq
 
 
@@ -220,3 +222,23 @@ def test_the_store_writes_a_turn_of_full_queues_with_the_same_work_at_any_length
     short = _store_work_per_turn(tmp_path, monkeypatch, 1000)
     long = _store_work_per_turn(tmp_path, monkeypatch, 10_000)
     assert long <= short * 1.25 + 20, (short, long)
+
+
+def test_a_reader_resuming_anywhere_in_a_queue_with_gaps_gets_exactly_what_is_above_it(make_hub):
+    """Conflation leaves gaps in a queue's seqs: taking "after seq N" must not count positions by seq."""
+    hub, _, replies = make_hub(queue_size=4)
+    s = hub.create_session("lightroom")
+    hub.subscribe(s, ["jobs"])
+    hub.poll(b"gw", 0, s.client_id, 0, None)
+    for fields in ({"type": "job_completed", "job_id": "x"}, {"type": "job_progress", "job_id": "a"},
+                   {"type": "job_completed", "job_id": "y"}, {"type": "job_completed", "job_id": "z"},
+                   {"type": "job_completed", "job_id": "w"}):  # the last one removes the progress (seq 3)
+        hub.publish(protocol.TARGET_CHANNEL, fields, "jobs")
+    assert [seq for seq, _ in s.queue] == [2, 4, 5, 6]
+    for n, after in enumerate(range(1, 7)):
+        reply = hub.poll(b"gw", n, s.client_id, 0, None, after=after, reader=f"r{n}", attach=True)
+        assert [m["seq"] for m in reply["messages"]] == [seq for seq, _ in s.queue if seq > after], after
+    # A stream resuming after 5 is pushed seq 6 (it used to find nothing while 6 was pending, and fail).
+    assert hub.poll(b"gw", 9, s.client_id, 10, None, after=5, reader="rs", attach=True, window=10,
+                    window_bytes=1 << 20) is None
+    assert [m["seq"] for m in replies[-1][2]["messages"]] == [6]
