@@ -287,15 +287,10 @@ class Commands:
             return
         # Never handed out: take it out of the queue, so it never runs.
         session = self.hub.sessions.get(record["client_id"])
-        if session is not None:
-            queue = session.queue
-            for index, (seq, _) in enumerate(queue):
-                if seq == record["seq"]:
-                    del queue[index]
-                    self.hub.removed_seqs.append((session.client_id, seq))
-                    self.hub.unacked_moves.add(session)
-                    self.hub.touched.add(session)
-                    break
+        if session is not None and session.queue.discard(record["seq"]):
+            self.hub.removed_seqs.append((session.client_id, record["seq"]))
+            self.hub.unacked_moves.add(session)
+            self.hub.touched.add(session)
         self._finish(record, EXPIRED)
 
     def _finish(self, record, state):
