@@ -305,8 +305,9 @@ class Commands:
         view = self.view(record)
         for waiter in self.waiters.pop(record["id"], ()):
             self.hub.reply(waiter.peer, waiter.req_id, {"command": view})
-        log.log(logging.INFO if state == DONE else logging.WARNING, "command %s (%s to %s from %s) %s",
-                record["id"], record["action"], record["client_id"], record["caller"], state)
+        # An outcome, not a fault of the bridge: INFO whatever it is (the caller is told).
+        log.info("command %s (%s to %s from %s) %s", record["id"], record["action"], record["client_id"],
+                 record["caller"], state)
 
     def close(self):
         """Answer every parked wait with the command as it stands (the hub is stopping)."""

@@ -184,3 +184,15 @@ def test_records_survive_a_restart_and_deadlines_run_after_it(tmp_path):
     assert [m["type"] for _, m in hub2.sessions[session.client_id].queue] == ["command", "command"]
     store2.commit(hub2)
     store2.close()
+
+
+def test_discard_takes_an_entry_out_of_the_middle_keyed_or_not():
+    from services.hub.queues import MessageQueue
+    queue = MessageQueue()
+    for seq, message in enumerate([{"type": "a"}, {"type": "job_progress", "job_id": "j"}, {"type": "command"},
+                                   {"type": "b"}], 1):
+        queue.append((seq, message))
+    assert queue.discard(3) and queue.discard(2)
+    assert not queue.discard(3) and not queue.discard(9)
+    assert [seq for seq, _ in queue] == [1, 4] and len(queue) == 2
+    assert not queue.has_keyed()
