@@ -1,7 +1,11 @@
-"""``bridge run``: start the Procfile's processes together, stop them all together.
+"""``lrbridge run``: check the settings and ports, start the bridge's processes together, stop them all together.
 
-The commands come from the Procfile (one source of truth with ``make run``
-and the test harness). On POSIX each process gets its own process group, so
+The commands come from the process table in the package (services/procfile.py,
+from which the Procfile that ``make run`` and the test harness read is
+written), or from the Procfile named by BRIDGE_PROCFILE. Before anything is
+started every setting of every process is checked (one line per bad one,
+exit 2) and so is every port it will listen on: a bridge already answering at
+the gateway's address is exit 5, a port held by another program exit 6. On POSIX each process gets its own process group, so
 stopping it (SIGTERM, then SIGKILL after a grace period) also reaches
 gunicorn's workers and nothing is orphaned. On Windows, where gunicorn does
 not run, the gateway line is replaced by ``python -m services.gateway``
@@ -10,7 +14,9 @@ not run, the gateway line is replaced by ``python -m services.gateway``
 folder, and ``--platform windows`` forces it on any system so it is tested.
 
 Every line the processes print goes to this terminal and to
-``<BRIDGE_LOG_DIR>/main.log``, written by this process alone.
+``<BRIDGE_LOG_DIR>/main.log``, written by this process alone; the store and
+the logs are in the per-user data folder unless BRIDGE_STORE/BRIDGE_LOG_DIR
+say otherwise (services/paths.py), whatever folder this was started in.
 """
 
 import logging
@@ -23,37 +29,32 @@ import threading
 import time
 from pathlib import Path
 
-import services
-from services.cli import exits
-from services.cli.http import NotRunning
+from services import procfile
+from services.cli import checks, exits
+from services.cli.http import Bridge, NotRunning
+from services.gateway.config import load_config as gateway_config
 from services.logs import file_handler, log_settings, make_formatter
 
-ROOT = Path(services.__file__).resolve().parent.parent
 WINDOWS_GATEWAY = ["-m", "services.gateway"]  # with sys.executable: uvicorn alone (services/gateway/__main__.py)
 GRACE_SECONDS = 10.0  # from SIGTERM to SIGKILL
 READY_SECONDS = 30.0
 
-log = logging.getLogger("bridge.run")
+log = logging.getLogger("lrbridge.run")
+BUILT_IN = "the built-in process table"
 
 
-def find_procfile(environ=os.environ):
-    """The Procfile: BRIDGE_PROCFILE, else ./Procfile, else the one beside the ``services`` package."""
-    candidates = [environ.get("BRIDGE_PROCFILE"), Path.cwd() / "Procfile", ROOT / "Procfile"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FileNotFoundError("no Procfile found (set BRIDGE_PROCFILE to its path)")
+def process_commands(environ=os.environ):
+    """``({name: command}, where from)``: the Procfile at BRIDGE_PROCFILE, else the package's own table.
 
-
-def read_procfile(path):
-    """``{name: command}`` in file order."""
-    commands = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            commands[name.strip()] = command.strip()
-    return commands
+    Never a Procfile that happens to lie in the working folder: an installed
+    ``lrbridge`` starts the same processes wherever it is typed.
+    """
+    path = environ.get("BRIDGE_PROCFILE")
+    if not path:
+        return procfile.commands(), BUILT_IN
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"BRIDGE_PROCFILE={path}: no such file")
+    return procfile.read(path), path
 
 
 def plan(commands, windows, python=sys.executable):
@@ -123,8 +124,8 @@ class Supervisor:
                 self.main_log.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
 
     def say(self, message):
-        """A line from ``bridge run`` itself, in the services' format."""
-        record = logging.LogRecord("bridge.run", logging.INFO, __file__, 0, message, (), None)
+        """A line from ``lrbridge run`` itself, in the services' format."""
+        record = logging.LogRecord("lrbridge.run", logging.INFO, __file__, 0, message, (), None)
         record.service = "run"
         self.write(self.formatter.format(record))
 
@@ -210,28 +211,35 @@ def wait_ready(bridge, supervisor, timeout=READY_SECONDS):
     return False
 
 
-def run(args, bridge, out, environ=os.environ):
-    """Start everything, report the dashboard's address, and wait for Ctrl-C or a process to end."""
+def run(args, out, environ=os.environ, err=None):
+    """Check, start everything, report the dashboard's address, and wait for Ctrl-C or a process to end."""
+    err = err or sys.stderr
     windows = args.platform == "windows" or (args.platform == "auto" and os.name == "nt")
     try:
-        procfile = find_procfile(environ)
+        commands, source = process_commands(environ)
     except FileNotFoundError as ex:
-        out.write(f"bridge run: {ex}\n")
+        out.write(f"lrbridge run: {ex}\n")
         return exits.USAGE
-    commands = read_procfile(procfile)
     if args.only:
         unknown = set(args.only) - set(commands)
         if unknown:
-            out.write(f"bridge run: no process named {', '.join(sorted(unknown))} in {procfile}\n")
+            out.write(f"lrbridge run: no process named {', '.join(sorted(unknown))} in {source}\n")
             return exits.USAGE
         commands = {name: cmd for name, cmd in commands.items() if name in args.only}
     level, fmt, folder, max_bytes, backups = log_settings(environ)
     log_dir = os.path.abspath(folder) if folder else ""
+    env = _child_env(environ, log_dir)
+    if args.port is not None:
+        env["BRIDGE_HTTP_PORT"] = str(args.port)
+    code = preflight(commands, env, err)
+    if code != exits.OK:
+        return code
     main_log = file_handler(log_dir, "main", max_bytes, backups) if log_dir else None
     if main_log is not None:
         main_log.setFormatter(logging.Formatter("%(message)s"))
-    env = _child_env(environ, log_dir)
-    env["BRIDGE_HTTP_PORT"] = str(bridge.port)
+    config = gateway_config(env)
+    bridge = Bridge(checks.connect_host(config.http_host), config.http_port,
+                    env.get("BRIDGE_ADMIN_TOKEN") or None, timeout=args.timeout)
     supervisor = Supervisor(plan(commands, windows), env, windows, out, main_log, make_formatter(fmt))
     _install_signals(supervisor.request_stop, windows)
     code = exits.OK
@@ -240,7 +248,7 @@ def run(args, bridge, out, environ=os.environ):
         if "gateway" in commands:
             if wait_ready(bridge, supervisor):
                 supervisor.say(f"bridge running: dashboard at http://{bridge.address}/ws/dashboard "
-                               f"(Ctrl-C stops everything)")
+                               f"(Ctrl-C stops everything); logs in {log_dir or 'stderr only'}")
             elif not supervisor.stopping.is_set():
                 supervisor.say("the gateway did not come up; see the lines above")
         while not supervisor.stopping.is_set():
@@ -257,3 +265,20 @@ def run(args, bridge, out, environ=os.environ):
         if main_log is not None:
             main_log.close()
     return code
+
+
+def preflight(commands, env, err):
+    """Every setting, then every listen address, of the processes about to start; an exit code, OK to go on."""
+    problems = checks.settings_problems(env, names=set(commands))
+    if problems:
+        for line in problems:
+            print(f"lrbridge: {line}", file=err)
+        print(f"lrbridge run: {len(problems)} bad setting(s): nothing was started "
+              "(`lrbridge checkconfig` checks again without starting anything)", file=err)
+        return exits.USAGE
+    try:
+        checks.check_ports(list(commands), env)
+    except checks.PortProblem as ex:
+        print(f"lrbridge run: {ex}; nothing was started", file=err)
+        return exits.ALREADY_RUNNING if ex.running else exits.PORT_TAKEN
+    return exits.OK

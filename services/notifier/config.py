@@ -29,8 +29,8 @@ class NotifierConfig:
 def load_config(environ=os.environ):
     """Build a ``NotifierConfig`` from the environment; raises ``ConfigError`` naming a bad key."""
     config = NotifierConfig(
-        events_in=settings.env_str(environ, "BRIDGE_EVENTS_IN", settings.DEFAULT_EVENTS_IN),
-        events_out=settings.env_str(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
+        events_in=settings.env_endpoint(environ, "BRIDGE_EVENTS_IN", settings.DEFAULT_EVENTS_IN),
+        events_out=settings.env_endpoint(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
         ingest_hwm=settings.env_int(environ, "BRIDGE_INGEST_HWM", 10000, minimum=1, maximum=1_000_000),
         hold_size=settings.env_int(environ, "BRIDGE_EVENTS_HOLD", 10000, minimum=1, maximum=1_000_000),
         hold_seconds=settings.env_float(environ, "BRIDGE_EVENTS_HOLD_SECONDS", 60.0, minimum=0, maximum=86400),
