@@ -6,7 +6,7 @@ import sys
 
 import services
 from services.cli import commands, exits, offline, run, tail
-from services.cli.http import ApiError, Bridge, NotRunning, default_address
+from services.cli.http import ApiError, Bridge, NotRunning, default_address, default_host, default_port
 from services.settings import ConfigError
 
 PROG = "lrbridge"
@@ -76,10 +76,8 @@ def build_parser(environ=os.environ):
 
 def address(args, environ=os.environ):
     """``(host, port)``: --host/--port, else BRIDGE_HTTP_HOST/PORT (``ConfigError`` when those are bad)."""
-    if args.host is not None and args.port is not None:
-        return args.host, args.port
-    host, port = default_address(environ)
-    return (host if args.host is None else args.host), (port if args.port is None else args.port)
+    host = default_host(environ) if args.host is None else args.host
+    return host, (default_port(environ) if args.port is None else args.port)
 
 
 def main(argv=None, out=None, environ=os.environ):

@@ -226,14 +226,14 @@ def run(args, out, environ=os.environ, err=None):
             out.write(f"lrbridge run: no process named {', '.join(sorted(unknown))} in {source}\n")
             return exits.USAGE
         commands = {name: cmd for name, cmd in commands.items() if name in args.only}
+    if args.port is not None:
+        environ = dict(environ, BRIDGE_HTTP_PORT=str(args.port))
+    code = preflight(commands, environ, err)
+    if code != exits.OK:
+        return code
     level, fmt, folder, max_bytes, backups = log_settings(environ)
     log_dir = os.path.abspath(folder) if folder else ""
     env = _child_env(environ, log_dir)
-    if args.port is not None:
-        env["BRIDGE_HTTP_PORT"] = str(args.port)
-    code = preflight(commands, env, err)
-    if code != exits.OK:
-        return code
     main_log = file_handler(log_dir, "main", max_bytes, backups) if log_dir else None
     if main_log is not None:
         main_log.setFormatter(logging.Formatter("%(message)s"))
