@@ -70,9 +70,10 @@ def plugin(args, out, environ=os.environ, err=None):
         return exits.UNSUPPORTED
     builder = importlib.import_module(PLUGIN_BUILDER)
     try:
+        os.makedirs(args.dest, exist_ok=True)
         path = builder.build(args.dest)
     except OSError as ex:
         print(f"lrbridge plugin: cannot write to {args.dest}: {ex}", file=err)
         return exits.FAILED
-    out.write(f"{path}\n")
+    out.write(f"{os.path.abspath(path)}\n")
     return exits.OK
