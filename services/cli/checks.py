@@ -195,7 +195,7 @@ def _cannot_listen(host, port):
     except OSError as ex:
         if ex.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
             return "in use"
-        if ex.errno == errno.EADDRNOTAVAIL:
+        if ex.errno in (errno.EADDRNOTAVAIL, getattr(errno, "WSAEADDRNOTAVAIL", -1)):
             return "not an address of this machine"
         return ex.strerror or str(ex)
     finally:
