@@ -404,7 +404,7 @@
       showError(clients.status === 401 ? "This bridge needs its admin token (BRIDGE_ADMIN_TOKEN)." : "");
     } catch (e) {
       renderHealth(null);
-      showError("The bridge does not answer — is `bridge run` still running?");
+      showError("The bridge does not answer — is `lrbridge run` still running?");
     }
   }
 
