@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from services import procfile
 from services.cli import checks, exits
 from services.cli.http import Bridge, NotRunning
@@ -196,19 +198,39 @@ def _install_signals(handler, windows):
 
 
 def wait_ready(bridge, supervisor, timeout=READY_SECONDS):
-    """True once the gateway answers /ws/health with a reachable hub; False if a process died first."""
+    """True once our gateway answers /ws/health with a reachable hub; False if a process died first.
+
+    The answer must come from one of the processes started here (its ``pid``),
+    not from another bridge that took the port after the start-up check.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.stopping.is_set():
         if supervisor.exited():
             return False
         try:
             code, body, _ = bridge.request("GET", "/ws/health", timeout=2)
-            if code in (200, 401) and (code == 401 or body.get("hub", {}).get("reachable")):
+            if code == 401:  # the admin token is not ours to know: it answers, which is all we can tell
+                return True
+            if code == 200 and body.get("hub", {}).get("reachable") and _ours(supervisor, body):
                 return True
         except NotRunning:
             pass
         supervisor.stopping.wait(0.2)
     return False
+
+
+def _ours(supervisor, health):
+    pid = (health.get("gateway") or {}).get("pid")
+    if pid is None:  # an older gateway does not say
+        return True
+    family = set()
+    for proc in supervisor.procs.values():
+        family.add(proc.pid)
+        try:
+            family.update(child.pid for child in psutil.Process(proc.pid).children(recursive=True))
+        except psutil.Error:
+            pass
+    return pid in family
 
 
 def run(args, out, environ=os.environ, err=None):
