@@ -9,13 +9,14 @@ and an address that is not this machine's.
 """
 
 import errno
+import http.client
+import json
 import os
 import re
 import socket
-import http.client
-import json
+from pathlib import Path
 
-from services import curve, logs, settings
+from services import curve, logs, paths, settings
 from services.gateway.config import load_config as gateway_config
 from services.hub.config import load_config as hub_config
 from services.notifier.config import load_config as notifier_config
@@ -67,6 +68,29 @@ def _log_settings(environ):
     settings.env_int(environ, "BRIDGE_LOG_BACKUPS", logs.DEFAULT_BACKUPS, minimum=0)
 
 
+def _folders(environ):
+    """The store's folder and the log folder must be folders this user can create and write."""
+    store = settings.env_str(environ, "BRIDGE_STORE", None)
+    if store != ":memory:":
+        key = "BRIDGE_STORE" if store else "BRIDGE_DATA_DIR"
+        _writable_folder(key, environ.get(key, ""), Path(store or paths.default_store(environ)).absolute().parent)
+    logs_dir = environ.get("BRIDGE_LOG_DIR")
+    if logs_dir != "":
+        key = "BRIDGE_LOG_DIR" if logs_dir else "BRIDGE_DATA_DIR"
+        _writable_folder(key, environ.get(key, ""), Path(logs_dir or paths.default_log_dir(environ)).absolute())
+
+
+def _writable_folder(key, value, folder):
+    shown = f"{key}={value!r}" if value else f"{key} (unset, so {folder})"
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{shown}: {probe} is a file, not a folder: must be a folder this user can write", key)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{shown}: {probe} is not writable by this user: must be a folder this user can write", key)
+
+
 def _curve_keys(environ):
     directory = settings.env_str(environ, "BRIDGE_CURVE_DIR", None)
     if directory:
@@ -77,7 +101,7 @@ def settings_problems(environ=os.environ, names=None):
     """One line per bad setting of the named processes (all when ``None``), logs and keys included."""
     loaders = [loader for name, loader in LOADERS.items() if names is None or name in names]
     lines, seen = [], set()
-    for load in loaders + [_log_settings, _curve_keys]:
+    for load in loaders + [_log_settings, _folders, _curve_keys]:
         for key, line in _problems_of(load, environ):
             if (key or line) not in seen:
                 seen.add(key or line)

@@ -60,3 +60,15 @@ def test_unreadable_curve_keys_are_reported(tmp_path):
 def test_good_settings_have_no_problems():
     assert checks.settings_problems({}) == []
     assert checks.settings_problems({"BRIDGE_QUEUE_SIZE": "abc"}, names={"gateway"}) == []  # not the gateway's
+
+
+def test_a_file_where_a_folder_should_be_is_reported(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    lines = checks.settings_problems({"BRIDGE_STORE": str(blocker / "hub.sqlite3"),
+                                      "BRIDGE_LOG_DIR": str(blocker / "logs")})
+    assert sorted(line.split("=")[0] for line in lines) == ["BRIDGE_LOG_DIR", "BRIDGE_STORE"]
+    assert all("is a file, not a folder" in line for line in lines)
+    (line,) = checks.settings_problems({"BRIDGE_DATA_DIR": str(blocker), "BRIDGE_LOG_DIR": ""})
+    assert line.startswith("BRIDGE_DATA_DIR=") and "is a file" in line  # the store's default folder is in it
+    assert checks.settings_problems({"BRIDGE_DATA_DIR": str(tmp_path / "not" / "yet")}) == []  # made at start
