@@ -154,8 +154,8 @@ def test_nothing_answers_is_one_line_and_exit_3(tmp_path):
         assert r.stdout == ""
 
 
-@pytest.mark.parametrize("command", ["run", "status", "clients", "jobs", "broadcast", "send", "tail", "cleanup",
-                                     "dashboard"])
+@pytest.mark.parametrize("command", ["run", "config", "checkconfig", "status", "clients", "jobs", "broadcast", "send",
+                                     "tail", "cleanup", "dashboard"])
 def test_every_command_has_help(command):
     r = subprocess.run([sys.executable, "-m", "services.cli", command, "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
