@@ -5,13 +5,15 @@ from which the Procfile that ``make run`` and the test harness read is
 written), or from the Procfile named by BRIDGE_PROCFILE. Before anything is
 started every setting of every process is checked (one line per bad one,
 exit 2) and so is every port it will listen on: a bridge already answering at
-the gateway's address is exit 5, a port held by another program exit 6. On POSIX each process gets its own process group, so
-stopping it (SIGTERM, then SIGKILL after a grace period) also reaches
-gunicorn's workers and nothing is orphaned. On Windows, where gunicorn does
-not run, the gateway line is replaced by ``python -m services.gateway``
-(uvicorn serving the same ASGI app) and processes are stopped with
-``terminate()``; that path uses no fork, no POSIX signal and no fixed
-folder, and ``--platform windows`` forces it on any system so it is tested.
+the gateway's address is exit 5, a port held by another program exit 6.
+
+On POSIX each process gets its own process group, so stopping it (SIGTERM,
+then SIGKILL after a grace period) also reaches gunicorn's workers and
+nothing is orphaned. On Windows, where gunicorn does not run, the gateway
+line is replaced by ``python -m services.gateway`` (uvicorn serving the same
+ASGI app) and processes are stopped with ``terminate()``; that path uses no
+fork, no POSIX signal and no fixed folder, and ``--platform windows`` forces
+it on any system so it is tested.
 
 Every line the processes print goes to this terminal and to
 ``<BRIDGE_LOG_DIR>/main.log``, written by this process alone; the store and

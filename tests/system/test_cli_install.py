@@ -88,8 +88,8 @@ PUBLISH = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("platform, stop", [("posix", signal.SIGTERM), ("windows", signal.SIGINT)])
-def test_the_installed_wheel_runs_from_an_empty_folder_and_keeps_its_files_in_the_user_folder(installed, user,
-                                                                                              platform, stop):
+def test_the_installed_wheel_runs_from_an_empty_folder_and_keeps_files_in_the_user_folder(installed, user,
+                                                                                          platform, stop):
     venv, wheel = installed
     home, work, env = user
     lrbridge = str(venv / "bin" / "lrbridge")
