@@ -8,8 +8,10 @@ tells apart a port already served by a bridge, one taken by another program,
 and an address that is not this machine's.
 """
 
+import contextlib
 import errno
 import http.client
+import io
 import json
 import os
 import re
@@ -118,7 +120,8 @@ def effective(environ=os.environ):
         except ConfigError:
             continue
         result[name] = {field: _shown(field, value) for field, value in vars(config).items()}
-    level, fmt, folder, max_bytes, backups = logs.log_settings(environ)
+    with contextlib.redirect_stderr(io.StringIO()):  # its fallback warnings: settings_problems names them once
+        level, fmt, folder, max_bytes, backups = logs.log_settings(environ)
     result["logs"] = {"level": level, "format": fmt, "folder": folder, "max_bytes": max_bytes, "backups": backups}
     return result
 
