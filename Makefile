@@ -31,6 +31,7 @@ system-deps:
 	sh tools/install-system-deps.sh
 
 run: install-run Procfile
+	$(VENV)/bin/lrbridge checkconfig
 	honcho start -f Procfile
 
 test: install system-deps

@@ -24,5 +24,14 @@ def test_make_run_installs_no_test_extras(tmp_path):
     assert not any("[test" in line or "[bench" in line for line in installs), installs
 
 
+def test_make_run_checks_the_settings_before_honcho_starts_anything(tmp_path):
+    r = subprocess.run(["make", "-n", "run", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=30)
+    lines = r.stdout.splitlines()
+    check = next(i for i, line in enumerate(lines) if line.endswith("lrbridge checkconfig"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("honcho start"))
+    assert check < start
+
+
 def test_make_test_installs_the_test_extras(tmp_path):
     assert any("-e '.[test]'" in line for line in planned("test", tmp_path))
