@@ -4,7 +4,6 @@ import argparse
 import os
 import sys
 
-import services
 from services.cli import commands, exits, offline, run, tail
 from services.cli.http import ApiError, Bridge, NotRunning, default_address, default_host, default_port
 from services.settings import ConfigError
@@ -16,6 +15,16 @@ EPILOG = (
     "5 run: a bridge is already running, 6 run: a port is taken by another program"
 )
 FALLBACK_ADDRESS = ("127.0.0.1", 5100)  # only shown in --help when BRIDGE_HTTP_* are bad
+
+
+def version():
+    """The package's version: pyproject.toml's in a checkout, else the installed metadata."""
+    from services.plugin_package import PackageError, package_version
+
+    try:
+        return package_version()
+    except PackageError:
+        return "(unknown version)"
 
 
 def build_parser(environ=os.environ):
@@ -35,7 +44,7 @@ def build_parser(environ=os.environ):
     parser = argparse.ArgumentParser(
         prog=PROG, description="Run the Lightroom bridge and see what is connected and flowing.", epilog=EPILOG,
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {services.__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name, func, help_text, parents=(common,), offline_func=None):

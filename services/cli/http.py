@@ -59,7 +59,7 @@ class Bridge:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def headers(self, extra=None):
-        hdrs = {"Accept": "application/json", "User-Agent": "bridge-cli"}
+        hdrs = {"Accept": "application/json", "User-Agent": "lrbridge-cli"}
         if self.token:
             hdrs["Authorization"] = f"Bearer {self.token}"
         hdrs.update(extra or {})

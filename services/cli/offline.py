@@ -72,6 +72,9 @@ def plugin(args, out, environ=os.environ, err=None):
     try:
         os.makedirs(args.dest, exist_ok=True)
         path = builder.build(args.dest)
+    except getattr(builder, "PackageError", ()) as ex:  # e.g. no plug-in folder beside an installed package
+        print(f"lrbridge plugin: {ex}", file=err)
+        return exits.FAILED
     except OSError as ex:
         print(f"lrbridge plugin: cannot write to {args.dest}: {ex}", file=err)
         return exits.FAILED

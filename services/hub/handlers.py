@@ -56,8 +56,14 @@ def poll(hub, ctx, req):
     return hub.poll(
         ctx.peer, req["id"], req["client_id"], req.get("wait"), req.get("ack"),
         after=req.get("after"), reader=req.get("reader"), transport=req.get("transport"),
-        attach=bool(req.get("attach")),
+        attach=bool(req.get("attach")), window=req.get("window"), window_bytes=req.get("window_bytes"),
     )
+
+
+def credit(hub, ctx, req):
+    hub.admission.client(req["client_id"], req.get("client_secret"))
+    hub.credit(req["client_id"], req["reader"], req["window"], req["window_bytes"])
+    return {}
 
 
 def ack(hub, ctx, req):
@@ -231,6 +237,7 @@ HANDLERS = {
     protocol.OP_CLEANUP: cleanup,
     protocol.OP_ACK: ack,
     protocol.OP_DETACH: detach,
+    protocol.OP_CREDIT: credit,
     protocol.OP_METRICS: metrics,
     protocol.OP_JOBS: jobs,
 }

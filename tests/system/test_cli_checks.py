@@ -196,8 +196,8 @@ def test_config_prints_the_folders_and_every_service_settings(tmp_path):
 
 
 def test_version():
-    import services
+    from services.plugin_package import package_version
 
     r = subprocess.run([sys.executable, "-m", "services.cli", "--version"], cwd=ROOT, capture_output=True, text=True,
                        timeout=30)
-    assert r.returncode == 0 and r.stdout == f"lrbridge {services.__version__}\n"
+    assert r.returncode == 0 and r.stdout == f"lrbridge {package_version()}\n" and package_version() == "0.1.0"

@@ -96,6 +96,9 @@ def test_the_installed_wheel_runs_from_an_empty_folder_and_keeps_files_in_the_us
     version = sh([lrbridge, "--version"], cwd=work, env=env, timeout=30).stdout.strip()
     assert version.startswith("lrbridge ") and version.split()[1] in wheel.name
     data = home / ".local" / "share" / "lrbridge"
+    r = subprocess.run([lrbridge, "plugin", str(work.parent / "zip")], cwd=work, env=env, capture_output=True,
+                       text=True, timeout=30)  # the plug-in's folder is not in the wheel: one line saying so
+    assert r.returncode == 1 and r.stderr.startswith("lrbridge plugin: ") and "Traceback" not in r.stderr, r
     r = sh([lrbridge, "config", "--json"], cwd=work, env=env, timeout=30)
     assert json.loads(r.stdout)["folders"] == {"data": str(data), "state": str(data / "state"),
                                                "logs": str(data / "logs"), "keys": str(data / "keys")}
