@@ -21,8 +21,8 @@ class HubConfig:
     poll_max_wait: float = 25.0
     poll_batch: int = 1000
     max_clients: int = 10000
-    # docs/SECURITY.md: secrets, rates (per second; 0 = unlimited) and channel limits
-    require_client_secret: bool = False
+    # docs/SECURITY.md: rates (per second; 0 = unlimited) and channel limits; whether a client must give
+    # its secret is the gateway's BRIDGE_REQUIRE_CLIENT_SECRET, decided where requests enter
     handshake_rate: float = 20.0
     handshake_burst: int = 200
     send_rate: float = 500.0
@@ -58,9 +58,6 @@ def _read(environ):
         poll_max_wait=settings.env_float(environ, "BRIDGE_POLL_MAX_WAIT", 25.0, minimum=0, maximum=300),
         poll_batch=settings.env_int(environ, "BRIDGE_POLL_BATCH", 1000, minimum=1, maximum=100_000),
         max_clients=settings.env_int(environ, "BRIDGE_MAX_CLIENTS", 10000, minimum=1),
-        require_client_secret=settings.env_bool(
-            environ, "BRIDGE_REQUIRE_CLIENT_SECRET", security.require_client_secret_default(environ)
-        ),
         handshake_rate=settings.env_float(environ, "BRIDGE_HANDSHAKE_RATE", 20.0, minimum=0),
         handshake_burst=settings.env_int(environ, "BRIDGE_HANDSHAKE_BURST", 200, minimum=1),
         send_rate=settings.env_float(environ, "BRIDGE_SEND_RATE", 500.0, minimum=0),
