@@ -29,7 +29,7 @@ LOADERS = {"hub": hub_config, "notifier": notifier_config, "gateway": gateway_co
 # Procfile name -> the settings of the addresses it listens on.
 BINDS = {
     "hub": ("BRIDGE_HUB_RPC", "BRIDGE_CLIENT_EVENTS"),
-    "notifier": ("BRIDGE_EVENTS_IN", "BRIDGE_EVENTS_OUT"),
+    "notifier": ("BRIDGE_EVENTS_IN", "BRIDGE_EVENTS_OUT", "BRIDGE_NOTIFIER_RPC"),
     "gateway": ("BRIDGE_HTTP_PORT",),
 }
 _LEADING_KEY = re.compile(r"^(BRIDGE_[A-Z0-9_]+)")
@@ -163,6 +163,7 @@ def _default_endpoint(key):
     return {
         "BRIDGE_HUB_RPC": settings.DEFAULT_HUB_RPC, "BRIDGE_CLIENT_EVENTS": settings.DEFAULT_CLIENT_EVENTS,
         "BRIDGE_EVENTS_IN": settings.DEFAULT_EVENTS_IN, "BRIDGE_EVENTS_OUT": settings.DEFAULT_EVENTS_OUT,
+        "BRIDGE_NOTIFIER_RPC": settings.DEFAULT_NOTIFIER_RPC,
     }[key]
 
 

@@ -171,6 +171,16 @@ def optional_str(body, name, default, limit=200):
     return value
 
 
+def optional_bool(body, name):
+    """An optional true/false field (absent: false)."""
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InputError(400, f"field '{name}' must be true or false", name)
+    return value
+
+
 def optional_number(body, name, minimum=0.0):
     """An optional number field at or above ``minimum``."""
     value = body.get(name)

@@ -110,9 +110,37 @@ def families(snap, hub_rtt):
         age = GaugeMetricFamily("bridge_notifier_last_seen_seconds", "seconds since a notifier was last heard")
         age.add_metric([], snap["notifier_age"])
         yield age
+    yield from _stream_families(snap.get("stream"))
     uptime = GaugeMetricFamily("bridge_hub_uptime_seconds", "seconds since the hub started")
     uptime.add_metric([], snap["uptime_seconds"])
     yield uptime
+
+
+STREAM_COUNTERS = (
+    ("gaps", "gaps the hub found in the notifier's numbered stream"),
+    ("replay_requests", "replay requests the hub sent to the notifier"),
+    ("replay_timeouts", "replay requests the notifier did not answer in time"),
+    ("replayed", "events the hub applied from a replay"),
+    ("duplicates", "events the hub received again and ignored (seq already applied)"),
+)
+
+
+def _stream_families(stream):
+    """The notifier-to-hub stream (docs/DURABILITY.md): replays, and events lost on the way, counted or not."""
+    if not stream:
+        return
+    for key, doc in STREAM_COUNTERS:
+        family = CounterMetricFamily(f"bridge_stream_{key}", doc)
+        family.add_metric([], stream.get(key, 0))
+        yield family
+    lost = CounterMetricFamily("bridge_stream_lost", "events the notifier accepted that never reached the hub",
+                               labels=["attributed"])
+    lost.add_metric(["yes"], stream.get("lost", 0))  # counted in each concerned client's dropped
+    lost.add_metric(["no"], stream.get("lost_unknown", 0))  # the target was unknown: no client was told
+    yield lost
+    behind = GaugeMetricFamily("bridge_stream_behind", "events known to exist that the hub has not applied yet")
+    behind.add_metric([], stream.get("behind", 0))
+    yield behind
 
 
 class _Snapshot:

@@ -105,6 +105,8 @@ PATHS = {
             # docs/DURABILITY.md: both given and right resume that session (its queue too)
             "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
             "client_secret": {"type": "string", "minLength": 1, "maxLength": 200},
+            # docs/TRANSPORTS.md: removed when its WebSocket/SSE stream ends (a dashboard tab)
+            "ephemeral": {"type": "boolean"},
         }}, required=False),
         extra=[_RATE],
     )},

@@ -41,7 +41,7 @@ def handshake(hub, ctx, req):
     session = hub.resume(req.get("client_id"), req.get("client_secret"))  # docs/DURABILITY.md
     resumed = session is not None
     if not resumed:
-        session = hub.create_session(client_type)
+        session = hub.create_session(client_type, ephemeral=bool(req.get("ephemeral")))
     return {
         "client_id": session.client_id,
         "client_secret": session.secret,
@@ -73,8 +73,10 @@ def ack(hub, ctx, req):
 
 
 def detach(hub, ctx, req):
-    hub.admission.client(req["client_id"], req.get("client_secret"))
+    session = hub.admission.client(req["client_id"], req.get("client_secret"))
     hub.detach(req["client_id"], req["reader"])
+    if session.ephemeral and session.reader is None:  # its one reader is gone: so is the session
+        hub.drop_client(session, "its stream ended")
     return {}
 
 

@@ -26,6 +26,11 @@ from services.hub.sessions import Parked, Session
 
 log = logging.getLogger(__name__)
 
+# An ephemeral session (a dashboard tab) whose page closed before its stream opened, or while it
+# long-polled, has no stream to end: it goes after this long without a poll.
+EPHEMERAL_IDLE_SECONDS = 60.0
+# A long-polling client is between two polls for a moment after each answer: still connected for this long.
+POLL_GAP_SECONDS = 5.0
 # The most credit a stream may hold (docs/TRANSPORTS.md, rule 5): the gateway grants its buffer's room.
 MAX_WINDOW = 100_000
 MAX_WINDOW_BYTES = 64 * 1024 * 1024
@@ -75,7 +80,7 @@ class Hub:
         self.metrics = HubMetrics(clock)
         # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit.
         self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock)
-        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock)
+        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds)
         self.touched = set()  # sessions whose queue, counters or fields may have changed
         # Sessions whose queue lost entries this turn other than by an acknowledgement (a drain, an
         # overflow): the store writes their head now, while an acknowledged head may wait for its checkpoint.
@@ -109,13 +114,18 @@ class Hub:
         self.touched.add(session)
         return session
 
-    def create_session(self, client_type):
-        """A new session with ``connection_established`` already queued."""
+    def create_session(self, client_type, ephemeral=False):
+        """A new session with ``connection_established`` already queued.
+
+        An ``ephemeral`` session (a dashboard tab) is removed when its stream
+        ends, or after ``EPHEMERAL_IDLE_SECONDS`` without a reader.
+        """
         if len(self.sessions) >= self.config.max_clients:
             raise ProtocolError("too_many_clients", f"the bridge holds {self.config.max_clients} clients already")
         client_id = str(self.new_id())
         now_iso = self.now_iso()
         session = Session(client_id, client_type, self.config.queue_size, self.clock(), now_iso)
+        session.ephemeral = ephemeral
         self.admission.new_session(session)
         self.sessions[client_id] = session
         self.by_type.setdefault(client_type, set()).add(session)
@@ -233,6 +243,29 @@ class Hub:
             self.stats["undeliverable"] += 1
         self.touched.update(recipients)
         return count
+
+    def count_lost(self, target, to, count):
+        """``count`` events for ``target``/``to`` that never reached the hub: each recipient is told in ``dropped``.
+
+        Its seq skips them too, so the gap is where they would have been, as
+        for any other loss (docs/DURABILITY.md). Returns how many clients.
+        """
+        if target == protocol.TARGET_CHANNEL:
+            recipients = self.channels.get(to, ())
+        elif target == protocol.TARGET_ALL:
+            recipients = self.sessions.values()
+        elif target == protocol.TARGET_TYPE:
+            recipients = self.by_type.get(to, ())
+        else:
+            session = self.sessions.get(to)
+            recipients = (session,) if session is not None else ()
+        for session in recipients:
+            session.next_seq += count
+            session.dropped_total += count
+            session.dropped_unreported += count
+        self.touched.update(recipients)
+        self.stats["dropped"] += count * len(recipients)
+        return len(recipients)
 
     def _room_is_lost(self, session):
         """A full queue is about to give up an entry: hand what is pending to an attached stream first.
@@ -473,11 +506,13 @@ class Hub:
         return deadlines[0][0] if deadlines else None
 
     def remove_stale(self, older_than):
-        """Drop sessions idle for more than ``older_than`` seconds; returns their ids."""
-        cutoff = self.clock() - older_than
-        stale = [s for s in self.sessions.values() if s.parked is None and s.last_seen < cutoff]
+        """Drop sessions idle for more than ``older_than`` seconds (ephemeral ones sooner); returns their ids."""
+        short = min(older_than, EPHEMERAL_IDLE_SECONDS)
+        now = self.clock()
+        stale = [s for s in self.sessions.values()
+                 if s.parked is None and s.last_seen < now - (short if s.ephemeral else older_than)]
         for session in stale:
-            self.drop_client(session, f"idle for more than {older_than:g} s")
+            self.drop_client(session, f"idle for more than {short if session.ephemeral else older_than:g} s")
         return [s.client_id for s in stale]
 
     def close(self):
@@ -509,10 +544,13 @@ class Hub:
         }
 
     def _connected(self, session, now):
-        """A reader is waiting now, or a WebSocket/SSE reader polled within the longest hold."""
+        """A reader is waiting now, a WebSocket/SSE reader polled within the longest hold, or a plain
+        poller is between two polls (it polled within ``POLL_GAP_SECONDS``)."""
         if session.parked is not None:
             return True
-        return session.reader is not None and now - session.last_seen <= self.config.poll_max_wait
+        if session.reader is not None:
+            return now - session.last_seen <= self.config.poll_max_wait
+        return session.transport == protocol.TRANSPORT_POLL and now - session.last_seen <= POLL_GAP_SECONDS
 
     def _by_transport(self):
         now = self.clock()
@@ -522,11 +560,25 @@ class Hub:
                 counts[session.transport] = counts.get(session.transport, 0) + 1
         return counts
 
+    def _readers(self):
+        """Sessions with a reader now (``connected``) apart from those without: counts and dropped totals."""
+        now = self.clock()
+        live = idle = dropped_live = dropped_idle = 0
+        for session in self.sessions.values():
+            if self._connected(session, now):
+                live += 1
+                dropped_live += session.dropped_total
+            else:
+                idle += 1
+                dropped_idle += session.dropped_total
+        return {"clients_live": live, "clients_idle": idle, "dropped_live": dropped_live, "dropped_idle": dropped_idle}
+
     def status(self):
         """The summary ``/ws/status`` shows."""
         by_type = {t: len(members) for t, members in self.by_type.items()}
         return {
             "clients": len(self.sessions),
+            **self._readers(),
             "clients_by_type": by_type,
             "channels": {name: len(members) for name, members in self.channels.items()},
             "parked_polls": sum(1 for s in self.sessions.values() if s.parked is not None),
@@ -543,4 +595,6 @@ class Hub:
             "store": self.store.describe(),
             "history": {"channels": len(self.history.channels), "messages": self.history.count()},
             "jobs": len(self.jobs.jobs),
+            "stream": self.stream.describe() if getattr(self, "stream", None) is not None else None,
+            "job_stale_seconds": self.config.job_stale_seconds,
         }

@@ -52,6 +52,7 @@ class Session:
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
         "meta_changed",
+        "ephemeral",  # removed when its stream ends (a dashboard tab): docs/TRANSPORTS.md
     )
 
     def __init__(self, client_id, client_type, limit, now, wall_iso):
@@ -77,6 +78,7 @@ class Session:
         self.secret = None  # proves the client owns this id (returned by the handshake)
         self.send_bucket = None
         self.meta_changed = True  # the store has not written this session's meta yet
+        self.ephemeral = False
 
     def enqueue(self, message):
         """Queue ``message``; when full the oldest goes. Returns True when that was a loss."""

@@ -29,7 +29,8 @@ Tables (records are msgpack maps, written with ``protocol.encode_record``)::
     channels (name PK, epoch, next_offset, last_used)
     history  (channel, offset, ts, msg_id)   PK (channel, offset)
     jobs     (job_id PK, body)
-    meta     (key PK, value)            schema version, newest system_status
+    meta     (key PK, value)            schema version, newest system_status, the notifier stream position
+                                        (``stream``: {epoch: last seq applied}, services/hub/stream.py)
 
 ``MemoryStore`` is the ``BRIDGE_STORE=:memory:`` stand-in: same interface,
 nothing kept.
@@ -135,6 +136,8 @@ def _session_meta(session):
     secret = getattr(session, _SECRET, None)
     if secret is not None:
         meta[_SECRET] = secret
+    if session.ephemeral:
+        meta["ephemeral"] = True
     return protocol.encode_record(meta)
 
 
@@ -146,6 +149,9 @@ def _forget_changes(hub):
     jobs.changed.clear()
     jobs.removed.clear()
     jobs.system_changed = False
+    stream = getattr(hub, "stream", None)
+    if stream is not None:
+        stream.changed = False
 
 
 class MemoryStore:
@@ -261,6 +267,7 @@ class SqliteStore:
             session = Session(cid, m["client_type"], hub.config.queue_size, now, m["connected_at"])
             session.client_name = m.get("client_name")
             session.info = m.get("info") or {}
+            session.ephemeral = bool(m.get("ephemeral"))
             session.next_seq = next_seq
             session.dropped_total = dropped_total
             session.dropped_unreported = dropped_unreported
@@ -345,6 +352,9 @@ class SqliteStore:
         row = db.execute("SELECT value FROM meta WHERE key='system_status'").fetchone()
         if row is not None:
             hub.jobs.system_status = protocol.decode_record(row[0])
+        row = db.execute("SELECT value FROM meta WHERE key='stream'").fetchone()
+        if row is not None and getattr(hub, "stream", None) is not None:
+            hub.stream.load(protocol.decode_record(row[0]))
         queued = sum(len(s.queue) for s in hub.sessions.values())
         log.info(
             "store %s: restored %d clients, %d queued messages, %d channels, %d jobs%s",
@@ -365,8 +375,10 @@ class SqliteStore:
         deferred = self.deferred
         checkpoint = bool(deferred) and (
             len(deferred) >= self.checkpoint_sessions or hub.clock() >= self.next_checkpoint)
+        stream = getattr(hub, "stream", None)
+        stream_changed = stream is not None and stream.changed
         if not (hub.touched or hub.forgotten or hub.removed_seqs or history or jobs.changed or jobs.removed
-                or jobs.system_changed or checkpoint):
+                or jobs.system_changed or checkpoint or stream_changed):
             return False
         mids = {}  # id(message) -> msg_id, for this transaction
         new_messages = []  # encoded below, a run at a time
@@ -527,6 +539,8 @@ class SqliteStore:
             ("DELETE FROM jobs WHERE job_id=?", [(k,) for k in jobs.removed]),
             ("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows),
             ("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", system),
+            # the stream position commits with the state its events changed
+            ("INSERT OR REPLACE INTO meta VALUES ('stream', ?)", [(encode(stream.dump()),)] if stream_changed else ()),
         )
         writes = [(sql, rows) for sql, rows in steps if rows]
         try:

@@ -90,7 +90,7 @@ def test_an_endpoint_without_a_scheme_is_told_about_the_scheme(tmp_path):
     assert "loopback" not in r.stderr and "BRIDGE_CURVE_DIR" not in r.stderr
 
 
-@pytest.mark.parametrize("key", ["BRIDGE_EVENTS_IN", "BRIDGE_EVENTS_OUT", "BRIDGE_CLIENT_EVENTS"])
+@pytest.mark.parametrize("key", ["BRIDGE_EVENTS_IN", "BRIDGE_EVENTS_OUT", "BRIDGE_CLIENT_EVENTS", "BRIDGE_NOTIFIER_RPC"])
 def test_every_endpoint_setting_checks_its_scheme(tmp_path, key):
     r = lrbridge(tmp_path, "checkconfig", env=free_env(tmp_path, **{key: "localhost:7000", "PYTHONPATH": str(ROOT)}))
     assert r.returncode == EXIT_USAGE
@@ -118,7 +118,7 @@ def listening_socket():
     return sock
 
 
-@pytest.mark.parametrize("key", ["BRIDGE_HTTP_PORT", "BRIDGE_HUB_RPC", "BRIDGE_EVENTS_IN"])
+@pytest.mark.parametrize("key", ["BRIDGE_HTTP_PORT", "BRIDGE_HUB_RPC", "BRIDGE_EVENTS_IN", "BRIDGE_NOTIFIER_RPC"])
 def test_a_port_taken_by_another_program_is_said_so_exit_6(tmp_path, key):
     with listening_socket() as other:  # listens, never answers HTTP: not a bridge
         port = other.getsockname()[1]

@@ -62,7 +62,8 @@ def user(tmp_path):
            "BRIDGE_HUB_RPC": f"tcp://127.0.0.1:{free_port()}",
            "BRIDGE_EVENTS_IN": f"tcp://127.0.0.1:{free_port()}",
            "BRIDGE_EVENTS_OUT": f"tcp://127.0.0.1:{free_port()}",
-           "BRIDGE_CLIENT_EVENTS": f"tcp://127.0.0.1:{free_port()}"}
+           "BRIDGE_CLIENT_EVENTS": f"tcp://127.0.0.1:{free_port()}",
+           "BRIDGE_NOTIFIER_RPC": f"tcp://127.0.0.1:{free_port()}"}
     return home, work, env
 
 
