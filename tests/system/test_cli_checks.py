@@ -6,13 +6,14 @@ instant, leaves one, so "nothing was started" is checked, not assumed.
 """
 
 import json
+import signal
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from tests.stack import ROOT, Stack, free_port
+from tests.stack import ROOT, Stack, free_port, wait_for
 
 EXIT_USAGE, EXIT_ALREADY_RUNNING, EXIT_PORT_TAKEN = 2, 5, 6
 NAMES = ("hub", "notifier", "gateway")
@@ -27,7 +28,9 @@ def free_env(tmp_path, **extra):
 
 
 def marker_procfile(tmp_path):
-    lines = [f"{name}: python -c \"open(r'{tmp_path / ('started-' + name)}', 'w').close()\"" for name in NAMES]
+    """Each line leaves ``started-NAME`` and then waits to be stopped."""
+    lines = [f"{name}: python -c \"open(r'{tmp_path / ('started-' + name)}', 'w').close(); "
+             f"import time; time.sleep(120)\"" for name in NAMES]
     path = tmp_path / "Procfile.markers"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -58,9 +61,17 @@ def lines_naming(text, key):
 def test_the_marker_procfile_does_start_when_all_is_well(tmp_path):
     """The control for every test below: the same run with good settings starts the marker processes."""
     env = dict(free_env(tmp_path), BRIDGE_PROCFILE=str(marker_procfile(tmp_path)), PYTHONPATH=str(ROOT))
-    r = lrbridge(tmp_path, "run", env=env)
-    assert sorted(p.name for p in tmp_path.glob("started-*")) == [f"started-{n}" for n in sorted(NAMES)], r
-    assert r.returncode == 1  # the marker processes exit at once, so run stops the others: code 1
+    (tmp_path / "work").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], cwd=tmp_path / "work", env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(list(tmp_path.glob("started-*"))) == len(NAMES), 30, interval=0.1,
+                 message="every marker process to start")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert sorted(p.name for p in tmp_path.glob("started-*")) == [f"started-{n}" for n in sorted(NAMES)]
+    assert code == 0
 
 
 def test_a_non_numeric_queue_size_is_one_line_naming_it_and_exit_2(tmp_path):
@@ -134,7 +145,6 @@ def test_a_port_answering_http_that_is_not_a_bridge_is_taken_not_running(tmp_pat
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        from tests.stack import wait_for
         wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 10,
                  message="the plain HTTP server")
         r = run_refused(tmp_path, free_env(tmp_path, BRIDGE_HTTP_PORT=str(port)))
