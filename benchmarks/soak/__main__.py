@@ -39,6 +39,7 @@ def main(argv=None):
         parser.error("--seconds must be at least 10")
 
     def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the teardown that follows must not be cut short
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, terminate)
     soak = Soak(seconds=args.seconds, seed=args.seed, interval=args.interval, workdir=args.workdir,

@@ -62,7 +62,7 @@ class ClientLog:
         self.told = []  # (t, count): dropped figures and messages_dropped notices
         self.events = Counter()  # reconnects, errors, by kind
         self.keys = set()  # payload keys received (for the drain's progress check)
-        self.final_next_seq = None  # the hub's next_seq for the last session when the run ended, if known
+        self.final = None  # the hub's view of the last session when the run ended: {"next_seq", "queue_depth"}
         self._lock = threading.Lock()
 
     def new_session(self, client_id):
@@ -204,13 +204,21 @@ def check_client(log, publications, windows, queue_size):
                 add("unjustified", key)
         else:
             unmatched.append(key)
-    # Seqs the hub gave past the last one received: still queued when the run ended (the newest missing).
-    tail = 0
-    if log.final_next_seq is not None and log.sessions:
-        tail = max(0, log.final_next_seq - 1 - max_seq[len(log.sessions) - 1])
+    # Seqs the hub gave past the last one received (the newest missing payloads): the newest of them it
+    # still held when the run ended (undelivered); older ones it evicted from a full queue (counted).
+    tail = held_count = 0
+    if log.final is not None and log.sessions:
+        tail = max(0, log.final["next_seq"] - 1 - max_seq[len(log.sessions) - 1])
+        held_count = min(tail, log.final["queue_depth"])
     unmatched.sort(key=lambda k: published[k].t)
-    held = unmatched[len(unmatched) - min(tail, len(unmatched)):]
-    unmatched = unmatched[:len(unmatched) - len(held)]
+    tail = min(tail, len(unmatched))
+    held_count = min(held_count, tail)
+    held = unmatched[len(unmatched) - held_count:] if held_count else []
+    evicted = unmatched[len(unmatched) - tail:len(unmatched) - held_count]
+    unmatched = unmatched[:len(unmatched) - tail]
+    for key in evicted:
+        add("counted", key)
+        add("counted_at_end", key)
     slack = max(0, told - len(gaps))  # told of more than the gaps show (e.g. a link that could not resend)
     for key in unmatched[:slack]:
         add("counted", key)

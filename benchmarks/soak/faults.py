@@ -27,6 +27,7 @@ STOP_SECONDS = 3.0
 BACKLOG_COUNT = 45
 BACKLOG_BYTES = 100_000
 IDLE_COUNT = 200
+PROBES = 8
 
 KINDS = ("kill_hub", "kill_notifier", "kill_worker", "stop_hub", "backlog", "idle_subscribers")
 
@@ -81,12 +82,29 @@ class Faults(threading.Thread):
                 outcome = getattr(self, kind)()
             except Exception as ex:  # noted in the report; the soak goes on
                 outcome = f"fault failed: {type(ex).__name__}: {ex}"
+            outcome += f"; then /ws/status 200 in {self.probe()} of {PROBES}"
             self.done.append((start, kind, outcome))
             self.soak.say(f"fault {len(self.done)}: {kind}: {outcome}")
             due = max(start + self.rng.uniform(*self.interval), time.monotonic() + 1.0)
 
     def stop(self):
         self.stopping.set()
+
+    def probe(self):
+        """How many of ``PROBES`` fresh connections at once get /ws/status 200 (a worker cut off from the hub shows)."""
+        answers = []
+
+        def one():
+            try:
+                answers.append(self.soak.stack.get("/ws/status", timeout=5).status)
+            except (OSError, http.client.HTTPException):
+                pass
+        threads = [threading.Thread(target=one, daemon=True) for _ in range(PROBES)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(6)
+        return answers.count(200)
 
     # --------------------------------------------------------------- kinds
     def kill_hub(self):
@@ -134,7 +152,7 @@ class Faults(threading.Thread):
 
     def backlog(self):
         soak = self.soak
-        accepted = soak.bulk_publisher.burst(BACKLOG_COUNT, BACKLOG_BYTES)
+        accepted, attempted = soak.bulk_publisher.burst(BACKLOG_COUNT, BACKLOG_BYTES, RECOVERY_DEADLINE)
         keys = {(p.pub, p.n) for p in soak.bulk_publisher.records() if p.accepted}
         soak.backlog_client.gate.set()
         try:
@@ -144,7 +162,7 @@ class Faults(threading.Thread):
         got = len(keys & soak.backlog_client.log.keys)
         drained = f"drained after {took:.1f} s" if took is not None else \
             f"NOT drained within {RECOVERY_DEADLINE:.0f} s ({got} of {len(keys)} received so far)"
-        return f"{accepted} of {BACKLOG_COUNT} x {BACKLOG_BYTES // 1000} KB accepted; {drained}"
+        return f"{accepted} of {attempted} x {BACKLOG_BYTES // 1000} KB accepted; {drained}"
 
     def idle_subscribers(self):
         stack = self.soak.stack

@@ -130,11 +130,18 @@ class BroadcastPublisher(HttpPublisher):
         self.attempt(("channel", self.channel),
                      lambda m: self.post("/ws/broadcast", {"message": m, "channel": self.channel}))
 
-    def burst(self, count, pad):
-        """``count`` payloads of about ``pad`` bytes, back to back (the backlog fault); returns how many were accepted."""
-        return sum(self.attempt(("channel", self.channel),
-                                lambda m: self.post("/ws/broadcast", {"message": m, "channel": self.channel}), pad)
-                   for _ in range(count))
+    def burst(self, count, pad, seconds):
+        """Up to ``count`` payloads of about ``pad`` bytes, back to back, for at most ``seconds`` (the backlog fault).
+
+        Returns ``(accepted, attempted)``.
+        """
+        deadline = time.monotonic() + seconds
+        accepted = attempted = 0
+        while attempted < count and time.monotonic() < deadline:
+            attempted += 1
+            accepted += self.attempt(("channel", self.channel),
+                                     lambda m: self.post("/ws/broadcast", {"message": m, "channel": self.channel}), pad)
+        return accepted, attempted
 
 
 class DirectPublisher(HttpPublisher):

@@ -12,16 +12,20 @@ import sys
 import tempfile
 import time
 
+import zmq
+
 from benchmarks.soak.checker import Windows, check_client, expected_for
 from benchmarks.soak.clients import BacklogClient, PollClient, SSEClient, WebSocketClient
 from benchmarks.soak.faults import KINDS, Faults
 from benchmarks.soak.publishers import BroadcastPublisher, DirectPublisher, ZmqPublisher
 from benchmarks.soak.report import Report
+from services import protocol
 from tests.stack import Stack, wait_for
 
 ZMQ_CHANNEL = "soak-zmq"
 HTTP_CHANNEL = "soak-http"
 BULK_CHANNEL = "soak-bulk"
+FAULT_BOUND = 60.0  # the longest a fault can take (backlog: 15 s of publishing, 15 s of draining, the probe)
 
 
 class Soak:
@@ -68,7 +72,7 @@ class Soak:
             self.faults.start()
             self.wait_until(t0 + self.seconds)
             self.faults.stop()
-            self.faults.join()
+            self.faults.join(FAULT_BOUND)
             for p in self.publishers:
                 p.stop()
             for p in self.publishers:
@@ -145,37 +149,49 @@ class Soak:
         return False
 
     def note_queues(self):
-        """Each client's ``next_seq`` from ``/ws/clients`` (best effort): what the hub still held at the end."""
+        """Each client's ``next_seq``, asked of the hub itself (a gateway may be the broken part): what it still held."""
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
         by_id = {}
-        for _ in range(10):
-            try:
-                r = self.stack.get("/ws/clients", timeout=5)
-            except OSError:
-                continue
-            if r.status == 200:
-                by_id = {c["id"]: c for c in r.json["clients"]}
-                break
+        try:
+            sock.connect(self.stack.env["BRIDGE_HUB_RPC"])
+            for attempt in (1, 2, 3):
+                sock.send_multipart(protocol.encode_request(protocol.OP_CLIENTS, attempt))
+                deadline = time.monotonic() + 5
+                while not by_id and sock.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                    reply = protocol.decode_reply(sock.recv_multipart())
+                    if reply.get("ok"):
+                        by_id = {c["id"]: c for c in reply.get("clients", ())}
+                if by_id:
+                    break
+        finally:
+            sock.close()
+        if not by_id:
+            self.say("the hub did not list its clients: losses past the last seq received count as silent")
         for c in self.clients + [self.backlog_client]:
             entry = by_id.get(c.client_id)
             if entry is not None and c.log.sessions and c.log.sessions[-1] == c.client_id:
-                c.log.final_next_seq = entry.get("next_seq")
+                c.log.final = {"next_seq": entry["next_seq"], "queue_depth": entry["queue_depth"]}
 
     # ------------------------------------------------------------- teardown
     def teardown(self):
         """End every thread and process this run started; safe to call at any point."""
         if self.faults is not None:
             self.faults.stop()
-            self.faults.join(2 * 15 + 5)
+            self.faults.join(FAULT_BOUND)
         for p in self.publishers:
             p.stop()
         for p in self.publishers:
             p.join(10)
         for p in self.publishers + ([self.bulk_publisher] if self.bulk_publisher else []):
             p.close()
-        for c in self.clients + ([self.backlog_client] if self.backlog_client else []):
+        clients = self.clients + ([self.backlog_client] if self.backlog_client else [])
+        for c in clients:
             c.stop()
-        for c in self.clients + ([self.backlog_client] if self.backlog_client else []):
-            c.join(15)
+        deadline = time.monotonic() + 15
+        for c in clients:
+            if c.is_alive():
+                c.join(max(0.1, deadline - time.monotonic()))
         if self.stack is not None:
             if "hub" in self.stack.procs:
                 self.stack.signal("hub", signal.SIGCONT)  # a stopped hub cannot act on SIGTERM
