@@ -128,6 +128,7 @@ class ClientResult:
     total: Counter = field(default_factory=Counter)
     windows: dict = field(default_factory=lambda: defaultdict(Counter))
     info: Counter = field(default_factory=Counter)
+    by_pub: dict = field(default_factory=lambda: defaultdict(Counter))  # publisher → its lost figures
 
 
 def check_client(log, publications, windows, queue_size):
@@ -141,6 +142,8 @@ def check_client(log, publications, windows, queue_size):
         w = windows.index(p.t if p is not None else t)
         result.total[figure] += count
         result.windows[w][figure] += count
+        if figure in ("counted", "undelivered", "silent") and key is not None:
+            result.by_pub[key[0]][figure] += count
 
     seen = {}  # (session, seq) -> key
     max_seq = defaultdict(int)

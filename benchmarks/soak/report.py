@@ -73,6 +73,9 @@ class Report:
             events = ", ".join(f"{k[6:]} {v}" for k, v in sorted(r.info.items()) if k.startswith("event:"))
             extra = ", ".join(f"{k} {r.info[k]}" for k in ("redelivered", "seq_conflicts", "unexpected",
                                                             "refused_but_received") if r.info.get(k))
+            lost = "; ".join(f"lost from {pub}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+                             for pub, c in sorted(r.by_pub.items()))
+            extra = "; ".join(x for x in (extra, lost) if x)
             lines.append(f"  {r.name:<10} {r.transport:<10} {_figures(r.total)} {r.info['gaps']:>5} "
                          f"{r.info['told']:>5} {r.info['overtold']:>5} {r.total['unjustified']:>6}  "
                          f"{r.info['sessions']} session(s)"
