@@ -29,7 +29,7 @@ def main(argv=None):
                         help="seconds between fault starts, drawn uniformly (default 20:40)")
     parser.add_argument("--faults", nargs="+", choices=KINDS, default=list(KINDS), help="the fault kinds to draw from")
     parser.add_argument("--per-transport", type=int, default=2, help="checked clients per transport (default 2)")
-    parser.add_argument("--zmq-rate", type=float, default=15.0, help="ZeroMQ publishes per second (default 15)")
+    parser.add_argument("--zmq-rate", type=float, default=40.0, help="ZeroMQ publishes per second (default 40)")
     parser.add_argument("--http-rate", type=float, default=8.0, help="HTTP broadcasts per second (default 8)")
     parser.add_argument("--direct-rate", type=float, default=6.0, help="HTTP sends to one client per second (default 6)")
     parser.add_argument("--drain", type=float, default=20.0, help="seconds allowed for the final drain (default 20)")
@@ -42,6 +42,7 @@ def main(argv=None):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the teardown that follows must not be cut short
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C tears down even where SIGINT was ignored
     soak = Soak(seconds=args.seconds, seed=args.seed, interval=args.interval, workdir=args.workdir,
                 per_transport=args.per_transport, zmq_rate=args.zmq_rate, http_rate=args.http_rate,
                 direct_rate=args.direct_rate, drain=args.drain, kinds=args.faults)
