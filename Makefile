@@ -41,9 +41,9 @@ bench-compare: $(BENCH_STAMP)
 clean:
 	rm -rf $(VENV) dist build *.egg-info logs
 
-# make plugin: dist/LightroomBridge.lrplugin (+ .zip) for Lightroom's Plug-in Manager (docs/PLUGIN.md)
+# make plugin: dist/LightroomBridge-<version>.lrplugin.zip for Lightroom's Plug-in Manager (docs/PLUGIN.md)
 plugin:
-	sh plugin/build.sh
+	python3 -m services.plugin_package dist
 
 .PHONY: lint-lua
 lint-lua:

@@ -3,4 +3,3 @@
 std = "lua51"
 read_globals = { "import", "_PLUGIN", "LOC", "WIN_ENV", "MAC_ENV" }
 max_line_length = 120
-exclude_files = { "**/dkjson.lua" }

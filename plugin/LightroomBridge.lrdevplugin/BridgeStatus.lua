@@ -11,6 +11,8 @@ only reads it.
     attempts       failed attempts in a row
     received, sent, dropped   message counts since Lightroom started
     redelivered    messages delivered again after a lost poll answer (processed once)
+    launchState    'starting' | 'started' | 'failed' when the plug-in started the bridge (Launcher.lua)
+    launchMessage  what the last start attempt said
 ]]
 return {
 	state = 'disconnected',

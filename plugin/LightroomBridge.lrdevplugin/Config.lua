@@ -29,6 +29,10 @@ M.DEFAULTS = {
 	CHANNELS = { 'jobs', 'system', 'photos' },
 	CLIENT_NAME = 'Lightroom Classic Plugin',
 	PLUGIN_VERSION = '0.0.0',
+	START_COMMAND = '', -- run when no bridge answers (Launcher.lua); empty: never start one
+	START_TIMEOUT = 30, -- seconds a started bridge has to answer /ws/status
+	START_RETRY_DELAY = 60, -- after a start that did not come up; doubles per failure
+	START_RETRY_MAX_DELAY = 900,
 }
 
 -- LrPrefs key -> setting
@@ -40,12 +44,14 @@ M.PREF_KEYS = {
 	pingInterval = 'PING_INTERVAL',
 	channels = 'CHANNELS',
 	clientName = 'CLIENT_NAME',
+	startCommand = 'START_COMMAND',
 }
 
 local NUMBERS = {
 	RECONNECT_DELAY = 0.01, RECONNECT_MAX_DELAY = 0.01, MAX_RECONNECT_ATTEMPTS = 1, SLOW_RETRY_DELAY = 0.01,
 	PING_INTERVAL = 0.1, POLL_WAIT = 0, POLL_TIMEOUT = 0.1, POLL_TIMEOUT_MARGIN = 0, REQUEST_TIMEOUT = 0.1,
 	DISCONNECT_TIMEOUT = 0.1, SAVE_INTERVAL = 0,
+	START_TIMEOUT = 0.1, START_RETRY_DELAY = 0.01, START_RETRY_MAX_DELAY = 0.01,
 }
 
 local function trim(s)
@@ -116,6 +122,7 @@ function M.resolve(prefs, options)
 	config.RECONNECT_MAX_DELAY = math.max(config.RECONNECT_MAX_DELAY, config.RECONNECT_DELAY)
 	config.SLOW_RETRY_DELAY = math.max(config.SLOW_RETRY_DELAY, config.RECONNECT_MAX_DELAY)
 	config.MAX_RECONNECT_ATTEMPTS = math.floor(config.MAX_RECONNECT_ATTEMPTS)
+	config.START_RETRY_MAX_DELAY = math.max(config.START_RETRY_MAX_DELAY, config.START_RETRY_DELAY)
 	if config.POLL_TIMEOUT == nil then
 		config.POLL_TIMEOUT = config.POLL_WAIT + config.POLL_TIMEOUT_MARGIN
 	elseif config.POLL_TIMEOUT <= config.POLL_WAIT then

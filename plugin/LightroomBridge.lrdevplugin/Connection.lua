@@ -41,6 +41,7 @@ runtime = {
   random    random() -> [0, 1)
   log       { info = fn(text), warn = fn(text), error = fn(text) }
   prefs     LrPrefs-like table for SessionStore (nil: kept in memory only)
+  launcher  Launcher.lua's, asked to start the bridge when none answers (nil: never)
 }
 ]]
 local Backoff = require 'Backoff'
@@ -258,6 +259,7 @@ function M:_retryLater(gen, backoff, result)
 		self.connected = false
 		self:_emit('disconnected', { reason = reason, client_id = self.clientId })
 	end
+	if result.kind == 'network' and self:_startBridge(gen) then return end
 	local delay, attempt, exhausted = backoff:next()
 	self.status.attempts = attempt
 	self:_setState('reconnecting', reason)
@@ -269,6 +271,16 @@ function M:_retryLater(gen, backoff, result)
 		self:_emit('error', { code = 'unreachable', message = text, attempts = attempt })
 	end
 	self:_sleep(gen, delay)
+end
+
+-- No bridge answered: the plug-in's launcher (runtime.launcher, Launcher.lua) starts one when
+-- a start command is set. True when the loop should go on at once: the bridge was started and
+-- answers, or this connection was stopped meanwhile (then the loop ends).
+function M:_startBridge(gen)
+	local launcher = self.runtime.launcher
+	if not launcher then return false end
+	local outcome = launcher:ensure(function() return self:_alive(gen) end)
+	return outcome == 'started' or not self:_alive(gen)
 end
 
 -- handshake -> register -> subscribe; the client id is kept (and saved) only when all three worked.

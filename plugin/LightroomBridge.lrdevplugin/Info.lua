@@ -26,5 +26,5 @@ return {
 		{ title = 'Bridge: Show Status', file = 'MenuStatus.lua' },
 	},
 
-	VERSION = { major = 1, minor = 0, revision = 0, build = 0 },
+	VERSION = { major = 0, minor = 1, revision = 0, build = 0 }, -- the package's version (pyproject.toml)
 }

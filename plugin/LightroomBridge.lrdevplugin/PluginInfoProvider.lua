@@ -3,7 +3,8 @@ PluginInfoProvider.lua: the plug-in's section in Lightroom's Plug-in Manager.
 
 Shows the connection (state, client id, last message time, refreshed every
 second while the dialog is open) and edits the settings kept in LrPrefs:
-server URL, channels, client name. Changed settings reconnect when the
+server URL, channels, client name, and the command that starts the bridge
+when none answers (empty: never). Changed settings reconnect when the
 dialog closes, or at once with the Connect button.
 ]]
 local LrPrefs = import 'LrPrefs'
@@ -23,6 +24,7 @@ local SETTINGS = {
 	serverUrl = Config.DEFAULTS.HTTP_FALLBACK_URL,
 	channels = table.concat(Config.DEFAULTS.CHANNELS, ', '),
 	clientName = Config.DEFAULTS.CLIENT_NAME,
+	startCommand = Config.DEFAULTS.START_COMMAND,
 }
 
 local function refresh(propertyTable)
@@ -31,6 +33,7 @@ local function refresh(propertyTable)
 	propertyTable.clientIdText = fields.clientId
 	propertyTable.lastMessageText = fields.lastMessage
 	propertyTable.countsText = fields.detail
+	propertyTable.launchText = fields.launch
 end
 
 -- Copy the dialog's settings into the preferences; true when one changed.
@@ -90,6 +93,12 @@ local function sectionsForTopOfDialog(f, propertyTable)
 			row(f, 'Server URL:', f:edit_field { value = bind 'serverUrl', width_in_chars = 32, immediate = true }),
 			row(f, 'Channels:', f:edit_field { value = bind 'channels', width_in_chars = 32, immediate = true }),
 			row(f, 'Client name:', f:edit_field { value = bind 'clientName', width_in_chars = 32, immediate = true }),
+			row(f, 'Start command:', f:edit_field { value = bind 'startCommand', width_in_chars = 32, immediate = true }),
+			row(f, '', f:static_text {
+				title = 'Runs when no bridge answers (empty: off): the full path of lrbridge, then run.',
+				fill_horizontal = 1,
+			}),
+			row(f, 'Bridge start:', f:static_text { title = bind 'launchText', fill_horizontal = 1 }),
 			f:row {
 				f:static_text { title = '', width = share 'bridge_label_width' },
 				f:push_button {

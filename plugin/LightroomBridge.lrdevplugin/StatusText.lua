@@ -20,12 +20,14 @@ local function when(time)
 	return LrDate.timeToUserFormat(time, '%Y-%m-%d %H:%M:%S')
 end
 
---- The status as display fields: state, clientId, lastMessage, serverUrl, detail.
+--- The status as display fields: state, clientId, lastMessage, serverUrl, detail, launch.
 function M.fields()
 	local s = BridgeStatus
 	local state = STATES[s.state] or tostring(s.state)
 	local detail = string.format('%d received, %d sent, %d dropped', s.received or 0, s.sent or 0, s.dropped or 0)
-	if s.state == 'reconnecting' then
+	if s.launchState == 'starting' and s.state ~= 'connected' then
+		state = 'Starting the bridge...'
+	elseif s.state == 'reconnecting' then
 		state = string.format('%s (%d failed attempts: %s)', state, s.attempts or 0, tostring(s.lastError))
 	end
 	return {
@@ -34,6 +36,7 @@ function M.fields()
 		lastMessage = when(s.lastMessageAt),
 		serverUrl = s.serverUrl or '-',
 		detail = detail,
+		launch = s.launchMessage or '-',
 	}
 end
 
@@ -46,6 +49,7 @@ function M.describe()
 		'Client id: ' .. f.clientId,
 		'Last message: ' .. f.lastMessage,
 		'Messages: ' .. f.detail,
+		'Bridge start: ' .. f.launch,
 	}, '\n')
 end
 

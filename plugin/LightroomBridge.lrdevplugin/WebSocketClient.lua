@@ -25,10 +25,11 @@ local Config = require 'Config'
 local Connection = require 'Connection'
 local Dispatcher = require 'Dispatcher'
 local Envelope = require 'Envelope'
+local Launcher = require 'Launcher'
 
 local M = {}
 
-M.PLUGIN_VERSION = '1.0.0' -- keep in step with VERSION in Info.lua
+M.PLUGIN_VERSION = '0.1.0' -- keep in step with VERSION in Info.lua and pyproject.toml
 
 local logger = LrLogger('LightroomBridge')
 logger:enable('logfile')
@@ -48,11 +49,25 @@ local runtime = {
 	canYield = function() return LrTasks.canYield() end,
 	random = math.random,
 	log = log,
+	execute = function(command)
+		-- Windows runs it through `cmd /c`, which drops the first and last quote of a command
+		-- that starts with one: one more pair keeps a quoted path with spaces whole.
+		if WIN_ENV then command = '"' .. command .. '"' end
+		return LrTasks.execute(command)
+	end,
 }
 
 local dispatcher = Dispatcher.new(LrTasks.pcall, function(what, eventType, err)
 	logger:warn(string.format('%s for %s failed: %s', what, tostring(eventType), tostring(err)))
 end)
+
+-- one for the plug-in, whatever the connections: it never starts a second bridge
+local launcher = Launcher.new(runtime, BridgeStatus)
+launcher.onError = function(data)
+	data.type = 'error'
+	dispatcher:emit('error', data, false)
+end
+runtime.launcher = launcher
 
 local connection = nil -- the current Connection (nil before init)
 local options = nil -- what init() was given, reused by reconnect()
@@ -77,6 +92,7 @@ function M.init(opts)
 	for _, warning in ipairs(warnings) do logger:warn('setting ignored: ' .. warning) end
 	M.config = config
 	runtime.prefs = prefs
+	launcher:configure(config)
 	connection = Connection.new(config, runtime, dispatcher, BridgeStatus)
 	connection:start()
 	return true

@@ -19,25 +19,45 @@ from tests.stack import wait_for
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "drivers" / "client_driver.lua"
 LUA = shutil.which("lua5.1")
+PLUGIN_SPECS = sorted(p.relative_to(HERE).as_posix() for p in (HERE / "spec").glob("plugin_*_spec.lua"))
+
+
+def run_busted(specs, plugin_dir=None, env=None, timeout=300):
+    """Run busted (under lua5.1, TAP output) on ``specs`` from tests/lua; returns ``(passed, output)``.
+
+    ``plugin_dir`` is the folder the specs' ``require`` may load plug-in modules from
+    (LR_PLUGIN_DIR, spec/support/helper.lua); by default the repository's plug-in folder.
+    """
+    run_env = dict(os.environ, LR_SHIM_LOG_DIR=os.environ.get("TMPDIR", "/tmp"), **(env or {}))
+    if plugin_dir is not None:
+        run_env["LR_PLUGIN_DIR"] = str(plugin_dir)
+    res = subprocess.run(["busted", "--lua=lua5.1", "-o", "TAP", *specs], cwd=HERE, env=run_env,
+                         capture_output=True, text=True, timeout=timeout)
+    out = res.stdout + res.stderr
+    failed = [line for line in res.stdout.splitlines() if line.startswith("not ok")]
+    ran = any(line.startswith("ok ") for line in res.stdout.splitlines())
+    return res.returncode == 0 and not failed and ran, out
 
 
 class LuaClient:
     """One Lua client process; ``events`` holds every line it printed, parsed."""
 
     def __init__(self, base_url, workdir, options=None, failing_listener=False, deadline=60, plugin_dir=None,
-                 prefs_file=None):
+                 prefs_file=None, env=None):
         self.base_url = base_url
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_dir = self.workdir / "lrlogs"
         self.log_dir.mkdir(exist_ok=True)
         self.env = dict(os.environ)
+        self.env.update(env or {})  # e.g. what a command the plug-in starts (LrTasks.execute) should see
         self.env.update({
             "BRIDGE_URL": base_url,
             "DRIVER_OPTIONS": json.dumps(options or {}),
             "DRIVER_DEADLINE": str(deadline),
             "DRIVER_FAILING_LISTENER": "1" if failing_listener else "0",
             "LR_SHIM_LOG_DIR": str(self.log_dir),
+            "LR_SHIM_EXECUTE_LOG_DIR": str(self.log_dir),
         })
         if plugin_dir is not None:
             self.env["PLUGIN_DIR"] = str(plugin_dir)

@@ -3,9 +3,11 @@
 One pytest item per spec file. The shim's HTTP specs talk to
 server/test_server.py, started once on a free loopback port; the plug-in
 specs need no server (their HTTP is scripted, their clock injected).
+While a spec runs, `require` finds only the plug-in folder and the stand-in,
+as Lightroom's does (spec/support/helper.lua); the plug-in's specs also pass
+from a lone copy of the folder, and fail when a module is missing from it.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.lua.harness import PLUGIN_SPECS, run_busted
+
 HERE = Path(__file__).resolve().parent
+PLUGIN = HERE.parents[1] / "plugin" / "LightroomBridge.lrdevplugin"
 SPECS = sorted(p.relative_to(HERE).as_posix() for p in (HERE / "spec").glob("*_spec.lua"))
 
 pytestmark = pytest.mark.skipif(
@@ -48,12 +53,23 @@ def lr_server():
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_busted_spec(spec, lr_server):
-    env = dict(os.environ, LR_TEST_BASE_URL=lr_server, LR_SHIM_LOG_DIR=os.environ.get("TMPDIR", "/tmp"))
-    res = subprocess.run(
-        ["busted", "--lua=lua5.1", "-o", "TAP", spec],
-        cwd=HERE, env=env, capture_output=True, text=True, timeout=120,
-    )
-    out = res.stdout + res.stderr
-    failed = [line for line in res.stdout.splitlines() if line.startswith("not ok")]
-    assert res.returncode == 0 and not failed, out
-    assert re.search(r"^ok \d+", res.stdout, re.M), "no test ran:\n" + out
+    passed, out = run_busted([spec], env={"LR_TEST_BASE_URL": lr_server}, timeout=120)
+    assert passed, out
+
+
+def test_plugin_specs_run_from_a_lone_copy_of_the_plugin_folder(tmp_path):
+    """The plug-in folder copied alone: its specs pass with only it and the stand-in on package.path."""
+    copy = tmp_path / "elsewhere" / "LightroomBridge.lrdevplugin"
+    shutil.copytree(PLUGIN, copy)
+    passed, out = run_busted(PLUGIN_SPECS, plugin_dir=copy)
+    assert passed, out
+
+
+def test_a_module_missing_from_the_plugin_folder_fails_its_specs(tmp_path):
+    """The control: a copy without Json.lua fails, although the repository's folder is one step away."""
+    copy = tmp_path / "LightroomBridge.lrdevplugin"
+    shutil.copytree(PLUGIN, copy)
+    (copy / "Json.lua").unlink()
+    passed, out = run_busted(["spec/plugin_wire_spec.lua"], plugin_dir=copy)
+    assert not passed
+    assert "module 'Json' not found" in out, out

@@ -13,22 +13,27 @@ It prints one JSON object per line on stdout:
     {"ev": "sent", "action": ..., "ok": ..., "response"|"error": ..., "seconds": ...}
     {"ev": "stopped", "tasks": N, "seconds": S}  after a disconnect or shutdown command, once every task ended
     {"ev": "exit", "reason": ...}
+    {"ev": "execute", "command": ..., "pid": ..., "status": ...}   LrTasks.execute ran a command (the plug-in
+                                                 started the bridge): once when it runs (pid: its process
+                                                 group), once more with its exit status when it ended
 
 The test drives it through the bridge itself: a message {type = "test_command",
 action = ...} sent to this client (POST /ws/send/<client_id>) runs the action.
-PLUGIN_DIR runs the plug-in modules from another folder. LR_SHIM_PREFS_FILE keeps LrPrefs
+PLUGIN_DIR runs the plug-in modules from another folder; `require` finds only its files
+and the stand-in's (lr_shim.confine), as in Lightroom. LR_SHIM_PREFS_FILE keeps LrPrefs
 in a file, so a second process ("Lightroom started again") finds what the first saved.
 DRIVER_FAILING_LISTENER=1 adds, before the recording listeners, a listener that raises
 for every type. DRIVER_DEADLINE (seconds, default 60) bounds the run.
 ]]
 local here = (arg and arg[0] or ''):match('^(.*)/drivers/[^/]*$') or '.'
--- PLUGIN_DIR: run a built plug-in (dist/LightroomBridge.lrplugin, with its bundled dkjson) instead
+-- PLUGIN_DIR: run the plug-in from another folder (a copy, the release zip unpacked)
 local pluginDir = os.getenv('PLUGIN_DIR') or (here .. '/../../plugin/LightroomBridge.lrdevplugin')
-package.path = pluginDir .. '/?.lua;' .. here .. '/?.lua;' .. here .. '/?/init.lua;' .. package.path
+package.path = here .. '/?.lua;' .. here .. '/?/init.lua;' .. package.path
 
-require 'lr_shim'
+-- from here on `require` sees what Lightroom's does: the plug-in folder (and the stand-in)
+require('lr_shim').confine(pluginDir)
 local LrTasks = import 'LrTasks'
-local socket = require 'socket'
+local socket = require('lr_shim.system')('socket')
 local Json = require 'Json'
 local WebSocketClient = require 'WebSocketClient'
 local BridgeStatus = require 'BridgeStatus'
@@ -105,6 +110,10 @@ WebSocketClient.registerHandler('test_command', function(message)
 		action(message)
 	end, 'driver command')
 end)
+
+LrTasks._onExecute = function(record)
+	emit({ ev = 'execute', command = record.command, pid = record.pid, status = record.status, output = record.output })
+end
 
 if os.getenv('DRIVER_FAILING_LISTENER') == '1' then
 	for _, name in ipairs(LISTENED_TYPES) do

@@ -3,7 +3,7 @@ local LrDialogs = import 'LrDialogs'
 local LrTasks = import 'LrTasks'
 local shim = require 'lr_shim'
 
-local DIR = '../../plugin/LightroomBridge.lrdevplugin/'
+local DIR = shim.pluginDir .. '/' -- the folder `require` searches (spec/support/helper.lua)
 local PURE = { 'Json', 'Backoff', 'Envelope', 'SeqTracker', 'Dispatcher', 'Transport', 'Config', 'Connection', 'BridgeStatus',
 	'Positions', 'SessionStore' }
 
@@ -18,7 +18,7 @@ local function listLua()
 	local files = {}
 	local p = assert(io.popen('ls ' .. DIR))
 	for name in p:lines() do
-		if name:match('%.lua$') and name ~= 'dkjson.lua' then files[#files + 1] = name end
+		if name:match('%.lua$') then files[#files + 1] = name end
 	end
 	p:close()
 	return files
@@ -65,7 +65,7 @@ describe("plug-in folder", function()
 	it("keeps the pure modules free of the SDK (they load where import does not exist)", function()
 		for _, name in ipairs(PURE) do
 			local script = string.format(
-				"package.path = %q .. package.path; import = function(n) error('SDK import of ' .. n) end; require %q",
+				"package.path = %q; package.cpath = ''; import = function(n) error('SDK import of ' .. n) end; require %q",
 				DIR .. '?.lua;', name)
 			local p = assert(io.popen('lua5.1 -e ' .. string.format('%q', script) .. ' 2>&1; echo "rc=$?"'))
 			local out = p:read('*a')
@@ -116,13 +116,28 @@ describe("SDK glue", function()
 		local sections = provider.sectionsForTopOfDialog(factory, props)
 		assert.are.equal('Bridge connection', sections[1].title)
 		assert.is_true(#views > 10)
+		-- every setting has its edit field, the start command included
+		local bound = {}
+		local function walk(view)
+			if type(view) ~= 'table' then return end
+			if view._kind == 'edit_field' and type(view.value) == 'table' then bound[view.value.bind] = true end
+			for _, child in pairs(view) do walk(child) end
+		end
+		walk(sections)
+		assert.are.same({ serverUrl = true, channels = true, clientName = true, startCommand = true }, bound)
+		assert.are.equal('', props.startCommand)
 		props.serverUrl = 'http://127.0.0.1:1'
+		props.startCommand = '/opt/bridge/bin/lrbridge run'
+		LrTasks._executeHandler = function() return 127 end -- the reconnect below may try it: run nothing
 		provider.endDialog(props)
 		assert.are.equal('http://127.0.0.1:1', prefs.serverUrl)
+		assert.are.equal('/opt/bridge/bin/lrbridge run', prefs.startCommand)
+		assert.are.equal('/opt/bridge/bin/lrbridge run', (require 'WebSocketClient').config.START_COMMAND)
 		-- the refresh task ends with the dialog; the reconnect it caused is stopped here
 		local WebSocketClient = require 'WebSocketClient'
 		WebSocketClient.disconnect()
 		assert.is_true((LrTasks._runAll(5)))
 		prefs.serverUrl = nil
+		prefs.startCommand = nil
 	end)
 end)

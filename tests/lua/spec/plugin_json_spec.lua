@@ -1,4 +1,4 @@
--- Json: dkjson with the empty-table and `n` traps handled
+-- Json: the plug-in's own codec, the traps of Lua tables (empty table, `n`); plugin_json_oracle_spec.lua checks it against dkjson
 local Json = require 'Json'
 
 describe("Json", function()
