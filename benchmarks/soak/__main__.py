@@ -46,7 +46,11 @@ def main(argv=None):
     soak = Soak(seconds=args.seconds, seed=args.seed, interval=args.interval, workdir=args.workdir,
                 per_transport=args.per_transport, zmq_rate=args.zmq_rate, http_rate=args.http_rate,
                 direct_rate=args.direct_rate, drain=args.drain, kinds=args.faults)
-    report = soak.run()
+    try:
+        report = soak.run()
+    except KeyboardInterrupt:
+        print("soak: interrupted before the traffic started", file=sys.stderr)
+        return 130
     print(report.text(), flush=True)
     if any(note.startswith("interrupted") for note in report.notes):
         return 130

@@ -93,7 +93,7 @@ class Report:
         lost = t["counted"] + t["undelivered"] + t["silent"]
         overtold = sum(r.info["overtold"] for r in self.results)
         lines += ["",
-                  f"TOTAL: {self.faults} faults; received {t['received']}; lost {lost} (counted {t['counted']}, "
+                  f"TOTAL: {self.faults} fault{'' if self.faults == 1 else 's'}; received {t['received']}; lost {lost} (counted {t['counted']}, "
                   f"of them unjustified {t['unjustified']}; undelivered {t['undelivered']}; silent {t['silent']}); "
                   f"duplicated {t['duplicated']}; reordered {t['reordered']}; refused {sum(refused.values())} "
                   f"(not lost: the publisher knew); told of losses that did not happen {overtold}"]

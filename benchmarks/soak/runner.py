@@ -86,8 +86,8 @@ class Soak:
             self.say("soak: interrupted, tearing down")
         finally:
             self.teardown()
-        if t0 is None:
-            raise RuntimeError("the soak could not start its clients")
+        if t0 is None:  # interrupted while starting: nothing to check
+            raise KeyboardInterrupt()
         return self.check(t0, notes)
 
     def start_stack(self):
