@@ -101,6 +101,12 @@ def test_refused_publications_are_not_expected():
     assert r.total["received"] == 2
 
 
+def test_a_refused_publish_carried_out_late_is_noted_not_reordered():
+    r = check(client([(1, None), (2, 1), (3, 3), (4, 2)]), pubs(3, refused={2}))
+    assert failures([r]) == {}
+    assert r.info["refused_but_received"] == 1
+
+
 def test_other_channels_and_other_clients_are_not_expected():
     publications = pubs(2) + [Publication("d", 1, 1.0, ("client", "b"), True),
                               Publication("y", 1, 1.0, ("channel", "other"), True)]
