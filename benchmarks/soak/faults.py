@@ -61,8 +61,10 @@ class Faults(threading.Thread):
         self.kinds = tuple(kinds)
         self.bag = []
         self.done = []  # (start, kind, outcome)
-        self.stopping = threading.Event()
-        self.hub_stopped = False
+        self.finishing = threading.Event()  # no new fault from now on
+        self.idle = threading.Event()  # set while no fault is in progress
+        self.idle.set()
+        self.stopping = threading.Event()  # the stack is down: the thread may end
 
     def next_kind(self):
         if not self.bag:
@@ -71,23 +73,41 @@ class Faults(threading.Thread):
         return self.bag.pop()
 
     def run(self):
+        # This thread restarts the hub and the notifier, and Linux sends a child's parent-death
+        # signal (tests/stack.py sets it) when the thread that started it ends: so it ends only
+        # once the stack is down (stop()), and finish() merely ends the faults.
         due = time.monotonic() + self.rng.uniform(*self.interval)
-        while not self.stopping.wait(max(0.0, due - time.monotonic())):
+        while not self.finishing.wait(max(0.0, due - time.monotonic())):
             if due > self.until:
-                return
-            kind = self.next_kind()
-            start = time.monotonic()
-            self.soak.say(f"fault {len(self.done) + 1}: {kind}")
+                break
+            self.idle.clear()
             try:
-                outcome = getattr(self, kind)()
-            except Exception as ex:  # noted in the report; the soak goes on
-                outcome = f"fault failed: {type(ex).__name__}: {ex}"
-            outcome += f"; then /ws/status 200 in {self.probe()} of {PROBES}"
-            self.done.append((start, kind, outcome))
-            self.soak.say(f"fault {len(self.done)}: {kind}: {outcome}")
-            due = max(start + self.rng.uniform(*self.interval), time.monotonic() + 1.0)
+                self.inject()
+            finally:
+                self.idle.set()
+            due = max(self.done[-1][0] + self.rng.uniform(*self.interval), time.monotonic() + 1.0)
+        self.stopping.wait()
+
+    def inject(self):
+        kind = self.next_kind()
+        start = time.monotonic()
+        self.soak.say(f"fault {len(self.done) + 1}: {kind}")
+        try:
+            outcome = getattr(self, kind)()
+        except Exception as ex:  # noted in the report; the soak goes on
+            outcome = f"fault failed: {type(ex).__name__}: {ex}"
+        outcome += f"; then /ws/status 200 in {self.probe()} of {PROBES}"
+        self.done.append((start, kind, outcome))
+        self.soak.say(f"fault {len(self.done)}: {kind}: {outcome}")
+
+    def finish(self, timeout):
+        """No new fault; wait (at most ``timeout``) for the one in progress to end."""
+        self.finishing.set()
+        return self.idle.wait(timeout)
 
     def stop(self):
+        """The stack is down: let the thread end."""
+        self.finishing.set()
         self.stopping.set()
 
     def probe(self):
@@ -142,12 +162,10 @@ class Faults(threading.Thread):
     def stop_hub(self):
         stack = self.soak.stack
         stack.signal("hub", signal.SIGSTOP)
-        self.hub_stopped = True
         try:
             time.sleep(STOP_SECONDS)
         finally:
             stack.signal("hub", signal.SIGCONT)
-            self.hub_stopped = False
         return f"hub stopped {STOP_SECONDS:g} s"
 
     def backlog(self):

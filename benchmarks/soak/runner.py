@@ -72,8 +72,7 @@ class Soak:
             self.faults = Faults(self, random.Random(self.seed), self.interval, t0 + self.seconds - 5, self.kinds)
             self.faults.start()
             self.wait_until(t0 + self.seconds)
-            self.faults.stop()
-            self.faults.join(FAULT_BOUND)
+            self.faults.finish(FAULT_BOUND)
             for p in self.publishers:
                 p.stop()
             for p in self.publishers:
@@ -184,8 +183,7 @@ class Soak:
     def teardown(self):
         """End every thread and process this run started; safe to call at any point."""
         if self.faults is not None:
-            self.faults.stop()
-            self.faults.join(FAULT_BOUND)
+            self.faults.finish(FAULT_BOUND)
         for p in self.publishers:
             p.stop()
         for p in self.publishers:
@@ -203,6 +201,9 @@ class Soak:
             if "hub" in self.stack.procs:
                 self.stack.signal("hub", signal.SIGCONT)  # a stopped hub cannot act on SIGTERM
             self.stack.stop_all()
+        if self.faults is not None:  # only now: its end would signal the processes it restarted
+            self.faults.stop()
+            self.faults.join(5)
 
     # ---------------------------------------------------------------- check
     def check(self, t0, notes):
