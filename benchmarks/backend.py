@@ -32,7 +32,7 @@ class Backend:
         self.mode = None
         library = _library() if use_notifier else None
         if library is not None:
-            for key in ("BRIDGE_EVENTS_IN", "BRIDGE_CLIENT_EVENTS"):
+            for key in ("BRIDGE_EVENTS_IN", "BRIDGE_NOTIFIER_RPC", "BRIDGE_CLIENT_EVENTS"):
                 os.environ[key] = env[key]
             self.lib = library.get_websocket_fallback()
             self.mode = "library"

@@ -9,7 +9,7 @@ For each good job it publishes job_created -> job_started -> job_progress xN
 (with a photo_imported and photo_analyzed per step) -> job_completed; the
 failing job stops halfway with job_failed. Meanwhile it prints every message
 a plugin client sends (job_progress, job_complete, error...) with the
-sender's identity. Endpoints come from BRIDGE_EVENTS_IN and
+sender's identity. Endpoints come from BRIDGE_NOTIFIER_RPC and
 BRIDGE_CLIENT_EVENTS, as for every backend.
 """
 

@@ -9,7 +9,7 @@ One folder (BRIDGE_CURVE_DIR) holds every key, made once with::
     authorized/                     public certificates of every client the hub accepts
 
 The bound sockets of the hub (BRIDGE_HUB_RPC, BRIDGE_CLIENT_EVENTS) and of
-the notifier (BRIDGE_EVENTS_IN, BRIDGE_EVENTS_OUT) become CURVE servers with
+the notifier (BRIDGE_EVENTS_IN, BRIDGE_EVENTS_OUT, BRIDGE_NOTIFIER_RPC) become CURVE servers with
 the one server certificate, and a ZAP handler (``zmq.auth``) in each process
 accepts only the clients whose public keys are in ``authorized/``; a client
 without the keys, or with keys not listed, gets no connection (it times out

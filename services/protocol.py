@@ -513,3 +513,131 @@ def client_major(version):
     if not m:
         raise ProtocolError("bad_request", "protocol_version must look like '1.0'", "protocol_version")
     return int(m.group(1))
+
+
+# ------------------------------------------------------ the numbered stream
+# The notifier numbers every event it accepts: (epoch, seq), ``epoch`` naming
+# one run of the notifier, ``seq`` counting from 1 within it. Its XPUB sends a
+# fourth frame with the position of a message's first event (the others
+# follow one by one), and its ROUTER at BRIDGE_NOTIFIER_RPC answers three ops
+# (docs/PROTOCOL.md rules 23-31):
+#
+#     replay   hub -> notifier  [TAG, {op, id, epoch, after}]
+#              reply            [TAG, {id, ok, epoch, known, head, lost, first?, upto, more}, events?]
+#     publish  backend -> notifier [TAG, {op, id}, ingest payload]
+#              reply            [TAG, {id, ok: true}]  (every id up to ``id`` is taken), or an error for one id
+#     ping     backend -> notifier [TAG, {op, id}]  ->  [TAG, {id, ok: true, epoch}]
+OP_REPLAY = "replay"
+OP_PING = "ping"
+MAX_EPOCH_CHARS = 64
+MAX_LOST_RUNS = 1000  # lost entries in one replay reply
+
+NOTIFIER_FIELDS = {
+    OP_REPLAY: {"epoch": ("str", True), "after": ("seq", True)},
+    OP_PUBLISH: {},
+    OP_PING: {},
+}
+
+
+def check_position(obj, what="position"):
+    """``(epoch, seq)`` from a map's ``epoch`` and ``seq`` fields; raises ``ProtocolError(bad_protocol)``."""
+    epoch, seq = obj.get("epoch"), obj.get("seq")
+    if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_EPOCH_CHARS:
+        raise ProtocolError("bad_protocol", f"{what}: 'epoch' must be a string of 1 to {MAX_EPOCH_CHARS} chars",
+                            "epoch")
+    if not _is_int(seq) or not 0 <= seq < 2 ** 63:
+        raise ProtocolError("bad_protocol", f"{what}: 'seq' must be a non-negative integer", "seq")
+    return epoch, seq
+
+
+def encode_stream_run(topic, payloads, epoch, first):
+    """A notifier's PUB/SUB message for events ``first``, ``first + 1``…: ``encode_event_run`` plus the position."""
+    return [topic, TAG, payload_of(payloads), _pack({"epoch": epoch, "seq": first})]
+
+
+def decode_stream(frames):
+    """A PUB/SUB message from the notifier: ``(topic, [event_map, ...], (epoch, first seq) or None)``.
+
+    Three frames are an unnumbered message (``decode_events``); a fourth
+    carries the position of the first event.
+    """
+    if len(frames) == 4:
+        topic, events = decode_events(frames[:3])
+        return topic, events, check_position(_unpack(frames[3]), "stream position")
+    topic, events = decode_events(frames)
+    return topic, events, None
+
+
+def encode_notifier_request(op, req_id, payload=None, **fields):
+    """Frames for one request to the notifier's ROUTER; ``payload`` (an ingest map's bytes) for ``publish``."""
+    fields["op"] = op
+    fields["id"] = req_id
+    frames = [TAG, _pack(fields)]
+    if payload is not None:
+        frames.append(payload)
+    return frames
+
+
+def decode_notifier_request(frames):
+    """``(request map, payload or None)`` from a request's frames (without the ROUTER identity)."""
+    if len(frames) not in (2, 3):
+        raise ProtocolError("bad_protocol", f"a notifier request has 2 or 3 frames, got {len(frames)}")
+    _check_tag(frames[0])
+    req = _unpack(frames[1])
+    if not _is_int(req.get("id")):
+        raise ProtocolError("bad_protocol", "request field 'id' must be an integer", "id")
+    op = req.get("op")
+    spec = NOTIFIER_FIELDS.get(op) if isinstance(op, str) else None
+    try:
+        if spec is None:
+            raise ProtocolError("unknown_op", f"unknown op {str(op)[:40]!r}", "op")
+        check_fields(req, spec, op)
+        if (op == OP_PUBLISH) != (len(frames) == 3):
+            raise ProtocolError("bad_protocol", "publish, and only publish, carries a third frame (the event)")
+    except ProtocolError as ex:
+        ex.req_id = req["id"]
+        raise
+    return req, (frames[2] if len(frames) == 3 else None)
+
+
+def encode_notifier_reply(req_id, payload=None, **fields):
+    """Frames for the notifier's answer; ``payload`` holds a replay's events (a map or a batch)."""
+    frames = encode_reply(req_id, **fields)
+    if payload is not None:
+        frames.append(payload)
+    return frames
+
+
+def decode_notifier_reply(frames):
+    """``(reply map, payload or None)``: one reply from the notifier's ROUTER."""
+    if len(frames) not in (2, 3):
+        raise ProtocolError("bad_protocol", f"a notifier reply has 2 or 3 frames, got {len(frames)}")
+    _check_tag(frames[0])
+    return check_reply(_unpack(frames[1])), (frames[2] if len(frames) == 3 else None)
+
+
+def decode_replay(frames):
+    """A checked replay reply: ``(reply map, [event_map, ...])``; ``lost`` entries are ``[first, last, target, to]``."""
+    reply, payload = decode_notifier_reply(frames)
+    if not reply["ok"]:
+        return reply, []
+    epoch, head = check_position({"epoch": reply.get("epoch"), "seq": reply.get("head")}, "replay")
+    if not isinstance(reply.get("known"), bool) or not isinstance(reply.get("more"), bool):
+        raise ProtocolError("bad_protocol", "replay: 'known' and 'more' must be true or false")
+    for name in ("after", "upto"):
+        if not _is_int(reply.get(name)) or reply[name] < 0:
+            raise ProtocolError("bad_protocol", f"replay: '{name}' must be a non-negative integer", name)
+    lost = reply.get("lost")
+    if not isinstance(lost, list) or len(lost) > MAX_LOST_RUNS:
+        raise ProtocolError("bad_protocol", f"replay: 'lost' must be a list of at most {MAX_LOST_RUNS}", "lost")
+    for item in lost:
+        if not (isinstance(item, list) and len(item) == 4 and _is_int(item[0]) and _is_int(item[1])
+                and 0 < item[0] <= item[1] and (item[2] is None or item[2] in TARGETS)
+                and (item[3] is None or isinstance(item[3], str))):
+            raise ProtocolError("bad_protocol", "replay: a 'lost' entry must be [first, last, target, to]", "lost")
+    events = []
+    if payload is not None:
+        if not _is_int(reply.get("first")) or reply["first"] < 1:
+            raise ProtocolError("bad_protocol", "replay: events need 'first', a positive integer", "first")
+        events = _maps(payload, "events")[0]
+    return reply, events

@@ -120,6 +120,7 @@ class Stack:
             "BRIDGE_EVENTS_IN": f"tcp://127.0.0.1:{free_port()}",
             "BRIDGE_EVENTS_OUT": f"tcp://127.0.0.1:{free_port()}",
             "BRIDGE_CLIENT_EVENTS": f"tcp://127.0.0.1:{free_port()}",
+            "BRIDGE_NOTIFIER_RPC": f"tcp://127.0.0.1:{free_port()}",
             "BRIDGE_LOG_DIR": str(self.workdir / "logs"),
             "BRIDGE_STORE": str(self.workdir / "hub.sqlite3"),  # never share a database between stacks
             "PYTHONPATH": str(ROOT),

@@ -136,6 +136,7 @@ function M:_attempt()
 		end
 	end
 	local delay = self.backoff:next()
+	self.lastDelay = delay
 	self.nextStart = runtime.now() + delay
 	self.status.launchState = 'failed'
 	self:_report('error', string.format('could not start the bridge with "%s": %s; next try in %d s at the earliest',

@@ -110,9 +110,51 @@ def families(snap, hub_rtt):
         age = GaugeMetricFamily("bridge_notifier_last_seen_seconds", "seconds since a notifier was last heard")
         age.add_metric([], snap["notifier_age"])
         yield age
+    yield from _stream_families(snap.get("stream"))
+    history = snap.get("history")
+    if history is not None:  # docs/DURABILITY.md: channel history and its byte budget
+        for name, doc, kind, value in (
+            ("bridge_history_bytes", "bytes of channel history kept", GaugeMetricFamily, history["bytes"]),
+            ("bridge_history_max_bytes", "BRIDGE_HISTORY_MAX_BYTES", GaugeMetricFamily, history["max_bytes"]),
+            ("bridge_history_messages", "channel history messages kept", GaugeMetricFamily, history["messages"]),
+            ("bridge_history_evicted", "history messages evicted by the byte budget", CounterMetricFamily,
+             history["evicted"]),
+            ("bridge_history_evicted_bytes", "bytes of history evicted by the byte budget", CounterMetricFamily,
+             history["evicted_bytes"]),
+        ):
+            family = kind(name, doc)
+            family.add_metric([], value)
+            yield family
     uptime = GaugeMetricFamily("bridge_hub_uptime_seconds", "seconds since the hub started")
     uptime.add_metric([], snap["uptime_seconds"])
     yield uptime
+
+
+STREAM_COUNTERS = (
+    ("gaps", "gaps the hub found in the notifier's numbered stream"),
+    ("replay_requests", "replay requests the hub sent to the notifier"),
+    ("replay_timeouts", "replay requests the notifier did not answer in time"),
+    ("replayed", "events the hub applied from a replay"),
+    ("duplicates", "events the hub received again and ignored (seq already applied)"),
+)
+
+
+def _stream_families(stream):
+    """The notifier-to-hub stream (docs/DURABILITY.md): replays, and events lost on the way, counted or not."""
+    if not stream:
+        return
+    for key, doc in STREAM_COUNTERS:
+        family = CounterMetricFamily(f"bridge_stream_{key}", doc)
+        family.add_metric([], stream.get(key, 0))
+        yield family
+    lost = CounterMetricFamily("bridge_stream_lost", "events the notifier accepted that never reached the hub",
+                               labels=["attributed"])
+    lost.add_metric(["yes"], stream.get("lost", 0))  # counted in each concerned client's dropped
+    lost.add_metric(["no"], stream.get("lost_unknown", 0))  # the target was unknown: no client was told
+    yield lost
+    behind = GaugeMetricFamily("bridge_stream_behind", "events known to exist that the hub has not applied yet")
+    behind.add_metric([], stream.get("behind", 0))
+    yield behind
 
 
 class _Snapshot:

@@ -16,6 +16,7 @@ class HubConfig:
     rpc_endpoint: str = settings.DEFAULT_HUB_RPC
     events_endpoint: str = settings.DEFAULT_EVENTS_OUT
     client_events_endpoint: str = settings.DEFAULT_CLIENT_EVENTS
+    notifier_rpc_endpoint: str = settings.DEFAULT_NOTIFIER_RPC  # replay requests to the notifier (we connect)
     queue_size: int = 100
     stale_seconds: float = 300.0
     poll_max_wait: float = 25.0
@@ -36,6 +37,7 @@ class HubConfig:
     history_size: int = 1000
     history_seconds: float = 86400.0
     history_channels: int = 1000
+    history_max_bytes: int = 256 * 2**20
     jobs_max: int = 1000
     jobs_keep_seconds: float = 86400.0
     job_stale_seconds: float = 120.0  # a running job with no event for this long is shown as stalled
@@ -54,6 +56,7 @@ def _read(environ):
         rpc_endpoint=settings.env_str(environ, "BRIDGE_HUB_RPC", settings.DEFAULT_HUB_RPC),
         events_endpoint=settings.env_str(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
         client_events_endpoint=settings.env_str(environ, "BRIDGE_CLIENT_EVENTS", settings.DEFAULT_CLIENT_EVENTS),
+        notifier_rpc_endpoint=settings.env_str(environ, "BRIDGE_NOTIFIER_RPC", settings.DEFAULT_NOTIFIER_RPC),
         queue_size=settings.env_int(environ, "BRIDGE_QUEUE_SIZE", 100, minimum=1, maximum=1_000_000),
         stale_seconds=settings.env_float(environ, "BRIDGE_STALE_SECONDS", 300.0, minimum=0.1),
         poll_max_wait=settings.env_float(environ, "BRIDGE_POLL_MAX_WAIT", 25.0, minimum=0, maximum=300),
@@ -71,6 +74,7 @@ def _read(environ):
         history_size=settings.env_int(environ, "BRIDGE_HISTORY_SIZE", 1000, minimum=0, maximum=1_000_000),
         history_seconds=settings.env_float(environ, "BRIDGE_HISTORY_SECONDS", 86400.0, minimum=0),
         history_channels=settings.env_int(environ, "BRIDGE_HISTORY_CHANNELS", 1000, minimum=1),
+        history_max_bytes=settings.env_int(environ, "BRIDGE_HISTORY_MAX_BYTES", 256 * 2**20, minimum=0),
         jobs_max=settings.env_int(environ, "BRIDGE_JOBS_MAX", 1000, minimum=1),
         jobs_keep_seconds=settings.env_float(environ, "BRIDGE_JOBS_KEEP_SECONDS", 86400.0, minimum=0),
         job_stale_seconds=settings.env_float(environ, "BRIDGE_JOB_STALE_SECONDS", 120.0, minimum=0.1),

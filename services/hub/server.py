@@ -3,6 +3,8 @@
 - ROUTER at BRIDGE_HUB_RPC (bind): gateway requests, answered by request id.
 - SUB to BRIDGE_EVENTS_OUT (connect): publish events from the notifier (a CURVE client with BRIDGE_CURVE_DIR).
 - PUB at BRIDGE_CLIENT_EVENTS (bind): what clients send, for backends.
+- DEALER to BRIDGE_NOTIFIER_RPC (connect): asks the notifier to resend what the hub missed
+  of its numbered stream (services/hub/stream.py, docs/PROTOCOL.md rules 23-31).
 """
 
 import gc
@@ -16,6 +18,7 @@ from services.protocol import ProtocolError
 from services.hub.handlers import HANDLERS, Context
 from services.hub.hub import Hub
 from services.hub.store import open_store
+from services.hub.stream import StreamTracker
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class HubServer:
         self.store_failed_at = -1e9
         store = open_store(config.store, config.store_sync)
         self.hub = Hub(config, self._send_reply, clock=clock, store=store)
+        self.hub.stream = self.stream = StreamTracker(clock)
         store.load(self.hub)
         self.stopping = False
         self.bad = _RateLimitedLog(clock)
@@ -80,6 +84,11 @@ class HubServer:
         if self.curve:
             curve.serve(self.client_events, self.curve)
         self.client_events.bind(config.client_events_endpoint)
+        self.replay = self._socket(zmq.DEALER)
+        self.replay.setsockopt(zmq.IMMEDIATE, 1)  # a request is sent to a connected notifier or not at all
+        if self.curve:  # the notifier's ROUTER is a CURVE server with the same keys
+            curve.connect_as_client(self.replay, self.curve)
+        self.replay.connect(config.notifier_rpc_endpoint)
         self.request_ctx = Context(None, self._forward)
         sweep = config.stale_seconds / 4
         self.sweep_interval = max(0.05, min(sweep, 10.0))
@@ -200,20 +209,44 @@ class HubServer:
             self._send_reply(peer, req["id"], fields)
 
     def handle_event(self, frames):
-        """Publish events from the notifier (one, or a batch): route each to the clients it names; returns how many."""
+        """Publish events from the notifier (one, or a batch): route each to the clients it names; returns how many.
+
+        A numbered message (docs/PROTOCOL.md rule 24) is applied only where it
+        follows on from the hub's position in that notifier run; a gap is
+        left to the replay, which brings the events again in order.
+        """
         try:
-            topic, events = protocol.decode_events(frames)
+            topic, events, position = protocol.decode_stream(frames)
         except ProtocolError as ex:
             self.hub.metrics.error("bad_event_frame")
             self.bad.warn(b"events", ex.reason)
             return 1
         metrics = self.hub.metrics
-        heartbeat = topic == protocol.TOPIC_HEARTBEAT
+        for _ in events:
+            metrics.event()
+        if topic == protocol.TOPIC_HEARTBEAT:
+            beat = events[0]
+            if "epoch" in beat:
+                try:
+                    self.stream.heartbeat(*protocol.check_position(beat, "heartbeat"))
+                except ProtocolError as ex:
+                    metrics.error("bad_event_frame")
+                    self.bad.warn(b"events", ex.reason)
+            return len(events)
+        if position is not None:
+            start = self.stream.live(position[0], position[1], len(events))
+            if start is None:
+                return len(events)
+            self.apply_events(events[start:] if start else events)
+        else:
+            self.apply_events(events)
+        return len(events)
+
+    def apply_events(self, events):
+        """Route publish events to the clients they name, in order (a bad one is counted and skipped)."""
+        metrics = self.hub.metrics
         publish = self.hub.publish
         for event in events:
-            metrics.event()
-            if heartbeat:
-                continue
             try:
                 protocol.check_publish(event)
             except ProtocolError as ex:
@@ -226,7 +259,40 @@ class HubServer:
                 self.hub.stats["undeliverable"] += 1
             except Exception:
                 log.exception("publish event failed")
-        return len(events)
+
+    # -------------------------------------------------------------- replay
+    def request_replay(self):
+        """Ask the notifier for what the hub missed, when the stream tracker wants it and none is in flight."""
+        req = self.stream.next_request()
+        if req is None:
+            return
+        frames = protocol.encode_notifier_request(protocol.OP_REPLAY, req.req_id, epoch=req.epoch, after=req.after)
+        try:
+            protocol.send_frames(self.replay, frames, zmq.NOBLOCK)
+        except zmq.Again:
+            self.stream.not_sent()
+
+    def handle_replay(self, frames):
+        """The notifier's answer to a replay request: count what is lost, apply what came, ask for more."""
+        try:
+            reply, events = protocol.decode_replay(frames)
+        except ProtocolError as ex:
+            self.hub.metrics.error("bad_event_frame")
+            self.bad.warn(b"replay", ex.reason)
+            return 1
+        if not reply["ok"]:
+            log.warning("the notifier refused a replay request: %s", reply.get("reason"))
+            return 1
+        lost, start = self.stream.replied(reply, events)
+        for target, to, count in lost:
+            self.hub.count_lost(target, to, count)
+        if lost:
+            log.warning("%d events from the notifier could not be resent: counted as dropped to their clients",
+                        sum(count for _, _, count in lost))
+        if start is not None:
+            self.apply_events(events[start:] if start else events)
+        self.request_replay()
+        return max(1, len(events))
 
     # ---------------------------------------------------------------- loop
     def _drain(self, sock, handler):
@@ -249,6 +315,9 @@ class HubServer:
         deadline = self.hub.next_deadline()
         if deadline is not None and deadline < wake:
             wake = deadline
+        replay = self.stream.next_wake()
+        if replay is not None and replay < wake:
+            wake = replay
         return max(0, min(MAX_POLL_MS, int((wake - now) * 1000) + 1))
 
     def run_once(self, poller):
@@ -258,6 +327,9 @@ class HubServer:
             self._drain(self.rpc, self.handle_request)
         if self.events in ready:
             self._drain(self.events, self.handle_event)
+        if self.replay in ready:
+            self._drain(self.replay, self.handle_replay)
+        self.request_replay()
         self.hub.flush()
         self.hub.expire()
         now = self.clock()
@@ -276,6 +348,7 @@ class HubServer:
         poller = zmq.Poller()
         poller.register(self.rpc, zmq.POLLIN)
         poller.register(self.events, zmq.POLLIN)
+        poller.register(self.replay, zmq.POLLIN)
         log.info(
             "hub serving requests at %s, events from %s, client events at %s",
             self.config.rpc_endpoint, self.config.events_endpoint, self.config.client_events_endpoint,
@@ -296,7 +369,7 @@ class HubServer:
 
     def close(self):
         """Close every socket (parked polls were answered first)."""
-        for sock in (self.rpc, self.events, self.client_events):
+        for sock in (self.rpc, self.events, self.client_events, self.replay):
             sock.setsockopt(zmq.LINGER, 500)
             sock.close()
         if self.auth is not None:

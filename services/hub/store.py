@@ -29,7 +29,8 @@ Tables (records are msgpack maps, written with ``protocol.encode_record``)::
     channels (name PK, epoch, next_offset, last_used)
     history  (channel, offset, ts, msg_id)   PK (channel, offset)
     jobs     (job_id PK, body)
-    meta     (key PK, value)            schema version, newest system_status
+    meta     (key PK, value)            schema version, newest system_status, the notifier stream position
+                                        (``stream``: {epoch: last seq applied}, services/hub/stream.py)
 
 ``MemoryStore`` is the ``BRIDGE_STORE=:memory:`` stand-in: same interface,
 nothing kept.
@@ -39,9 +40,7 @@ import logging
 import os
 import sqlite3
 from array import array
-from bisect import bisect_right
 from collections import deque
-from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
@@ -81,6 +80,10 @@ RUN_BYTES = 16 * 1024 * 1024
 # Sessions that got the same new messages in one turn (a fan-out) share one queue_groups row when there are
 # at least this many of them.
 GROUP_MIN = 4
+
+# commit() collects unreferenced messages itself once history forgot an eighth of its byte budget (at least this much)
+# since it last did; else the sweep does.
+COLLECT_MIN_BYTES = 1 * 2**20
 
 # A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
 SEQ_BITS = 40
@@ -148,6 +151,9 @@ def _forget_changes(hub):
     jobs.changed.clear()
     jobs.removed.clear()
     jobs.system_changed = False
+    stream = getattr(hub, "stream", None)
+    if stream is not None:
+        stream.changed = False
 
 
 class MemoryStore:
@@ -244,6 +250,7 @@ class SqliteStore:
         self.group_refs = {}  # queue_groups id -> members whose entries there are not all below their head
         self.session_groups = {}  # client_id -> deque of (last seq, group id), oldest first
         self.garbage = 0  # references deleted since the last collect()
+        self.collected_freed = 0  # hub.history.freed_bytes at the last collect() it caused
         self.commits = 0
         self.failures = 0
         self.last_error = None
@@ -343,11 +350,15 @@ class SqliteStore:
                 entries.setdefault(channel, []).append((offset, ts, messages[mid]))
         for name, epoch, next_offset, last_used in db.execute("SELECT * FROM channels"):
             hub.history.load(name, epoch, next_offset, last_used, entries.get(name, ()))
+        hub.history.loaded()  # a smaller BRIDGE_HISTORY_MAX_BYTES than the last run's applies now
         for key, body in db.execute("SELECT job_id, body FROM jobs"):
             hub.jobs.load(key, protocol.decode_record(body))
         row = db.execute("SELECT value FROM meta WHERE key='system_status'").fetchone()
         if row is not None:
             hub.jobs.system_status = protocol.decode_record(row[0])
+        row = db.execute("SELECT value FROM meta WHERE key='stream'").fetchone()
+        if row is not None and getattr(hub, "stream", None) is not None:
+            hub.stream.load(protocol.decode_record(row[0]))
         queued = sum(len(s.queue) for s in hub.sessions.values())
         log.info(
             "store %s: restored %d clients, %d queued messages, %d channels, %d jobs%s",
@@ -368,8 +379,10 @@ class SqliteStore:
         deferred = self.deferred
         checkpoint = bool(deferred) and (
             len(deferred) >= self.checkpoint_sessions or hub.clock() >= self.next_checkpoint)
+        stream = getattr(hub, "stream", None)
+        stream_changed = stream is not None and stream.changed
         if not (hub.touched or hub.forgotten or hub.removed_seqs or history or jobs.changed or jobs.removed
-                or jobs.system_changed or checkpoint):
+                or jobs.system_changed or checkpoint or stream_changed):
             return False
         mids = {}  # id(message) -> msg_id, for this transaction
         new_messages = []  # encoded below, a run at a time
@@ -444,12 +457,7 @@ class SqliteStore:
             high = self.highs.get(cid, 0)
             if queue and queue[-1][0] > high:
                 last = highs[cid] = queue[-1][0]
-                fresh_count = last - high
-                if fresh_count <= len(queue) and queue[-fresh_count][0] > high:  # no gap: the last ones
-                    fresh = list(islice(reversed(queue), fresh_count))  # from the right: a deque's islice walks
-                    fresh.reverse()  # from the left, over entries written in earlier turns
-                else:
-                    fresh = list(islice(queue, bisect_right(queue, high, key=_SEQ), None))
+                fresh = queue.after(high)  # from the newest back: never over entries written in earlier turns
                 first = fresh[0][0]
                 msgs = list(map(_MESSAGE, fresh))
                 if msgs != shared[0]:  # a fan-out queues the same messages for every subscriber
@@ -530,6 +538,8 @@ class SqliteStore:
             ("DELETE FROM jobs WHERE job_id=?", [(k,) for k in jobs.removed]),
             ("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows),
             ("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", system),
+            # the stream position commits with the state its events changed
+            ("INSERT OR REPLACE INTO meta VALUES ('stream', ?)", [(encode(stream.dump()),)] if stream_changed else ()),
         )
         writes = [(sql, rows) for sql, rows in steps if rows]
         try:
@@ -590,6 +600,12 @@ class SqliteStore:
         _forget_changes(hub)
         hub.removed_seqs.clear()
         hub.forgotten.clear()
+        freed = hub.history.freed_bytes
+        if freed - self.collected_freed >= max(hub.history.max_bytes // 8, COLLECT_MIN_BYTES):
+            # History churns through its byte budget: collect now, not at the next sweep, so the file
+            # holds about what the budget allows (docs/DURABILITY.md).
+            self.collected_freed = freed
+            self.collect()
         return True
 
     def collect(self):

@@ -9,18 +9,23 @@
     ws.send_to_client_type("lightroom", {"type": "reload_config", "config": {}})
     job_progress("j1", 50, stage="processing", message="Applying settings")   # channel "jobs"
 
-Events go to the notifier at BRIDGE_EVENTS_IN over a PUSH socket, framed as
-``[TAG, msgpack {target, to, message}]`` (docs/BACKENDS.md). Every call
-returns within the publisher's timeout (BRIDGE_SEND_TIMEOUT, default 2 s):
-``True`` once the notifier's connection has taken the event, ``False`` when
-it could not (the notifier is gone or overloaded; counted in ``dropped`` and
-logged), or ``NotifierUnavailable`` instead of ``False`` with
-``raise_on_drop=True``. A bad message raises ``MessageError`` (a
+Events go to the notifier's request endpoint, BRIDGE_NOTIFIER_RPC, over a
+DEALER socket, and the notifier acknowledges each once it has numbered it
+and holds it for the hubs (docs/BACKENDS.md, docs/PROTOCOL.md rule 30).
+Sends are pipelined: a call returns ``True`` as soon as the event is on a
+live connection to the notifier, and the acknowledgements are collected as
+they come. Every call returns within the publisher's timeout
+(BRIDGE_SEND_TIMEOUT, default 2 s). It returns ``False`` (or raises
+``NotifierUnavailable`` with ``raise_on_drop=True``) when the notifier is not
+there, or when events already sent were not acknowledged within the timeout
+(the notifier was killed or hangs): those are counted in ``dropped`` and
+``unconfirmed`` and logged, and from then on calls fail at once until the
+notifier answers again, so a backend is not slowed down while the notifier
+restarts. ``confirm=True`` makes each call wait for its own acknowledgement;
+``flush()`` waits for all of them. A bad message raises ``MessageError`` (a
 ``ValueError``) before anything is sent: progress outside 0-100 is an error,
-not a message. After one timed-out call, later calls fail at once until the
-connection is back, so a backend is not slowed down while the notifier
-restarts. At exit, queued events are flushed for up to the timeout, so a
-process that publishes one event and exits loses nothing.
+not a message. At exit, outstanding acknowledgements are awaited for up to
+the timeout, so a process that publishes one event and exits loses nothing.
 
 With BRIDGE_CURVE_DIR (or ``curve_dir=``, or ``server_key=`` and
 ``client_key=`` for a backend on another machine) the publisher and the
@@ -29,6 +34,8 @@ not accept looks like a notifier that is not there: ``False`` after the timeout.
 """
 
 import atexit
+import collections
+import math
 import logging
 import os
 import threading
@@ -52,6 +59,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 2.0
+DEFAULT_WINDOW = 10000  # events waiting for their acknowledgement at once
+PROBE_SECONDS = 0.1  # while the notifier does not answer: at most one ping this often
+PROBE_WAIT_SECONDS = 0.005  # how long a failing call waits for the ping's answer
 _NOTIFY_BUILDERS = dict(messages.BUILDERS, job_complete=messages.job_complete)
 _live = weakref.WeakSet()
 
@@ -61,7 +71,11 @@ class NotifierUnavailable(RuntimeError):
 
 
 class Publisher:
-    """Sends events to the notifier; thread-safe, fork-aware, every call bounded by ``timeout``.
+    """Sends events to the notifier, acknowledged; thread-safe, fork-aware, every call bounded by ``timeout``.
+
+    ``endpoint`` is the notifier's request endpoint (BRIDGE_NOTIFIER_RPC,
+    default tcp://127.0.0.1:5105). At most ``window`` events wait for their
+    acknowledgement at once (a call waits for room, within the timeout).
 
     CURVE keys: ``server_key`` (the bridge's ``server.key`` file or its z85
     public key) with ``client_key`` (this backend's ``.key_secret`` file),
@@ -69,21 +83,30 @@ class Publisher:
     """
 
     def __init__(self, endpoint=None, timeout=None, raise_on_drop=False, environ=os.environ, *,
-                 curve_dir=None, server_key=None, client_key=None):
-        self.endpoint = endpoint or settings.env_str(environ, "BRIDGE_EVENTS_IN", settings.DEFAULT_EVENTS_IN)
+                 curve_dir=None, server_key=None, client_key=None, confirm=False, window=DEFAULT_WINDOW):
+        self.endpoint = endpoint or settings.env_str(environ, "BRIDGE_NOTIFIER_RPC", settings.DEFAULT_NOTIFIER_RPC)
         self.curve = curve.client_keys(curve_dir, server_key, client_key, environ)
         if timeout is None:
             timeout = settings.env_float(environ, "BRIDGE_SEND_TIMEOUT", DEFAULT_TIMEOUT, minimum=0, maximum=600)
         self.timeout = timeout
         self.raise_on_drop = raise_on_drop
-        self.sent = 0
-        self.dropped = 0
+        self.confirm = confirm
+        self.window = max(1, window)
+        self.sent = 0  # events handed to a connection to the notifier
+        self.confirmed = 0  # ... and acknowledged by it
+        self.unconfirmed = 0  # ... and not acknowledged within the timeout (also counted in dropped)
+        self.rejected = 0  # ... and refused by its checks (a library older or newer than the notifier)
+        self.dropped = 0  # events this publisher could not deliver to the notifier, for whatever reason
         self._lock = threading.Lock()
         self._pid = None
         self._ctx = None
         self._sock = None
         self._sndtimeo = None  # the socket's current SNDTIMEO (ms)
-        self._down = False  # the last send timed out: fail fast until the connection is back
+        self._pending = collections.deque()  # (request id, sent at) not acknowledged yet, oldest first
+        self._next_id = 1
+        self._last_rejected = None  # the id of the last event the notifier refused
+        self._probe_at = -1e9  # when the last ping went out while the notifier was not answering
+        self._down = False  # the notifier did not answer in time: fail fast until it answers again
         self._closed = False
         self._inherited = None
         self._last_warning = -1e9
@@ -97,10 +120,10 @@ class Publisher:
             event = protocol.check_publish(protocol.publish_event(target, message, to))
         except ProtocolError as ex:
             raise MessageError(ex.field or "target", ex.reason) from None
-        frames = protocol.encode_ingest(event)
-        if len(frames[1]) > protocol.MAX_FRAME_BYTES:
+        payload = protocol.encode_ingest(event)[1]
+        if len(payload) > protocol.MAX_FRAME_BYTES:
             raise MessageError("message", f"is larger than {protocol.MAX_FRAME_BYTES} bytes once encoded")
-        return self._send(frames)
+        return self._send(payload)
 
     def broadcast(self, message, channel=None):
         """Send to every client, or only to the subscribers of ``channel``."""
@@ -185,13 +208,15 @@ class Publisher:
         if self._pid != os.getpid():  # a forked child must not touch its parent's sockets
             self._inherited = (self._ctx, self._sock)  # kept, never closed, so no destructor touches them
             self._ctx = self._sock = None
+            self._pending.clear()  # the parent's: its own acknowledgements go to it
             self._pid = os.getpid()
         if self._sock is None:
             self._ctx = zmq.Context(1)
-            sock = self._ctx.socket(zmq.PUSH)
+            sock = self._ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection: a gone notifier is noticed
-            sock.setsockopt(zmq.SNDHWM, 1000)
-            sock.setsockopt(zmq.LINGER, int(self.timeout * 1000))
+            sock.setsockopt(zmq.SNDHWM, self.window)
+            sock.setsockopt(zmq.LINGER, 0)  # what matters is acknowledged, not what is still queued
+            sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
             if self.curve is not None:
                 curve.connect_as_client(sock, self.curve)
             sock.connect(self.endpoint)
@@ -199,7 +224,7 @@ class Publisher:
             self._sndtimeo = None
         return self._sock
 
-    def _send(self, frames):
+    def _send(self, payload):
         deadline = time.monotonic() + self.timeout
         if not self._lock.acquire(timeout=self.timeout):
             return self._drop("another thread's send is still waiting")
@@ -207,43 +232,145 @@ class Publisher:
             if self._closed:
                 raise NotifierUnavailable("this publisher is closed")
             sock = self._socket()
-            wait = 0 if self._down else max(0, int((deadline - time.monotonic()) * 1000))
+            self._collect(sock, 0)
+            if self._down and not self._probe(sock):
+                return self._drop(f"the notifier at {self.endpoint} is not answering")
+            while len(self._pending) >= self.window:  # wait for room, within the timeout
+                if not self._collect(sock, deadline - time.monotonic()) or self._down:
+                    return self._drop(f"the notifier at {self.endpoint} did not acknowledge in time")
+            wait = max(0, int((deadline - time.monotonic()) * 1000))
             if wait != self._sndtimeo:  # setting it costs more than the send; it rarely changes
                 sock.setsockopt(zmq.SNDTIMEO, wait)
                 self._sndtimeo = wait
+            req_id = self._next_id
+            self._next_id += 1
             try:
-                protocol.send_frames(sock, frames)
+                protocol.send_frames(sock, protocol.encode_notifier_request(protocol.OP_PUBLISH, req_id, payload))
             except zmq.Again:
-                self._down = True
+                self._give_up()
                 return self._drop(f"the notifier at {self.endpoint} did not take the event within {self.timeout:g} s")
-            if self._down:
-                log.info("the notifier at %s takes events again", self.endpoint)
-            self._down = False
+            self._pending.append((req_id, time.monotonic()))
             self.sent += 1
+            if self.confirm:
+                while self._pending and self._pending[0][0] <= req_id and not self._down:
+                    if not self._collect(sock, deadline - time.monotonic()):
+                        break
+                if self._last_rejected == req_id:
+                    return False
+                if self._down or (self._pending and self._pending[0][0] <= req_id):
+                    return self._drop(f"the notifier at {self.endpoint} did not acknowledge within {self.timeout:g} s",
+                                      counted=True)
             return True
         finally:
             self._lock.release()
 
-    def _drop(self, reason):
-        self.dropped += 1
+    def _collect(self, sock, seconds):
+        """Read the notifier's answers, waiting up to ``seconds`` for the first; False when none came.
+
+        An answer with id N confirms every event up to N (the notifier takes
+        a connection's requests in order and refuses one with an answer of
+        its own). Pending events older than the timeout are given up.
+        """
+        got = False
+        wait = max(0, math.ceil(seconds * 1000))
+        while sock.poll(wait if not got else 0):
+            try:
+                reply, _ = protocol.decode_notifier_reply(protocol.recv_frames(sock, zmq.NOBLOCK))
+            except (zmq.Again, ProtocolError):
+                continue
+            got = True
+            if self._down:
+                log.info("the notifier at %s answers again", self.endpoint)
+                self._down = False
+            pending = self._pending
+            if not reply["ok"]:
+                for i, (req_id, _) in enumerate(pending):
+                    if req_id == reply["id"]:
+                        del pending[i]
+                        self.rejected += 1
+                        self._last_rejected = reply["id"]
+                        self._drop(f"the notifier refused an event: {reply.get('reason')}", counted=True, quiet=True)
+                        break
+                continue
+            while pending and pending[0][0] <= reply["id"]:
+                pending.popleft()
+                self.confirmed += 1
+        self._expire()
+        return got
+
+    def _expire(self):
+        if self._pending and time.monotonic() - self._pending[0][1] >= self.timeout:
+            self._give_up()
+
+    def _give_up(self):
+        """The notifier stopped answering: what it did not acknowledge is counted lost; fail fast from now."""
+        lost = len(self._pending)
+        self._pending.clear()
+        self._down = True
+        self._probe_at = time.monotonic()
+        if lost:
+            self.unconfirmed += lost
+            self.dropped += lost
+            log.warning("%d events sent to the notifier at %s were not acknowledged within %g s: counted as dropped",
+                        lost, self.endpoint, self.timeout)
+
+    def _probe(self, sock):
+        """While the notifier is not answering: a ping now and then (its answer ends that); True once it answered."""
         now = time.monotonic()
-        if now - self._last_warning >= 60:
+        if now - self._probe_at >= PROBE_SECONDS:
+            self._probe_at = now
+            req_id = self._next_id
+            self._next_id += 1
+            try:
+                protocol.send_frames(sock, protocol.encode_notifier_request(protocol.OP_PING, req_id), zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            self._collect(sock, min(self.timeout, PROBE_WAIT_SECONDS))
+        return not self._down
+
+    def flush(self, timeout=None):
+        """Wait until every event sent is acknowledged (at most ``timeout``, default the timeout); True if all were."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        if not self._lock.acquire(timeout=max(timeout, 0.1)):
+            return False
+        try:
+            if self._sock is None or self._pid != os.getpid():
+                return True
+            given_up = self.unconfirmed
+            while self._pending and not self._down:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._collect(self._sock, left):
+                    break
+            self._expire()
+            return not self._pending and self.unconfirmed == given_up
+        finally:
+            self._lock.release()
+
+    def _drop(self, reason, counted=False, quiet=False):
+        if not counted:
+            self.dropped += 1
+        now = time.monotonic()
+        if not quiet and now - self._last_warning >= 60:
             self._last_warning = now
             log.warning("event dropped: %s (%d dropped by this process)", reason, self.dropped)
-        if self.raise_on_drop:
+        if self.raise_on_drop and not quiet:
             raise NotifierUnavailable(reason)
         return False
 
     def close(self, linger=None):
-        """Flush what is queued (at most ``linger`` seconds, default the timeout) and close."""
+        """Wait for outstanding acknowledgements (at most ``linger`` seconds, default the timeout) and close."""
         linger = self.timeout if linger is None else linger
+        if self._closed:
+            return
+        self.flush(linger)
         if not self._lock.acquire(timeout=max(linger, 0.1)):
             return
         try:
             self._closed = True
             if self._sock is not None and self._pid == os.getpid():
-                self._sock.close(linger=int(linger * 1000))
-                self._ctx.term()  # returns once queued events are out, or the linger has passed
+                self._sock.close(linger=0)
+                self._ctx.term()
             self._sock = self._ctx = None
         finally:
             self._lock.release()

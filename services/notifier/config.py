@@ -24,6 +24,11 @@ class NotifierConfig:
     warn_gpu_temp: float = 85.0  # degrees Celsius
     warn_hysteresis: float = 5.0  # a warning re-arms once the value is this far below its threshold
     curve_dir: str = None  # CURVE keys (python -m services.curve DIR); required for a bind off loopback
+    # docs/PROTOCOL.md rules 23-31: replay requests from hubs, acknowledged publishes from backends (we bind ROUTER)
+    rpc_endpoint: str = settings.DEFAULT_NOTIFIER_RPC
+    replay_size: int = 50000  # published events kept for hubs that missed some
+    replay_bytes: int = 32 * 1024 * 1024  # and at most this many bytes of them
+    replay_index: int = 100000  # runs of (seq range -> target) kept to count what can no longer be resent
 
 
 def load_config(environ=os.environ):
@@ -43,8 +48,13 @@ def load_config(environ=os.environ):
         warn_gpu_temp=settings.env_float(environ, "BRIDGE_WARN_GPU_TEMP", 85.0, minimum=0),
         warn_hysteresis=settings.env_float(environ, "BRIDGE_WARN_HYSTERESIS", 5.0, minimum=0),
         curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
+        rpc_endpoint=settings.env_str(environ, "BRIDGE_NOTIFIER_RPC", settings.DEFAULT_NOTIFIER_RPC),
+        replay_size=settings.env_int(environ, "BRIDGE_REPLAY_SIZE", 50000, minimum=1, maximum=10_000_000),
+        replay_bytes=settings.env_int(environ, "BRIDGE_REPLAY_BYTES", 32 * 1024 * 1024, minimum=1),
+        replay_index=settings.env_int(environ, "BRIDGE_REPLAY_INDEX", 100000, minimum=1, maximum=10_000_000),
     )
     # Anyone who can reach the ingest can publish to every client: off loopback only with CURVE.
     security.check_bind("BRIDGE_EVENTS_IN", config.events_in, config.curve_dir)
     security.check_bind("BRIDGE_EVENTS_OUT", config.events_out, config.curve_dir)
+    security.check_bind("BRIDGE_NOTIFIER_RPC", config.rpc_endpoint, config.curve_dir)
     return config

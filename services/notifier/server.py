@@ -8,6 +8,15 @@
   hub is subscribed, events wait in a bounded ``Outbox`` instead of being
   dropped (the "slow joiner"), and are sent as soon as one subscribes.
 - PULL at an inproc address: the status sampler's thread, speaking ingest.
+- ROUTER at BRIDGE_NOTIFIER_RPC (bind): hubs ask for events they missed
+  (``replay``), backends publish with an acknowledgement (``publish``) or
+  check the notifier is there (``ping``).
+
+Every accepted event is numbered (this run's epoch, seq) and published with
+its position; what was published stays in a bounded ``ReplayLog`` so a hub
+that missed some (it restarted, or a pipe overflowed) gets them again, and
+what can no longer be resent is reported as lost, with the target it had
+(docs/PROTOCOL.md rules 23-31).
 
 With BRIDGE_CURVE_DIR (required off loopback) the ingest and the XPUB are
 CURVE servers with the hub's certificate, and a ZAP handler admits only the
@@ -31,6 +40,7 @@ import zmq
 from services import curve, messages, protocol
 from services.protocol import ProtocolError
 from services.notifier.outbox import Outbox
+from services.notifier.replay import ReplayLog
 from services.notifier.sampler import Sampler
 
 log = logging.getLogger(__name__)
@@ -77,10 +87,16 @@ def publish_frames(frames):
     exactly as the check leaves them), the ingest payload goes on as it came,
     without encoding it again; it decodes to the same map.
     """
+    payload, _ = checked_payload(frames)
+    return [protocol.TOPIC_PUBLISH, protocol.TAG, payload]
+
+
+def checked_payload(frames):
+    """``accept``, as ``(the payload to publish, the publish event)``: the ingest payload itself when unchanged."""
     received, event = _check(frames)
     if received == event:
-        return [protocol.TOPIC_PUBLISH, protocol.TAG, frames[1]]
-    return protocol.encode_event(protocol.TOPIC_PUBLISH, event)
+        return frames[1], event
+    return protocol.encode_ingest(event)[1], event
 
 
 def _check(frames):
@@ -98,6 +114,10 @@ def _check(frames):
     return received, protocol.publish_event(event["target"], message, event.get("to"))
 
 
+class _Rejected(Exception):
+    """An ingest event failed its checks (the cause, or None for an unexpected fault, is the argument)."""
+
+
 class NotifierServer:
     """Binds the notifier's sockets and runs its loop until ``stop()``."""
 
@@ -107,9 +127,11 @@ class NotifierServer:
         self.clock = clock
         self.stopping = False
         self.rejects = RejectLog(clock)
-        self.outbox = Outbox(config.hold_size, config.hold_seconds, clock)
+        self.outbox = Outbox(config.hold_size, config.hold_seconds, clock)  # (seq, payload) not yet published
+        self.log = ReplayLog(config.replay_size, config.replay_bytes, config.replay_index)
+        self.acks = {}  # backend peer -> the highest publish id taken this turn (one cumulative reply per turn)
         self.topics = set()  # subscriptions the XPUB has seen (first subscribe .. last unsubscribe)
-        self.stats = {"received": 0, "rejected": 0, "forwarded": 0}
+        self.stats = {"received": 0, "rejected": 0, "forwarded": 0, "replay_requests": 0}
         self.next_heartbeat = clock()
         self.reported_overflow = 0
         self.overflow_logged = -1e9
@@ -120,14 +142,19 @@ class NotifierServer:
         self.out = self._socket(zmq.XPUB)
         self.out.setsockopt(zmq.XPUB_NODROP, 1)  # a full hub pipe says EAGAIN instead of dropping
         self.out.setsockopt(zmq.SNDHWM, 10000)
+        self.rpc = self._socket(zmq.ROUTER)
+        self.rpc.setsockopt(zmq.RCVHWM, config.ingest_hwm)
+        self.rpc.setsockopt(zmq.SNDHWM, 100000)
         try:
-            for sock, endpoint in ((self.ingest, config.events_in), (self.out, config.events_out)):
+            for sock, endpoint in ((self.ingest, config.events_in), (self.out, config.events_out),
+                                   (self.rpc, config.rpc_endpoint)):
                 if self.curve:
                     curve.serve(sock, self.curve)
                 sock.bind(endpoint)
         except zmq.ZMQError:  # leave no ZAP handler behind in a shared context
             self.ingest.close()
             self.out.close()
+            self.rpc.close()
             self._stop_auth()
             raise
         self.samples_endpoint = f"inproc://notifier-samples-{next(_inproc_ids)}"
@@ -151,19 +178,77 @@ class NotifierServer:
 
     # -------------------------------------------------------------- inputs
     def handle_ingest(self, frames):
-        """One backend (or sampler) event: check it, then send or hold it."""
+        """One backend (or sampler) event: check it, number it, then send or hold it; returns its seq or None."""
         self.stats["received"] += 1
         try:
-            frames = publish_frames(frames)
+            payload, event = checked_payload(frames)
         except (ProtocolError, messages.MessageError) as ex:
             self.stats["rejected"] += 1
             self.rejects.reject(getattr(ex, "reason", None) or str(ex))
-            return
+            raise _Rejected(ex) from None
         except Exception:  # one odd event must not stop the notifier
             self.stats["rejected"] += 1
             log.exception("could not check a backend event")
+            raise _Rejected(None) from None
+        seq = self.log.number(event["target"], event.get("to"))
+        self.outbox.put((seq, payload))
+        return seq
+
+    def _ingest(self, frames):
+        try:
+            self.handle_ingest(frames)
+        except _Rejected:
+            pass
+
+    def handle_rpc(self, frames):
+        """One request on the ROUTER: a hub's ``replay``, a backend's ``publish`` or ``ping``."""
+        peer = frames[0]
+        try:
+            req, payload = protocol.decode_notifier_request(frames[1:])
+        except ProtocolError as ex:
+            self.rejects.reject(ex.reason)
+            if ex.req_id is not None:
+                self._reply(peer, protocol.encode_error(ex.req_id, ex.code, ex.reason, ex.field))
             return
-        self.outbox.put(frames)
+        op = req["op"]
+        if op == protocol.OP_PUBLISH:
+            try:
+                self.handle_ingest([protocol.TAG, payload])
+            except _Rejected as ex:
+                cause = ex.args[0]
+                self._reply(peer, protocol.encode_error(
+                    req["id"], "bad_request", getattr(cause, "reason", None) or str(cause or "rejected"),
+                    getattr(cause, "field", None)))
+                return
+            self.acks[peer] = req["id"]
+        elif op == protocol.OP_PING:
+            self._reply(peer, protocol.encode_reply(req["id"], epoch=self.log.epoch))
+        else:
+            self.stats["replay_requests"] += 1
+            self._reply(peer, self._replay_frames(req))
+
+    def _replay_frames(self, req):
+        log_ = self.log
+        if req["epoch"] != log_.epoch:  # a run that is gone: nothing of it can be resent or counted here
+            return protocol.encode_notifier_reply(req["id"], epoch=log_.epoch, known=False, head=log_.head,
+                                                  after=req["after"], upto=req["after"], lost=[], more=False)
+        lost, first, payloads, upto = log_.replay(req["after"])
+        fields = dict(epoch=log_.epoch, known=True, head=log_.head, after=req["after"], upto=upto, lost=lost,
+                      more=upto < log_.head)
+        if payloads:
+            fields["first"] = first
+        return protocol.encode_notifier_reply(req["id"], protocol.payload_of(payloads) if payloads else None, **fields)
+
+    def _reply(self, peer, frames):
+        try:
+            protocol.send_frames(self.rpc, [peer, *frames], _NOBLOCK)
+        except zmq.Again:  # that peer's pipe is full: it times out and asks again
+            pass
+
+    def _send_acks(self):
+        acks, self.acks = self.acks, {}
+        for peer, req_id in acks.items():
+            self._reply(peer, protocol.encode_reply(req_id))
 
     def handle_subscription(self, frames):
         """XPUB reports ``\\x01topic`` when a first subscriber appears, ``\\x00topic`` when the last goes."""
@@ -186,11 +271,13 @@ class NotifierServer:
     # ------------------------------------------------------------- output
     def _send(self, run):
         """One message to the hubs for a run of held events: the event, or a batch (docs/PROTOCOL.md rule 11)."""
-        frames = protocol.encode_event_run(protocol.TOPIC_PUBLISH, [held[2] for held in run])
+        payloads = [held[1] for held in run]
+        frames = protocol.encode_stream_run(protocol.TOPIC_PUBLISH, payloads, self.log.epoch, run[0][0])
         try:
             protocol.send_frames(self.out, frames, _NOBLOCK)
         except zmq.Again:
             return False
+        self.log.published(run[0][0], payloads)
         self.stats["forwarded"] += len(run)
         return True
 
@@ -201,7 +288,8 @@ class NotifierServer:
         now = self.clock()
         if now >= self.next_heartbeat and self.subscribed:
             self.next_heartbeat = now + HEARTBEAT_SECONDS
-            beat = {"service": "notifier", "pid": os.getpid(), "held": len(self.outbox)}
+            beat = {"service": "notifier", "pid": os.getpid(), "held": len(self.outbox),
+                    "epoch": self.log.epoch, "seq": self.log.head}
             try:  # a heartbeat is never held: a late one would say nothing true
                 self.out.send_multipart(protocol.encode_event(protocol.TOPIC_HEARTBEAT, beat), zmq.NOBLOCK)
             except zmq.Again:
@@ -233,21 +321,26 @@ class NotifierServer:
         if self.out in ready:
             self._drain(self.out, self.handle_subscription)
         if self.ingest in ready:
-            self._drain(self.ingest, self.handle_ingest)
+            self._drain(self.ingest, self._ingest)
         if self.samples in ready:
-            self._drain(self.samples, self.handle_ingest)
+            self._drain(self.samples, self._ingest)
+        if self.rpc in ready:
+            self._drain(self.rpc, self.handle_rpc)
         self.flush()
+        if self.acks:  # after flush: an acknowledged event is in the hold or already published
+            self._send_acks()
 
     def run(self):
         """Serve until ``stop()`` (or SIGTERM/SIGINT), then close."""
         poller = zmq.Poller()
-        for sock in (self.out, self.ingest, self.samples):
+        for sock in (self.out, self.ingest, self.samples, self.rpc):
             poller.register(sock, zmq.POLLIN)
         if self.sampler is not None:
             self.sampler.start()
         log.info(
-            "notifier taking backend events at %s, publishing to hubs at %s, status every %s",
-            self.config.events_in, self.config.events_out,
+            "notifier taking backend events at %s, publishing to hubs at %s, requests at %s (epoch %s),"
+            " status every %s",
+            self.config.events_in, self.config.events_out, self.config.rpc_endpoint, self.log.epoch,
             f"{self.config.status_interval:g} s" if self.sampler else "(off)",
         )
         try:
@@ -265,13 +358,17 @@ class NotifierServer:
         if self.sampler is not None:
             self.sampler.stop()
         self.flush()
+        self._send_acks()
         log.info(
-            "notifier stopped: %d received, %d rejected, %d forwarded, %d left held, %d dropped when full, %d expired",
+            "notifier stopped: %d received, %d rejected, %d forwarded, %d left held, %d dropped when full, %d expired,"
+            " %d replayed to hubs (last seq %d of epoch %s)",
             self.stats["received"], self.stats["rejected"], self.stats["forwarded"], len(self.outbox),
-            self.outbox.overflowed, self.outbox.expired,
+            self.outbox.overflowed, self.outbox.expired, self.log.replayed, self.log.head, self.log.epoch,
         )
         for sock in (self.ingest, self.samples):
             sock.close()
+        self.rpc.setsockopt(zmq.LINGER, 200)
+        self.rpc.close()
         self.out.setsockopt(zmq.LINGER, 500)
         self.out.close()
         self._stop_auth()

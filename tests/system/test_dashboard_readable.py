@@ -141,7 +141,7 @@ def test_failed_jobs_read_as_text_in_a_history_and_a_silent_job_is_marked_stalle
     page.on("pageerror", lambda ex: page_errors.append(str(ex)))
     page.goto(stack.base_url + "/ws/dashboard")
     sync_api.expect(page.locator("#live")).to_have_text("live: sse", timeout=15000)
-    backend = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=2.0, raise_on_drop=True)
+    backend = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=2.0, raise_on_drop=True)
     request.addfinalizer(backend.close)
     run_jobs(stack, backend)
 

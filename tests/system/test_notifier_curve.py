@@ -73,7 +73,7 @@ def test_a_remote_backend_with_only_the_public_server_key_and_its_own_pair(stack
     shutil.copy(keys / "server.key", remote / "server.key")
     shutil.copy(keys / "remote.key_secret", remote / "client.key_secret")
     client = handshake(stack, channels=["photos"])
-    endpoint = stack.env["BRIDGE_EVENTS_IN"]
+    endpoint = stack.env["BRIDGE_NOTIFIER_RPC"]
     with Publisher(endpoint, timeout=2, environ={}, server_key=str(remote / "server.key"),
                    client_key=remote / "client.key_secret") as explicit, \
             Publisher(endpoint, timeout=2, environ={}, curve_dir=remote) as folder:
@@ -87,11 +87,12 @@ def test_wrong_or_missing_keys_deliver_nothing_and_the_notifier_keeps_serving(st
     client = handshake(stack, channels=["jobs"])
     endpoint = stack.env["BRIDGE_EVENTS_IN"]
     loaded = curve.load(keys)
+    rpc = stack.env["BRIDGE_NOTIFIER_RPC"]
     library = [
-        Publisher(endpoint, timeout=0.5, environ={}),  # no keys at all
-        Publisher(endpoint, timeout=0.5, environ={}, server_key=loaded.server_public.decode(),
+        Publisher(rpc, timeout=0.5, environ={}),  # no keys at all
+        Publisher(rpc, timeout=0.5, environ={}, server_key=loaded.server_public.decode(),
                   client_key=_stranger_pair()),  # a pair not in authorized/
-        Publisher(endpoint, timeout=0.5, environ={}, server_key=zmq.curve_keypair()[0],
+        Publisher(rpc, timeout=0.5, environ={}, server_key=zmq.curve_keypair()[0],
                   client_key=keys / "client.key_secret"),  # does not know the notifier's key
     ]
     for pub in library:  # the library notices: no connection, so False within its timeout

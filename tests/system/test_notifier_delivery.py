@@ -24,7 +24,7 @@ def bridge(tmp_path_factory):
     """Hub, gateway and notifier (sampler off, so channels carry only what a test sends)."""
     stack = Stack(tmp_path_factory.mktemp("notifier"), {"BRIDGE_STATUS_INTERVAL": "0", "BRIDGE_QUEUE_SIZE": "1000"})
     stack.start("hub", "gateway", "notifier").wait_ready()
-    publisher = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=2.0, raise_on_drop=True)
+    publisher = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=2.0, raise_on_drop=True)
     wait_for_notifier(stack, publisher)
     stack.publisher = publisher
     yield stack

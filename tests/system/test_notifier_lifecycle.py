@@ -71,7 +71,7 @@ def test_resource_warning_fires_once_per_crossing(stack_factory, tmp_path):
 
 def test_notifier_restart_while_a_backend_keeps_publishing(stack_factory):
     stack = stack_factory({"BRIDGE_STATUS_INTERVAL": "0", "BRIDGE_QUEUE_SIZE": "1000"}, services=SERVICES)
-    publisher = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=0.5)
+    publisher = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=0.5)
     wait_for_notifier(stack, publisher)
     client = handshake(stack, "lightroom", channels=["jobs"])
     hub_pid, gateway_pid = stack.procs["hub"].pid, stack.procs["gateway"].pid
@@ -107,7 +107,7 @@ def test_notifier_restart_while_a_backend_keeps_publishing(stack_factory):
 
 def test_hub_restart_needs_no_notifier_restart(stack_factory):
     stack = stack_factory({"BRIDGE_STATUS_INTERVAL": "0"}, services=SERVICES)
-    publisher = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=1.0, raise_on_drop=True)
+    publisher = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=1.0, raise_on_drop=True)
     wait_for_notifier(stack, publisher)
     notifier_pid = stack.procs["notifier"].pid
     stack.kill("hub")
@@ -127,7 +127,7 @@ def test_hub_restart_needs_no_notifier_restart(stack_factory):
 
 def test_sigterm_stops_the_notifier_cleanly(stack_factory):
     stack = stack_factory({"BRIDGE_STATUS_INTERVAL": "0.1"}, services=SERVICES)
-    publisher = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=1.0)
+    publisher = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=1.0)
     wait_for_notifier(stack, publisher)
     publisher.close()
     started = time.monotonic()

@@ -27,7 +27,7 @@ def full_stack(stack_factory):
 @pytest.fixture
 def publisher(full_stack):
     """A backend's publisher, proven connected end to end before the test uses it."""
-    pub = Publisher(endpoint=full_stack.env["BRIDGE_EVENTS_IN"], timeout=2.0)
+    pub = Publisher(endpoint=full_stack.env["BRIDGE_NOTIFIER_RPC"], timeout=2.0)
     probe_id = full_stack.handshake("probe", channels=["probe"])
 
     def probe_arrives():

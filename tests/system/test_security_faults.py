@@ -167,8 +167,8 @@ def test_backend_library_returns_within_its_timeout_when_the_notifier_is_dead(tm
     try:
         wait_for(lambda: UP["notifier"] in stack.output("notifier"), message="the notifier")
         stack.kill("notifier")
-        publisher = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=0.5)
-        strict = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=0.5, raise_on_drop=True)
+        publisher = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=0.5)
+        strict = Publisher(stack.env["BRIDGE_NOTIFIER_RPC"], timeout=0.5, raise_on_drop=True)
         try:
             results = []
             for n in range(20):  # more than a socket buffers, so some must be refused

@@ -8,35 +8,86 @@ import zmq
 
 from services import protocol
 from services.notifier.client import Listener, MessageError, NotifierUnavailable, Publisher
+from services.notifier.config import NotifierConfig
+from services.notifier.server import NotifierServer
 from tests.stack import free_port
 
 
+class RunningNotifier:
+    """A real ``NotifierServer`` looping in a thread, and a SUB where a hub would listen."""
+
+    def __init__(self, rpc_port=None):
+        self.ctx = zmq.Context()
+        self.config = NotifierConfig(
+            events_in=f"tcp://127.0.0.1:{free_port()}", events_out=f"tcp://127.0.0.1:{free_port()}",
+            rpc_endpoint=f"tcp://127.0.0.1:{rpc_port or free_port()}", status_interval=0)
+        self.server = NotifierServer(self.config, context=self.ctx, sampler=False)
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, protocol.TOPIC_PUBLISH)
+        self.sub.connect(self.config.events_out)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.events = []
+
+    @property
+    def endpoint(self):
+        return self.config.rpc_endpoint
+
+    def received(self, timeout=5.0):
+        """The next published event (a map), in order."""
+        deadline = time.monotonic() + timeout
+        while not self.events:
+            left = deadline - time.monotonic()
+            assert left > 0 and self.sub.poll(int(left * 1000)), "nothing arrived"
+            topic, events, position = protocol.decode_stream(self.sub.recv_multipart())
+            assert position is not None and position[0] == self.server.log.epoch
+            self.events.extend(events)
+        return self.events.pop(0)
+
+    def stop(self):
+        self.server.stop()
+        self.thread.join(10)
+        self.sub.close()
+        self.ctx.term()
+
+
 @pytest.fixture
-def pull():
-    """A PULL bound where a notifier would be; yields (socket, endpoint)."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PULL)
-    sock.setsockopt(zmq.LINGER, 0)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    yield sock, f"tcp://127.0.0.1:{port}"
-    sock.close()
-    ctx.term()
+def notifier():
+    running = RunningNotifier()
+    yield running
+    running.stop()
 
 
-def received(sock, timeout=5.0):
-    assert sock.poll(int(timeout * 1000)), "nothing arrived"
-    return protocol.decode_ingest(sock.recv_multipart())
+@pytest.fixture
+def pull(notifier):
+    """A real notifier; yields (it, its request endpoint) for the tests below."""
+    return notifier, notifier.endpoint
+
+
+def received(notifier, timeout=5.0):
+    return notifier.received(timeout)
+
+
+def wait_subscribed(notifier, timeout=5.0):
+    """Until the SUB's subscription reached the notifier (before it, events are held, not lost, but not seen)."""
+    deadline = time.monotonic() + timeout
+    while not notifier.server.subscribed:
+        assert time.monotonic() < deadline, "the SUB never subscribed"
+        time.sleep(0.01)
 
 
 def test_events_are_framed_as_documented(pull):
     sock, endpoint = pull
     with Publisher(endpoint, timeout=2) as ws:
+        wait_subscribed(sock)
         assert ws.job_progress("j1", 42.5, stage="export", message="half", batch=3) is True
         assert ws.send_to_client("abc", {"type": "notification", "message": "hi"})
         assert ws.send_to_client_type("lightroom", {"type": "reload_config"})
         assert ws.broadcast({"type": "news"})
         assert ws.send_websocket_notification("photo_analyzed", {"photo_id": "p1", "analysis": []})
         assert ws.sent == 5
+        assert ws.flush() is True and ws.confirmed == 5
     assert received(sock) == {"target": "channel", "to": "jobs", "message": {
         "type": "job_progress", "job_id": "j1", "progress": 42.5, "stage": "export", "message": "half", "batch": 3}}
     assert received(sock) == {"target": "client", "to": "abc", "message": {"type": "notification", "message": "hi"}}
@@ -48,6 +99,7 @@ def test_events_are_framed_as_documented(pull):
 def test_job_complete_notification_becomes_completed_or_failed(pull):
     sock, endpoint = pull
     with Publisher(endpoint) as ws:
+        wait_subscribed(sock)
         ws.send_websocket_notification("job_complete", {"job_id": "j", "success": False, "error": "boom"})
         ws.job_created("j2", channel="my-jobs")
     event = received(sock)
@@ -76,7 +128,7 @@ def test_bad_messages_raise_before_anything_is_sent(pull, call):
         with pytest.raises(MessageError):
             call(ws)
         assert ws.sent == 0 and ws.dropped == 0
-    assert not sock.poll(50)
+    assert sock.server.stats["received"] == 0
 
 
 def test_a_missing_notifier_costs_one_timeout_then_fails_fast():
@@ -103,20 +155,18 @@ def test_sending_resumes_when_the_notifier_comes_back():
     port = free_port()
     ws = Publisher(f"tcp://127.0.0.1:{port}", timeout=0.2)
     assert ws.broadcast({"type": "lost"}) is False
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PULL)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(f"tcp://127.0.0.1:{port}")
+    running = RunningNotifier(rpc_port=port)
     try:
+        wait_subscribed(running)
         deadline = time.monotonic() + 10
         while not ws.broadcast({"type": "back"}):
             assert time.monotonic() < deadline, "never reconnected"
             time.sleep(0.02)
-        assert received(sock)["message"] == {"type": "back"}
+        assert received(running)["message"] == {"type": "back"}
+        assert ws.flush() is True
     finally:
         ws.close()
-        sock.close()
-        ctx.term()
+        running.stop()
 
 
 def test_a_closed_publisher_refuses():
@@ -129,12 +179,13 @@ def test_a_closed_publisher_refuses():
 def test_publisher_is_safe_across_threads(pull):
     sock, endpoint = pull
     with Publisher(endpoint) as ws:
+        wait_subscribed(sock)
         threads = [threading.Thread(target=lambda n=n: [ws.job_progress(f"t{n}", i) for i in range(50)]) for n in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(10)
-    assert ws.sent == 200
+    assert ws.sent == 200 and ws.confirmed == 200
     assert len([received(sock) for _ in range(200)]) == 200
 
 

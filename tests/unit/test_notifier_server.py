@@ -1,5 +1,6 @@
 """The notifier's loop driven turn by turn, on real loopback sockets: nothing is lost before a hub subscribes."""
 
+import threading
 import time
 
 import pytest
@@ -21,11 +22,11 @@ def ctx():
 def make_server(ctx, **overrides):
     config = NotifierConfig(
         events_in=f"tcp://127.0.0.1:{free_port()}", events_out=f"tcp://127.0.0.1:{free_port()}",
-        status_interval=0, **overrides,
+        rpc_endpoint=f"tcp://127.0.0.1:{free_port()}", status_interval=0, **overrides,
     )
     server = NotifierServer(config, context=ctx)
     poller = zmq.Poller()
-    for sock in (server.out, server.ingest, server.samples):
+    for sock in (server.out, server.ingest, server.samples, server.rpc):
         poller.register(sock, zmq.POLLIN)
     return server, poller
 
@@ -59,7 +60,7 @@ def receive_all(server, poller, sub, count):
 
     def enough():
         while sub.poll(0):
-            topic, events = protocol.decode_events(sub.recv_multipart())
+            topic, events, _ = protocol.decode_stream(sub.recv_multipart())
             if topic == protocol.TOPIC_PUBLISH:
                 got.extend(event["message"]["i"] for event in events)
         return len(got) >= count
@@ -117,4 +118,89 @@ def test_bad_ingest_is_counted_not_fatal(ctx):
     turn_until(server, poller, lambda: server.stats["received"] == 3)
     assert server.stats["rejected"] == 3 and len(server.outbox) == 0
     sock.close()
+    server.close()
+
+
+def request(dealer, frames, timeout=5.0):
+    dealer.send_multipart(frames)
+    assert dealer.poll(int(timeout * 1000)), "no answer"
+    return dealer.recv_multipart()
+
+
+def rpc_socket(ctx, server):
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(server.config.rpc_endpoint)
+    return dealer
+
+
+def turn_in_background(server, poller):
+    """Run the loop in a thread (a request/reply test needs the notifier to answer while the test waits)."""
+    def loop():
+        while not server.stopping:
+            server.run_once(poller)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_published_events_are_numbered_and_replayed_and_evicted_ones_reported_lost(ctx):
+    server, poller = make_server(ctx, replay_size=5)
+    sub = hub_socket(ctx, server)
+    turn_until(server, poller, lambda: server.subscribed)
+    sender = push(ctx, server.config.events_in, range(8))
+    positions = []
+
+    def enough():
+        while sub.poll(0):
+            topic, events, position = protocol.decode_stream(sub.recv_multipart())
+            if topic == protocol.TOPIC_PUBLISH:
+                positions.extend(range(position[1], position[1] + len(events)))
+        return len(positions) >= 8
+
+    turn_until(server, poller, enough)
+    assert positions == list(range(1, 9))
+    dealer = rpc_socket(ctx, server)
+    thread = turn_in_background(server, poller)
+    try:
+        reply, events = protocol.decode_replay(request(dealer, protocol.encode_notifier_request(
+            protocol.OP_REPLAY, 1, epoch=server.log.epoch, after=0)))
+        assert reply["known"] and reply["lost"] == [[1, 3, "all", None]] and reply["first"] == 4
+        assert [e["message"]["i"] for e in events] == [3, 4, 5, 6, 7] and reply["upto"] == 8 and not reply["more"]
+        reply, events = protocol.decode_replay(request(dealer, protocol.encode_notifier_request(
+            protocol.OP_REPLAY, 2, epoch="an-old-run", after=40)))
+        assert not reply["known"] and reply["epoch"] == server.log.epoch and reply["head"] == 8 and events == []
+        reply, _ = protocol.decode_notifier_reply(request(dealer, protocol.encode_notifier_request(protocol.OP_PING, 3)))
+        assert reply["ok"] and reply["epoch"] == server.log.epoch
+    finally:
+        server.stopping = True
+        thread.join(5)
+    sender.close()
+    sub.close()
+    dealer.close()
+    server.close()
+
+
+def test_an_acknowledged_publish_is_numbered_and_a_bad_one_refused_alone(ctx):
+    server, poller = make_server(ctx)
+    dealer = rpc_socket(ctx, server)
+    thread = turn_in_background(server, poller)
+    good = protocol.encode_ingest(protocol.publish_event("all", {"type": "n", "i": 1}))[1]
+    bad = protocol.encode_ingest(protocol.publish_event("all", {"type": "job_progress", "job_id": "j", "progress": 500}))[1]
+    try:
+        dealer.send_multipart(protocol.encode_notifier_request(protocol.OP_PUBLISH, 1, good))
+        dealer.send_multipart(protocol.encode_notifier_request(protocol.OP_PUBLISH, 2, bad))
+        dealer.send_multipart(protocol.encode_notifier_request(protocol.OP_PUBLISH, 3, good))
+        answers = []
+        while not any(a["ok"] and a["id"] == 3 for a in answers):
+            assert dealer.poll(5000), answers
+            answers.append(protocol.decode_notifier_reply(dealer.recv_multipart())[0])
+        refused = [a for a in answers if not a["ok"]]
+        assert [(a["id"], a["code"], a["field"]) for a in refused] == [(2, "bad_request", "progress")]
+    finally:
+        server.stopping = True
+        thread.join(5)
+    assert server.log.next_seq == 3 and len(server.outbox) == 2  # two numbered, held for a hub
+    dealer.close()
     server.close()
