@@ -32,6 +32,8 @@ def main(argv=None):
     parser.add_argument("--zmq-rate", type=float, default=40.0, help="ZeroMQ publishes per second (default 40)")
     parser.add_argument("--http-rate", type=float, default=8.0, help="HTTP broadcasts per second (default 8)")
     parser.add_argument("--direct-rate", type=float, default=6.0, help="HTTP sends to one client per second (default 6)")
+    parser.add_argument("--max-stall", type=float, default=15.0,
+                        help="longest a client may receive nothing while a message is due to it (default 15 s)")
     parser.add_argument("--drain", type=float, default=20.0, help="seconds allowed for the final drain (default 20)")
     parser.add_argument("--workdir", help="where the stack keeps its store and logs (default: a new temporary folder)")
     args = parser.parse_args(argv)
@@ -45,7 +47,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C tears down even where SIGINT was ignored
     soak = Soak(seconds=args.seconds, seed=args.seed, interval=args.interval, workdir=args.workdir,
                 per_transport=args.per_transport, zmq_rate=args.zmq_rate, http_rate=args.http_rate,
-                direct_rate=args.direct_rate, drain=args.drain, kinds=args.faults)
+                direct_rate=args.direct_rate, drain=args.drain, kinds=args.faults, max_stall=args.max_stall)
     try:
         report = soak.run()
     except KeyboardInterrupt:

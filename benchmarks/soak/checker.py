@@ -131,8 +131,31 @@ class ClientResult:
     by_pub: dict = field(default_factory=lambda: defaultdict(Counter))  # publisher → its lost figures
 
 
-def check_client(log, publications, windows, queue_size):
-    """Classify everything ``log``'s client should have received; returns a ``ClientResult``."""
+def longest_stall(log, expected, end):
+    """``(seconds, since)``: the longest a message due to the client waited while nothing at all arrived.
+
+    For each stretch between two arrivals (and from the last one to ``end``),
+    the time from the first expected publication inside it to its end.
+    """
+    due = sorted(p.t for p in expected.values())
+    times = [t for _, _, _, t in log.arrivals] + [end]
+    worst, since, last = 0.0, None, None
+    for t in times:
+        if last is not None:
+            i = bisect.bisect_right(due, last)
+            if i < len(due) and due[i] < t and t - due[i] > worst:
+                worst, since = t - due[i], due[i]
+        last = t if last is None else max(last, t)
+    return worst, since
+
+
+def check_client(log, publications, windows, queue_size, end=None, max_stall=None):
+    """Classify everything ``log``'s client should have received; returns a ``ClientResult``.
+
+    With ``end`` (when the run stopped looking) and ``max_stall``, a client that went longer than
+    ``max_stall`` seconds without receiving anything while a message was due to it is a failure
+    (``stalled``): a reader cut off while its connection stays open looks like that.
+    """
     result = ClientResult(log.name, log.transport)
     expected = expected_for(log, publications)
     published = {(p.pub, p.n): p for p in publications}
@@ -235,12 +258,20 @@ def check_client(log, publications, windows, queue_size):
     for key in held:
         add("undelivered", key)
     result.info["overtold"] = max(0, slack - len(unmatched))
+    if end is not None:
+        stall, since = longest_stall(log, expected, end)
+        result.info["stall"] = round(stall, 1)
+        if max_stall is not None and stall > max_stall:
+            result.total["stalled"] += 1
+            result.windows[windows.index(since)]["stalled"] += 1
     return result
 
 
 def failures(results):
-    """What makes the run fail: silent or undelivered losses, duplicates, reordering, unjustified counted losses."""
+    """What makes the run fail: silent or undelivered losses, duplicates, reordering, unjustified counted losses,
+    clients stalled longer than allowed."""
     total = Counter()
     for r in results:
         total.update(r.total)
-    return {k: total[k] for k in ("silent", "undelivered", "duplicated", "reordered", "unjustified") if total[k]}
+    return {k: total[k] for k in ("silent", "undelivered", "duplicated", "reordered", "unjustified", "stalled")
+            if total[k]}

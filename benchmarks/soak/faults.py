@@ -139,7 +139,7 @@ class Faults(threading.Thread):
         stack = self.soak.stack
         stack.kill("notifier")
         stack.start("notifier")
-        port = int(stack.env["BRIDGE_EVENTS_IN"].rsplit(":", 1)[1])
+        port = int(stack.env["BRIDGE_NOTIFIER_RPC"].rsplit(":", 1)[1])
         proc = psutil.Process(stack.procs["notifier"].pid)
         took = _until(lambda: any(c.laddr.port == port and c.status == psutil.CONN_LISTEN
                                   for c in proc.net_connections("tcp")), time.monotonic() + RECOVERY_DEADLINE)

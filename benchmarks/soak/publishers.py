@@ -69,12 +69,18 @@ class Paced(threading.Thread):
 
 
 class ZmqPublisher(Paced):
-    """A backend service: ``Publisher.broadcast`` to one channel through the notifier."""
+    """A backend service: ``Publisher.broadcast`` to one channel through the notifier.
+
+    ``confirm=True``: a call returns True only once the notifier acknowledged
+    that very event, so "accepted" means the notifier took it, and a refusal
+    names the event the publisher knows it lost (without it, the library
+    reports a lost acknowledgement on a later call).
+    """
 
     def __init__(self, pub, rate, endpoint, channel, timeout=1.0):
         super().__init__(pub, rate)
         self.channel = channel
-        self.publisher = Publisher(endpoint=endpoint, timeout=timeout, environ={})
+        self.publisher = Publisher(endpoint=endpoint, timeout=timeout, environ={}, confirm=True)
 
     def once(self):
         self.attempt(("channel", self.channel), self.send)

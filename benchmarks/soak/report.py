@@ -24,6 +24,19 @@ class Report:
         self.notes = list(notes)
         self.failures = failures(results)
         self.faults = len(windows) - 1
+        for pub, (ok, refused) in self.by_publisher().items():
+            if ok < sum(refused.values()):  # a run that refuses most of a publisher's traffic proves nothing
+                self.notes.append(f"publisher {pub}: only {ok} of {ok + sum(refused.values())} accepted")
+
+    def by_publisher(self):
+        by_pub = {}
+        for p in self.publications:
+            entry = by_pub.setdefault(p.pub, [0, Counter()])
+            if p.accepted:
+                entry[0] += 1
+            else:
+                entry[1][p.reason] += 1
+        return by_pub
 
     @property
     def passed(self):
@@ -51,24 +64,18 @@ class Report:
             start, label = self.windows.windows[i]
             lines.append(f"  w{i:<3} {start - self.windows.windows[0][0]:>6.1f} s  {label:<18} {self.outcomes.get(i, '')}")
         lines += ["", "publishers:", f"  {'pub':<8} {'accepted':>9} {'refused':>8}  reasons refused"]
-        by_pub = {}
-        for p in self.publications:
-            entry = by_pub.setdefault(p.pub, [0, Counter()])
-            if p.accepted:
-                entry[0] += 1
-            else:
-                entry[1][p.reason] += 1
-        for pub, (ok, refused) in by_pub.items():
+        for pub, (ok, refused) in self.by_publisher().items():
             reasons = ", ".join(f"{k} {v}" for k, v in refused.most_common())
             lines.append(f"  {pub:<8} {ok:>9} {sum(refused.values()):>8}  {reasons}")
         lines += ["", "per client and fault window:", f"  {'client':<10} {'window':<24} {HEAD}"]
         for r in self.results:
             for i in range(len(self.windows)):
                 lines.append(f"  {r.name:<10} {f'w{i} ' + self.windows.label(i):<24} {_figures(r.windows.get(i, Counter()))}")
-        lines += ["", "per client (gaps: seqs never received; told: dropped figures and notices; overtold: told "
-                      "of losses that did not happen; unjust: counted with no queue bound exceeded):",
+        lines += ["", "per client (gaps: seqs never received; told: dropped figures and notices; over: told "
+                      "of losses that did not happen; unjust: counted with no queue bound exceeded; stall: longest "
+                      "wait of a due message while nothing arrived):",
                   f"  {'client':<10} {'transport':<10} {HEAD} {'gaps':>5} {'told':>5} {'over':>5} {'unjust':>6}"
-                  "  sessions, breaks"]
+                  f" {'stall':>6}  sessions, breaks"]
         for r in self.results:
             events = ", ".join(f"{k[6:]} {v}" for k, v in sorted(r.info.items()) if k.startswith("event:"))
             extra = ", ".join(f"{k} {r.info[k]}" for k in ("redelivered", "seq_conflicts", "unexpected",
@@ -77,7 +84,8 @@ class Report:
                              for pub, c in sorted(r.by_pub.items()))
             extra = "; ".join(x for x in (extra, lost) if x)
             lines.append(f"  {r.name:<10} {r.transport:<10} {_figures(r.total)} {r.info['gaps']:>5} "
-                         f"{r.info['told']:>5} {r.info['overtold']:>5} {r.total['unjustified']:>6}  "
+                         f"{r.info['told']:>5} {r.info['overtold']:>5} {r.total['unjustified']:>6} "
+                         f"{r.info.get('stall', 0):>5.1f}s  "
                          f"{r.info['sessions']} session(s)"
                          + (f"; {events}" if events else "") + (f"; {extra}" if extra else ""))
         refused = self.refused_by_window()
@@ -96,9 +104,10 @@ class Report:
                   f"TOTAL: {self.faults} fault{'' if self.faults == 1 else 's'}; received {t['received']}; lost {lost} (counted {t['counted']}, "
                   f"of them unjustified {t['unjustified']}; undelivered {t['undelivered']}; silent {t['silent']}); "
                   f"duplicated {t['duplicated']}; reordered {t['reordered']}; refused {sum(refused.values())} "
-                  f"(not lost: the publisher knew); told of losses that did not happen {overtold}"]
+                  f"(not lost: the publisher knew); told of losses that did not happen {overtold}; "
+                  f"clients stalled over {self.settings['max_stall']:g} s {t['stalled']}"]
         if self.passed:
-            lines.append("RESULT: PASS (silent = undelivered = duplicated = reordered = 0; "
+            lines.append("RESULT: PASS (silent = undelivered = duplicated = reordered = stalled = 0; "
                          "counted losses only past a queue bound)")
         else:
             bad = ", ".join(f"{k} {v}" for k, v in self.failures.items())

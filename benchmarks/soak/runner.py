@@ -34,7 +34,7 @@ class Soak:
 
     def __init__(self, seconds=600, seed=None, interval=(20, 40), workdir=None, per_transport=2,
                  zmq_rate=40.0, http_rate=8.0, direct_rate=6.0, queue_size=100, drain=20.0,
-                 kinds=KINDS, say=None):
+                 kinds=KINDS, max_stall=15.0, say=None):
         self.seconds = seconds
         self.seed = random.randrange(1, 10**9) if seed is None else seed
         self.interval = interval
@@ -44,6 +44,8 @@ class Soak:
         self.queue_size = queue_size
         self.drain_seconds = drain
         self.kinds = kinds
+        self.max_stall = max_stall
+        self.end = None
         self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
         self.busy_channels = (ZMQ_CHANNEL, HTTP_CHANNEL)
         self.stack = None
@@ -56,7 +58,7 @@ class Soak:
 
     def settings(self):
         return {"seed": self.seed, "seconds": self.seconds, "interval": self.interval,
-                "queue_size": self.queue_size, "workdir": self.workdir}
+                "queue_size": self.queue_size, "workdir": self.workdir, "max_stall": self.max_stall}
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -79,6 +81,7 @@ class Soak:
                 p.join(10)
             if not self.drain():
                 self.say("drain: not everything arrived")
+            self.end = time.monotonic()
             self.note_queues()
         except KeyboardInterrupt:
             notes.append("interrupted: the figures cover the run so far")
@@ -112,7 +115,7 @@ class Soak:
         zmq_rate, http_rate, direct_rate = self.rates
         port = self.stack.http_port
         self.publishers = [
-            ZmqPublisher("zmq", zmq_rate, self.stack.env["BRIDGE_EVENTS_IN"], ZMQ_CHANNEL),
+            ZmqPublisher("zmq", zmq_rate, self.stack.env["BRIDGE_NOTIFIER_RPC"], ZMQ_CHANNEL),
             BroadcastPublisher("http", http_rate, port, HTTP_CHANNEL),
             DirectPublisher("direct", direct_rate, port, self.clients),
         ]
@@ -211,6 +214,8 @@ class Soak:
         windows = Windows([(t0, "baseline")] + [(start, kind) for start, kind, _ in done])
         outcomes = {i + 1: outcome for i, (_, _, outcome) in enumerate(done)}
         pubs = self.all_publications()
-        results = [check_client(c.log, pubs, windows, self.queue_size)
-                   for c in self.clients + [self.backlog_client]]
+        results = [check_client(c.log, pubs, windows, self.queue_size, self.end, self.max_stall)
+                   for c in self.clients]
+        # the backlog client reads only when a fault asks it to: no stall limit
+        results.append(check_client(self.backlog_client.log, pubs, windows, self.queue_size))
         return Report(self.settings(), windows, outcomes, results, pubs, notes)

@@ -120,3 +120,22 @@ def test_a_loss_belongs_to_the_fault_begun_within_a_second_after_it_was_publishe
     r = check(client([(1, None), (2, 1), (3, 2), (4, 4)]), pubs(4), windows)
     assert r.windows[1]["silent"] == 1
     assert r.windows[0]["received"] == 2 and r.windows[1]["received"] == 1
+
+
+def test_a_client_that_receives_nothing_while_messages_are_due_is_stalled():
+    # payloads published at t = 1..30; the client got the first two (at t 1.1, 2.1), then nothing until 40
+    log = client([])
+    for n in (1, 2):
+        log.arrival(0, n, {"type": "soak", "pub": "z", "n": n}, n + 0.1)
+    r = check_client(log, pubs(30), Windows([(0.0, "baseline")]), Q, end=40.0, max_stall=15)
+    assert r.info["stall"] == 37.0
+    assert failures([r])["stalled"] == 1
+    r = check_client(log, pubs(30), Windows([(0.0, "baseline")]), Q, end=40.0, max_stall=60)
+    assert "stalled" not in failures([r])
+
+
+def test_no_stall_while_nothing_is_due():
+    log = client([])
+    log.arrival(0, 1, {"type": "soak", "pub": "z", "n": 1}, 1.1)
+    r = check_client(log, pubs(1), Windows([(0.0, "baseline")]), Q, end=100.0, max_stall=15)
+    assert r.info["stall"] == 0 and failures([r]) == {}
