@@ -15,7 +15,8 @@ message: they are written at most every `interval` seconds, and at once by
 save(true), which the connection calls when it stops, so a clean shutdown
 never loses the position of a processed message. Lightroom may not notice
 edits deep inside a table kept in prefs, so positions are kept as one string.
-Saved keys of another server URL are ignored (and replaced at the first write).
+Saved keys of another server URL are ignored (and replaced at the first write),
+except the run-time channel changes: they are the plug-in's, whatever the server.
 ]]
 local Json = require 'Json'
 local Positions = require 'Positions'
@@ -57,7 +58,8 @@ function M.new(prefs, serverUrl, now, interval)
 	self.lastSeq = mine and self.clientId and tonumber(p[K.lastSeq]) or 0
 	local saved = mine and text(p[K.positions]) and Json.decode(p[K.positions]) or nil
 	self.positions = Positions.new(saved)
-	local changes = mine and text(p[K.channelChanges]) and Json.decode(p[K.channelChanges]) or nil
+	-- the plug-in's own choice, whatever the server
+	local changes = text(p[K.channelChanges]) and Json.decode(p[K.channelChanges]) or nil
 	self.channelChanges = {}
 	if type(changes) == 'table' then
 		for channel, on in pairs(changes) do
@@ -102,14 +104,7 @@ end
 --- that key is written (a store of a stopped connection must not overwrite a newer session's).
 function M:setChannels(channels, on)
 	for _, channel in ipairs(channels) do self.channelChanges[channel] = on end
-	local p = self.prefs
-	if p[K.server] ~= nil and p[K.server] ~= self.server then
-		-- the saved keys are another server's: they are all replaced, as at any first write
-		if not self.closed then self:_write() end
-		return
-	end
-	p[K.server] = self.server
-	p[K.channelChanges] = encodeChanges(self.channelChanges)
+	self.prefs[K.channelChanges] = encodeChanges(self.channelChanges)
 end
 
 --- The bridge no longer has the session: nothing to resume (positions stay, for recovery).

@@ -117,11 +117,12 @@ function M.clientInfo(id)
 	return nil
 end
 
---- The most polls the stand-in's LrHttp had in flight at once, from LrHttp._log.
+--- The most long polls (a hold above 0: a release poll with wait=0 does not count) the
+--- stand-in's LrHttp had in flight at once, from LrHttp._log.
 function M.maxConcurrentPolls()
 	local now, most = 0, 0
 	for _, entry in ipairs(LrHttp._log or {}) do
-		if entry.url:find('/ws/poll', 1, true) then
+		if entry.url:find('/ws/poll', 1, true) and not entry.url:find('wait=0&', 1, true) then
 			now = now + (entry.event == 'start' and 1 or -1)
 			if now > most then most = now end
 		end
