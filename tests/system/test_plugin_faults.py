@@ -70,12 +70,13 @@ def test_gateway_down_at_start_then_connects_when_it_comes_up(stack_factory, lua
     stack = stack_factory(services=("hub",), ready=False)
     options = dict(FAST, MAX_RECONNECT_ATTEMPTS=3, SLOW_RETRY_DELAY=1.5)
     client = lua_clients(stack, options=options)
-    # growing delays, then the error event after MAX_RECONNECT_ATTEMPTS; it never gives up
+    # an immediate retry, growing delays, then the error event after MAX_RECONNECT_ATTEMPTS; it never gives up
     client.wait("error", timeout=15)
     retries = client.wait("reconnecting", count=4, timeout=15)
     delays = [e["data"]["delay"] for e in retries]
     assert [e["data"]["attempt"] for e in retries[:4]] == [1, 2, 3, 4]
-    assert 0.15 <= delays[0] <= 0.2 and delays[1] <= 0.4 and delays[2] <= 0.8 and 1.1 <= delays[3] <= 1.5, delays
+    # the first retry is immediate, then the delay doubles from RECONNECT_DELAY
+    assert delays[0] == 0 and 0.15 <= delays[1] <= 0.2 and delays[2] <= 0.4 and 1.1 <= delays[3] <= 1.5, delays
     assert retries[0]["data"]["reason"] == "cannotConnectToHost"
     error = client.of("error")[0]["data"]
     assert error["code"] == "unreachable" and error["attempts"] == 3
