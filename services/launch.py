@@ -6,6 +6,7 @@ Exit codes: 0 after a clean stop, 2 for a bad setting (named in the log),
 
 import signal
 
+from services import parentwatch
 from services.logs import setup_logging
 from services.settings import ConfigError
 
@@ -29,5 +30,6 @@ def serve(service, load_config, server_class):
     # SIGTERM and SIGINT ask the loop to finish its turn; run() then closes cleanly.
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
+    parentwatch.watch_from_env(on_orphan=server.stop, name=service)  # started by `bridge run`: stop when it is gone
     server.run()
     return 0

@@ -15,6 +15,11 @@ disables files). Several processes may share one file (gunicorn's workers all
 write ``gateway.log``): ``SharedRotatingFileHandler`` rotates under a file
 lock and reopens a file another process rotated, so none writes past the size
 limit into a renamed file for long and no line is lost.
+
+Log lines name clients (their ids are enough to read a client's messages
+when secrets are off), so the files are private like the hub's store: each is
+created (or reopened) with mode 0600, and a folder the bridge creates for them
+with 0700.
 """
 
 import json
@@ -33,6 +38,8 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("text", "json")
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_BACKUPS = 3
+FILE_MODE = 0o600  # log files and their lock file: the owner alone reads them
+FOLDER_MODE = 0o700  # a log folder the bridge creates
 
 # Attributes every LogRecord has; anything else on a record is caller context.
 # (uvicorn adds color_message: the same text with terminal colours.)
@@ -101,6 +108,18 @@ class ServiceFilter(logging.Filter):
         return True
 
 
+def _private(path, flags):
+    """``open``'s opener for log files: created 0600, and an older file made 0600 too."""
+    fd = os.open(path, flags, FILE_MODE)
+    if hasattr(os, "fchmod"):  # POSIX; on Windows the per-user folder's ACL is what protects it
+        try:
+            if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+        except OSError:  # another user's file: keep writing, its owner decides
+            pass
+    return fd
+
+
 class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A size-rotated log file that several processes may append to.
 
@@ -113,6 +132,9 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def __init__(self, filename, maxBytes, backupCount):
         super().__init__(filename, maxBytes=maxBytes, backupCount=backupCount, delay=False)
         self.lock_path = self.baseFilename + ".lock"
+
+    def _open(self):
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=_private)
 
     def _renamed(self):
         if self.stream is None:
@@ -138,7 +160,7 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def doRollover(self):
         if fcntl is None:
             return super().doRollover()
-        with open(self.lock_path, "a") as lock:
+        with open(self.lock_path, "a", opener=_private) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 if self._renamed():  # another process rotated it while we waited
@@ -188,7 +210,7 @@ def make_formatter(fmt):
 def file_handler(folder, name, max_bytes, backups):
     """A shared rotating handler for ``<folder>/<name>.log``, or ``None`` (reported) if it cannot be opened."""
     try:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(folder, mode=FOLDER_MODE, exist_ok=True)  # the mode applies only if it is created now
         return SharedRotatingFileHandler(os.path.join(folder, f"{name}.log"), max_bytes, backups)
     except OSError as ex:
         print(f"{name}: cannot write logs to {folder}: {ex}", file=sys.stderr)

@@ -26,6 +26,12 @@ DEFAULT_CHANNELS = {
 
 MAX_DEPTH = 32  # nesting of objects and lists inside one message
 
+# The integers a message may hold: what msgpack carries between the bridge's processes (docs/PROTOCOL.md).
+# A wider one is refused, naming its field, never rounded or wrapped.
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 64) - 1
+INT_RANGE = f"from {INT_MIN} to {INT_MAX}"
+
 
 class MessageError(ValueError):
     """A message field is missing or wrong; ``field`` names it."""
@@ -210,8 +216,10 @@ def check_message(message):
 
 
 def check_depth(value, limit=MAX_DEPTH):
-    """Reject values nested deeper than ``limit`` (they could not be encoded safely)."""
+    """Reject values nested deeper than ``limit`` (they could not be encoded safely), or holding an
+    integer outside ``INT_MIN``..``INT_MAX`` (msgpack has no wider one: ``MessageError`` names its field)."""
     stack = [(value, 1)]  # only objects and lists go on it: a flat message costs one pass
+    wide = False
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
@@ -225,3 +233,24 @@ def check_depth(value, limit=MAX_DEPTH):
         for v in children:
             if isinstance(v, (dict, list)):
                 stack.append((v, depth + 1))
+            elif type(v) is int and not INT_MIN <= v <= INT_MAX:
+                wide = True
+    if type(value) is int and not INT_MIN <= value <= INT_MAX:
+        wide = True
+    if wide:
+        raise MessageError(wide_int_path(value) or "message", f"must be an integer {INT_RANGE}")
+
+
+def wide_int_path(value):
+    """Where the first integer outside ``INT_MIN``..``INT_MAX`` sits in ``value``: ``"a.b[2]"``, ``""`` for
+    ``value`` itself, ``None`` when there is none. (The slow path: only called once one is known to be there.)"""
+    stack = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(item))))
+        elif type(item) is int and not INT_MIN <= item <= INT_MAX:
+            return path
+    return None

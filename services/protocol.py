@@ -35,8 +35,17 @@ TAG = b"LRB/1"
 CLIENT_PROTOCOL_VERSION = "1.0"
 SUPPORTED_CLIENT_MAJORS = (1,)
 
-# Largest frame any bridge socket accepts (also set as ZMQ_MAXMSGSIZE).
+# Largest frame any bridge socket accepts (also set as ZMQ_MAXMSGSIZE). An event, a request or one
+# queued message is at most this once encoded.
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+# The one limit of the gateway-hub link for replies (rule 5a of docs/PROTOCOL.md): what a gateway's
+# DEALER accepts and what the hub never exceeds. One queued message of the largest allowed size plus
+# the envelope of the reply that carries it (id, ok, dropped, timestamp; seq and channel on the message).
+REPLY_ENVELOPE_BYTES = 64 * 1024
+MAX_REPLY_BYTES = MAX_FRAME_BYTES + REPLY_ENVELOPE_BYTES
+# A poll answer (or a push to a stream) is cut once its messages add up to this; it always carries at
+# least one message, so a message of any allowed size goes through, and says ``more`` when it was cut.
+POLL_REPLY_BYTES = 1024 * 1024
 
 # ---------------------------------------------------------------- operations
 OP_HANDSHAKE = "handshake"
@@ -51,6 +60,7 @@ OP_ACK = "ack"  # a WebSocket/SSE client confirms seqs (docs/TRANSPORTS.md)
 OP_DETACH = "detach"  # a WebSocket/SSE connection ended
 OP_METRICS = "metrics"  # counters and histograms for /metrics and the dashboard
 OP_JOBS = "jobs"  # the latest state of each job (docs/DURABILITY.md)
+OP_CREDIT = "credit"  # a WebSocket/SSE reader wrote messages out: the hub may push that many more
 
 # How a client reads its queue (shown in /ws/clients and /ws/status).
 TRANSPORT_POLL = "poll"
@@ -155,11 +165,13 @@ REQUEST_FIELDS = {
     OP_HANDSHAKE: {
         "client_type": ("str", True), "protocol_version": ("str", True), "peer": ("str", False),
         "client_id": ("str", False), "client_secret": ("str", False),  # resume that session
+        "ephemeral": ("bool", False),  # removed when its stream ends (docs/TRANSPORTS.md)
     },
     OP_POLL: {
         "client_id": ("str", True), "wait": ("number", False), "ack": ("int", False),
         "after": ("seq", False), "reader": ("str", False), "transport": ("transport", False), "attach": ("bool", False),
         "client_secret": ("str", False),
+        "window": ("seq", False), "window_bytes": ("seq", False),  # a stream: pushes up to this, see OP_CREDIT
     },
     OP_SEND: {"client_id": ("str", True), "message": ("message", True), "client_secret": ("str", False)},
     OP_DISCONNECT: {"client_id": ("str", True), "client_secret": ("str", False)},
@@ -171,6 +183,10 @@ REQUEST_FIELDS = {
     OP_DETACH: {"client_id": ("str", True), "reader": ("str", True), "client_secret": ("str", False)},
     OP_METRICS: {},
     OP_JOBS: {"job_id": ("str", False)},
+    OP_CREDIT: {
+        "client_id": ("str", True), "reader": ("str", True), "window": ("seq", True), "window_bytes": ("seq", True),
+        "client_secret": ("str", False),
+    },
 }
 
 
@@ -279,6 +295,9 @@ def decode_request(frames):
 # instead of 2 000, each of which costs a wake-up of ZeroMQ's I/O thread.
 MAX_BATCH = 10000  # requests in one batch
 BATCH_BYTES = 1024 * 1024  # a batch is cut before it grows past this
+# An item larger than BATCH_BYTES goes alone; a batch of smaller ones is at most BATCH_BYTES plus its
+# 5-byte array head. So a batch is never larger than its largest item or BATCH_BYTES + 5, both within
+# the limit the receiver sets (MAX_FRAME_BYTES for requests, MAX_REPLY_BYTES for replies).
 
 
 def decode_requests(frames):
@@ -337,6 +356,11 @@ def batches(items, limit=None, size_of=len, max_items=None):
         size += n
     if run:
         yield run
+
+
+def packed_size(obj):
+    """How many bytes ``obj`` takes once encoded (what a reply spends on it)."""
+    return len(_pack(obj))
 
 
 def check_request(req):

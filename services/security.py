@@ -36,7 +36,12 @@ def endpoint_is_loopback(endpoint):
 
 
 def require_client_secret_default(environ):
-    """Per-client secrets are required by default when the gateway listens off loopback."""
+    """Per-client secrets are required by default when the gateway listens off loopback.
+
+    Read by the gateway alone, from its own environment: the gateway is where
+    a request enters, so it knows whether the bridge is exposed; the hub may
+    run with another environment on another machine (docs/SECURITY.md).
+    """
     return not is_loopback_host(environ.get("BRIDGE_HTTP_HOST") or "127.0.0.1")
 
 

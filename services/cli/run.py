@@ -178,6 +178,7 @@ def _child_env(environ, log_dir):
     env = dict(environ)
     env["PYTHONUNBUFFERED"] = "1"
     env["BRIDGE_LOG_DIR"] = log_dir
+    env["BRIDGE_PARENT_PID"] = str(os.getpid())  # each process stops if this one dies (services/parentwatch.py)
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     return env

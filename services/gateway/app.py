@@ -5,7 +5,7 @@ import falcon.asgi
 from services.gateway import dashboard, errors, health, jobs, metrics, resources, sse, websocket
 from services.gateway.access_log import AccessLog
 from services.gateway.compression import GzipResponses
-from services.gateway.auth import OperatorAuth
+from services.gateway.auth import ClientSecrets, OperatorAuth
 from services.gateway.guard import HostOriginGuard
 from services.gateway.openapi import OpenAPI
 
@@ -22,7 +22,8 @@ class _Lifespan:
 
 def create_app(config, hub):
     """The Falcon ASGI app serving ``/ws/*`` through ``hub`` (a ``HubClient``)."""
-    middleware = [AccessLog(), HostOriginGuard(config), OperatorAuth(config), _Lifespan(hub), GzipResponses()]
+    middleware = [AccessLog(), HostOriginGuard(config), ClientSecrets(config), OperatorAuth(config), _Lifespan(hub),
+                  GzipResponses()]
     app = falcon.asgi.App(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_form_urlencoded = False

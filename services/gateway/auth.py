@@ -2,7 +2,10 @@
 
 Client routes are open to any local program that passes the Host/Origin guard;
 each client then proves it owns its id with the ``client_secret`` its
-handshake returned (checked by the hub, the owner of sessions). Operator
+handshake returned. Whether it must is one rule, decided here where the
+request enters (``ClientSecrets``: BRIDGE_REQUIRE_CLIENT_SECRET of the
+gateway, on by default off loopback), whatever environment the hub runs with;
+a secret that is given is always checked, by the hub, the owner of sessions. Operator
 routes need ``Authorization: Bearer <BRIDGE_ADMIN_TOKEN>`` whenever a token is
 set, and a token must be set when the gateway listens off loopback.
 
@@ -31,6 +34,23 @@ PUBLIC_PREFIXES = ("/ws/dashboard/static/",)
 def is_client_route(uri_template, path=""):
     """True when ``uri_template`` is a client route (everything else is an operator route)."""
     return uri_template in CLIENT_ROUTES or path.startswith(PUBLIC_PREFIXES)
+
+
+class ClientSecrets:
+    """Falcon middleware: tells ``inputs.client_secret`` whether a request naming a client must give its secret.
+
+    A request that must and does not is answered like an unknown id (404
+    ``unknown_client``), before the hub is asked: no oracle for guessing ids.
+    """
+
+    def __init__(self, config):
+        self.required = config.require_client_secret
+
+    async def process_request(self, req, resp):
+        req.context.client_secret_required = self.required
+
+    async def process_request_ws(self, req, ws):
+        req.context.client_secret_required = self.required
 
 
 class OperatorAuth:

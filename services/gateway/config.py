@@ -20,12 +20,14 @@ class GatewayConfig:
     allowed_hosts: tuple = ()
     allowed_origins: tuple = ()
     admin_token: str = None  # operator routes need "Authorization: Bearer <token>" when set (docs/SECURITY.md)
+    require_client_secret: bool = False  # decided here, where requests enter, for every process (docs/SECURITY.md)
     max_message_bytes: int = 256 * 1024
     tls_cert: str = None
     tls_key: str = None
     curve_dir: str = None  # ZeroMQ CURVE keys (python -m services.curve DIR)
     ws_ping_interval: float = 20.0  # WebSocket protocol pings; a silent peer is dropped within two intervals
     sse_keepalive: float = 15.0  # a ": keepalive" comment when an SSE stream was idle this long
+    header_timeout: float = 10.0  # seconds to send a complete request head (services/gateway/worker.py)
 
     @property
     def poll_reply_margin(self):
@@ -52,10 +54,14 @@ def _read(environ):
         allowed_hosts=settings.env_list(environ, "BRIDGE_ALLOWED_HOSTS", ()),
         allowed_origins=settings.env_list(environ, "BRIDGE_ALLOWED_ORIGINS", ()),
         admin_token=settings.env_str(environ, "BRIDGE_ADMIN_TOKEN", None),
+        require_client_secret=settings.env_bool(
+            environ, "BRIDGE_REQUIRE_CLIENT_SECRET", security.require_client_secret_default(environ)
+        ),
         max_message_bytes=settings.env_int(environ, "BRIDGE_MAX_MESSAGE_BYTES", 256 * 1024, minimum=256),
         tls_cert=settings.env_str(environ, "BRIDGE_TLS_CERT", None),
         tls_key=settings.env_str(environ, "BRIDGE_TLS_KEY", None),
         curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
         ws_ping_interval=settings.env_float(environ, "BRIDGE_WS_PING_INTERVAL", 20.0, minimum=0.5, maximum=600),
         sse_keepalive=settings.env_float(environ, "BRIDGE_SSE_KEEPALIVE", 15.0, minimum=0.5, maximum=300),
+        header_timeout=settings.env_float(environ, "BRIDGE_HEADER_TIMEOUT", 10.0, minimum=0.1, maximum=300),
     )

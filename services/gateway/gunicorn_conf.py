@@ -8,6 +8,7 @@ timeout (hold + 15 s).
 
 import sys
 
+from services import parentwatch
 from services.gateway.config import load_config
 from services.settings import ConfigError
 
@@ -32,8 +33,15 @@ proc_name = "bridge-gateway"
 logger_class = "services.gateway.gunicorn_logging.GatewayLogger"  # the bridge's one log format
 
 
+def when_ready(server):
+    """Under ``bridge run``, the master stops (and its workers with it) once ``bridge run`` is gone."""
+    parentwatch.watch_from_env(name="gateway")
+
+
 def post_worker_init(worker):
-    """WebSocket keepalive, frame limit and compression from BRIDGE_* (docs/TRANSPORTS.md)."""
+    """WebSocket keepalive, frame limit and compression from BRIDGE_* (docs/TRANSPORTS.md); the header timeout."""
     from services.gateway.websocket import configure_worker
+    from services.gateway.worker import set_header_timeout
 
     configure_worker(worker, _config)
+    set_header_timeout(_config.header_timeout)

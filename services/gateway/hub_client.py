@@ -6,6 +6,12 @@ for any more (it came after its timeout) is dropped, so a late reply can
 never answer a newer request. With ZMQ_IMMEDIATE the socket queues nothing
 while the hub is away, so a request fails at once instead of piling up; a
 socket monitor fails every waiting request the moment the hub disconnects.
+
+A link that ends for any reason (the hub went away, a frame over the size
+limit, ZMTP heartbeats unanswered for ``HEARTBEAT_TIMEOUT_MS``) is replaced
+by a fresh DEALER at once: ZeroMQ itself never reconnects a link it closed
+for a protocol error, and a worker must not stay cut off (docs/PROTOCOL.md,
+rule 19).
 """
 
 import asyncio
@@ -47,13 +53,21 @@ class HubClient:
     """
 
     DRAIN_BUDGET = 2000  # replies handled per wake-up before yielding to the loop
+    # ZMTP PINGs on an idle link; a hub that answers none for the timeout (stopped, wedged, a half-open
+    # connection) is a dead link: waiting requests fail at once and a fresh socket is made.
+    HEARTBEAT_IVL_MS = 250
+    HEARTBEAT_TIMEOUT_MS = 1000
 
-    def __init__(self, endpoint, timeout, curve_keys=None):
+    def __init__(self, endpoint, timeout, curve_keys=None, max_reply_bytes=protocol.MAX_REPLY_BYTES):
         self.endpoint = endpoint
         self.timeout = timeout
         self.curve_keys = curve_keys  # services.curve.ClientKeys when the hub needs CURVE
+        self.max_reply_bytes = max_reply_bytes  # ZMQ_MAXMSGSIZE: the hub never sends more (protocol.py)
         self._ids = itertools.count(1)
         self._pending = {}
+        self._streams = {}  # req_id -> (sink, timer): requests answered by several replies (stream polls)
+        self.reconnects = 0
+        self._backoff = 0.0  # delay before the next fresh socket; grows while links keep failing at once
         self._sock = None
         self._monitor = None
         self._loop = None
@@ -67,12 +81,18 @@ class HubClient:
             return
         self._loop = loop
         self._connected = asyncio.Event()
+        self._open_socket()
+
+    def _open_socket(self):
+        loop = self._loop
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_reply_bytes)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, self.HEARTBEAT_IVL_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.HEARTBEAT_TIMEOUT_MS)
         sock.setsockopt(zmq.SNDHWM, 100000)
         sock.setsockopt(zmq.RCVHWM, 100000)
         # HANDSHAKE_SUCCEEDED, not CONNECTED: with IMMEDIATE a send only succeeds once the handshake is done
@@ -99,14 +119,13 @@ class HubClient:
             except asyncio.TimeoutError:
                 raise HubUnavailable("the hub is not connected") from None
         req_id = next(self._ids)
+        packed = self._encode(op, req_id, fields)
         loop = self._loop
         future = loop.create_future()
         self._pending[req_id] = future
         timer = loop.call_later(wait, _expire, future)
         try:
-            self._outbox.append((protocol.encode_request(op, req_id, **fields)[1], future))
-            if len(self._outbox) == 1:
-                loop.call_soon(self._flush)
+            self._queue(packed, future)
             reply = await future
         finally:
             timer.cancel()
@@ -115,23 +134,73 @@ class HubClient:
             raise HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"), reply.get("retry_after"))
         return reply
 
+    async def open_stream(self, op, sink, timeout, **fields):
+        """Send one request that the hub answers with several replies (a stream poll); returns its id.
+
+        ``sink(reply)`` is called with each reply as it arrives, in order; a
+        reply without ``open: true`` is the last. If the link fails, or no last
+        reply came within ``timeout`` seconds, ``sink`` gets a
+        ``HubUnavailable`` instead, once. ``close_stream(id)`` stops listening.
+        """
+        self._start()
+        if not self._connected.is_set():
+            try:
+                await asyncio.wait_for(self._connected.wait(), min(timeout, self.timeout))
+            except asyncio.TimeoutError:
+                raise HubUnavailable("the hub is not connected") from None
+        req_id = next(self._ids)
+        packed = self._encode(op, req_id, fields)
+        timer = self._loop.call_later(timeout, self._fail_stream, req_id, "the hub did not answer in time")
+        self._streams[req_id] = (sink, timer)
+        self._queue(packed, None)
+        return req_id
+
+    def close_stream(self, req_id):
+        """Forget a stream request: later replies to it are dropped."""
+        entry = self._streams.pop(req_id, None)
+        if entry is not None:
+            entry[1].cancel()
+
+    def notify(self, op, **fields):
+        """Send a request whose reply nobody waits for (a stream's credit); a dead link just loses it."""
+        if self._sock is None or not self._connected.is_set():
+            return
+        self._queue(self._encode(op, next(self._ids), fields), None)
+
+    def _fail_stream(self, req_id, reason):
+        entry = self._streams.pop(req_id, None)
+        if entry is not None:
+            entry[1].cancel()
+            entry[0](HubUnavailable(reason))
+
+    def _encode(self, op, req_id, fields):
+        packed = protocol.encode_request(op, req_id, **fields)[1]
+        if len(packed) > protocol.MAX_FRAME_BYTES:  # the hub's socket would drop it, and the link with it
+            raise HubError("bad_request", f"the request is larger than {protocol.MAX_FRAME_BYTES} bytes")
+        return packed
+
+    def _queue(self, packed, future):
+        self._outbox.append((packed, future))
+        if len(self._outbox) == 1:
+            self._loop.call_soon(self._flush)
+
     def _flush(self):
         """Send the requests of this loop tick: one message, or a batch of them."""
         outbox, self._outbox = self._outbox, []
         if self._sock is None:  # closed while they waited for this tick
             for _, future in outbox:
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_exception(HubUnavailable("the gateway is shutting down"))
             return
         if not outbox:
             return
-        for run in protocol.batches(outbox, size_of=_payload_size):
+        for run in protocol.batches(outbox, protocol.BATCH_BYTES, size_of=_payload_size):
             payload = protocol.payload_of([packed for packed, _ in run])
             try:
                 protocol.send_frames(self._sock, (protocol.TAG, payload), zmq.NOBLOCK)
             except zmq.Again:
                 for _, future in run:
-                    if not future.done():
+                    if future is not None and not future.done():
                         future.set_exception(HubUnavailable("the hub is not connected"))
         self._after_send()
 
@@ -147,6 +216,7 @@ class HubClient:
         if sock is None:
             return
         pending = self._pending
+        streams = self._streams
         for _ in range(self.DRAIN_BUDGET):
             try:
                 frames = protocol.recv_frames(sock, zmq.NOBLOCK)
@@ -162,8 +232,16 @@ class HubClient:
                 continue
             for reply in replies:
                 future = pending.get(reply["id"])
-                if future is not None and not future.done():
-                    future.set_result(reply)
+                if future is not None:
+                    if not future.done():
+                        future.set_result(reply)
+                    continue
+                entry = streams.get(reply["id"])
+                if entry is not None:
+                    if not reply.get("open"):
+                        del streams[reply["id"]]
+                        entry[1].cancel()
+                    entry[0](reply)
         # Budget spent with more waiting: let requests run, then carry on.
         self._drain_scheduled = True
         self._loop.call_soon(self._drain)
@@ -179,16 +257,43 @@ class HubClient:
                 return
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 self._connected.clear()
-                log.warning("hub at %s disconnected; failing %d waiting requests", self.endpoint, len(self._pending))
-                for future in list(self._pending.values()):
-                    if not future.done():
-                        future.set_exception(HubUnavailable("the hub went away"))
+                log.warning(
+                    "link to the hub at %s lost (the hub went away, stopped answering, or sent a frame over "
+                    "%d bytes); failing %d waiting requests, reconnecting with a fresh socket",
+                    self.endpoint, self.max_reply_bytes, len(self._pending) + len(self._streams),
+                )
+                self._fail_all("the hub went away")
+                # At once after a healthy link; a link that keeps failing (say, CURVE keys the hub refuses)
+                # is retried at most once a second rather than in a busy loop.
+                self._loop.call_later(self._backoff, self._replace_socket, self._sock)
+                self._backoff = min(1.0, max(0.1, self._backoff * 2))
+                return
             elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._connected.set()
+                self._backoff = 0.0
                 log.info("connected to the hub at %s", self.endpoint)
+
+    def _fail_all(self, reason):
+        for future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(HubUnavailable(reason))
+        for req_id in list(self._streams):
+            self._fail_stream(req_id, reason)
+
+    def _replace_socket(self, failed):
+        """Close the failed DEALER and connect a new one (ZeroMQ gives up on a link it closed for an error)."""
+        if self._sock is None or self._sock is not failed:  # closed or replaced meanwhile
+            return
+        self._close_sockets()
+        self.reconnects += 1
+        self._open_socket()
 
     async def close(self):
         """Stop reading and close the sockets."""
+        self._close_sockets()
+        self._fail_all("the gateway is shutting down")
+
+    def _close_sockets(self):
         sock, monitor = self._sock, self._monitor
         self._sock = self._monitor = None
         if sock is None:

@@ -8,6 +8,8 @@ answer the spec does not describe fails the suite.
 import falcon
 import orjson
 
+from services.messages import INT_MAX
+
 IDENT = "^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"
 CHANNEL = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
@@ -103,6 +105,8 @@ PATHS = {
             # docs/DURABILITY.md: both given and right resume that session (its queue too)
             "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
             "client_secret": {"type": "string", "minLength": 1, "maxLength": 200},
+            # docs/TRANSPORTS.md: removed when its WebSocket/SSE stream ends (a dashboard tab)
+            "ephemeral": {"type": "boolean"},
         }}, required=False),
         extra=[_RATE],
     )},
@@ -119,7 +123,7 @@ PATHS = {
         params=[
             _query("client_id", {"type": "string", "minLength": 1, "maxLength": 200}, required=True),
             _query("wait", {"type": "number", "minimum": 0, "maximum": 25}, description="seconds; capped at 25"),
-            _query("ack", {"type": "integer", "minimum": 0}, description="the last seq processed"),
+            _query("ack", {"type": "integer", "minimum": 0, "maximum": INT_MAX}, description="the last seq processed"),
             _query("client_secret", {"type": "string", "maxLength": 200}),
             _SECRET_HEADER,
         ],
@@ -217,7 +221,7 @@ PATHS = {
         {"description": "an event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
         params=[
             _query("client_id", {"type": "string", "minLength": 1, "maxLength": 200}, required=True),
-            _query("last_event_id", {"type": "integer", "minimum": 0}),
+            _query("last_event_id", {"type": "integer", "minimum": 0, "maximum": INT_MAX}),
             _query("client_secret", {"type": "string", "maxLength": 200}),
             _SECRET_HEADER,
         ],

@@ -8,8 +8,8 @@ import orjson
 
 from services import messages, protocol
 from services.gateway.inputs import (
-    InputError, client_secret, message_field, optional_number, optional_str, query_number, query_str, read_object,
-    required_str,
+    InputError, client_secret, message_field, optional_bool, optional_number, optional_str, query_number, query_str,
+    read_object, required_str,
 )
 
 
@@ -55,6 +55,7 @@ class Handshake(_Resource):
             client_type=optional_str(body, "client_type", "unknown", 64),
             protocol_version=optional_str(body, "protocol_version", protocol.CLIENT_PROTOCOL_VERSION, 16),
             peer=req.remote_addr or "unknown",
+            ephemeral=optional_bool(body, "ephemeral"),
             **_resume_fields(body),
         )
         ok(resp, {

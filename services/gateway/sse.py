@@ -26,7 +26,7 @@ from falcon.asgi import SSEvent
 from services import protocol
 from services.gateway.compression import GzipStream, accepts_gzip, plain
 from services.gateway.hub_client import HubUnavailable
-from services.gateway.inputs import InputError, client_secret, query_str
+from services.gateway.inputs import client_secret, int_text, query_str
 from services.gateway.stream import SessionStream, StreamEnded, resume_point
 
 RETRY_MS = 2000  # how long a browser waits before reconnecting a dropped stream
@@ -65,10 +65,7 @@ def _last_event_id(req):
         field = "last_event_id"
     if raw is None or raw.strip() == "":
         return None
-    raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 18:
-        raise InputError(400, f"{field} must be a message seq (a non-negative integer)", field)
-    return int(raw)
+    return int_text(raw, field, 0, "message seq")
 
 
 class Events:

@@ -24,7 +24,7 @@ from falcon.errors import PayloadTypeError, WebSocketDisconnected
 
 from services import protocol
 from services.gateway.hub_client import HubError, HubUnavailable
-from services.gateway.inputs import InputError, message_field, optional_str
+from services.gateway.inputs import InputError, int_value, message_field, optional_str, parse_json, secret_value
 from services.gateway.stream import SessionStream, StreamEnded, resume_point
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,9 @@ class Connection:
             await self.send(_error_frame("bad_request", "frames must be JSON text, not binary"))
             return None
         try:
-            frame = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            await self.send(_error_frame("bad_request", "frame is not valid JSON"))
+            frame = parse_json(text, "frame")
+        except InputError as ex:
+            await self.send(_error_frame("bad_request", ex.message, ex.field))
             return None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.send(_error_frame("bad_request", "a frame must be a JSON object with a 'type'", "type"))
@@ -181,7 +181,7 @@ class Connection:
             try:
                 return await self._establish(frame)
             except InputError as ex:
-                await self.send(_error_frame("bad_request", ex.message, ex.field))
+                await self.send(_error_frame(ex.code or "bad_request", ex.message, ex.field))
             except HubError as ex:
                 await self.send(_error_frame(ex.code, ex.reason))
             except protocol.ProtocolError as ex:
@@ -214,11 +214,9 @@ class Connection:
             raise protocol.ProtocolError("unsupported_version", f"protocol_version {version} is not supported",
                                          "protocol_version")
         last_seq = frame.get("last_seq")
-        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0):
-            raise InputError(400, "field 'last_seq' must be a non-negative integer", "last_seq")
-        secret = frame.get("client_secret")
-        if secret is not None and (not isinstance(secret, str) or len(secret) > 200):
-            raise InputError(400, "field 'client_secret' must be the string the handshake returned", "client_secret")
+        if last_seq is not None:
+            int_value(last_seq, "last_seq", 0)
+        secret = secret_value(frame.get("client_secret"), self.config.require_client_secret)
         reply = await resume_point(self.hub, client_id, last_seq, secret)
         self.stream = SessionStream(
             self.hub, self.config, client_id, protocol.TRANSPORT_WEBSOCKET, reply["acked"], secret
@@ -268,9 +266,7 @@ class Connection:
         kind = frame["type"]
         client_id = self.stream.client_id
         if kind == "ack":
-            seq = frame.get("seq")
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-                raise InputError(400, "field 'seq' must be a non-negative integer", "seq")
+            seq = int_value(frame.get("seq"), "seq", 0)
             await self.hub.request(protocol.OP_ACK, client_id=client_id, seq=seq, client_secret=self.stream.secret)
             return
         if kind == "handshake":

@@ -5,7 +5,19 @@ line (``GET http://evil.example/ws/status HTTP/1.1``) before the app sees it,
 and HTTP says the server must then ignore ``Host`` in its favour. This
 protocol keeps the target in the ASGI scope (``bridge.absolute_form``) so the
 Host guard can refuse a foreign one.
+
+uvicorn times out nothing before a request's headers are complete (its
+keep-alive timer stops at the first byte), so a connection that never
+finishes them would be held for ever; this protocol closes it after
+``BRIDGE_HEADER_TIMEOUT`` seconds. The worker stops when its gunicorn master
+is gone (services/parentwatch.py).
 """
+
+import asyncio
+import logging
+import os
+import threading
+import weakref
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 try:
@@ -13,7 +25,17 @@ try:
 except ImportError:  # Windows: no gunicorn; `python -m services.gateway` uses only the protocol below
     UvicornWorker = object
 
+from services import parentwatch
 from services.gateway.guard import ABSOLUTE_FORM_KEY
+
+log = logging.getLogger(__name__)
+
+ORPHAN_GRACE = 2.0  # seconds an orphaned worker gives its shutdown before it cancels what is left
+ORPHAN_DEADLINE = 10.0  # and when it ends even if its shutdown hangs
+
+_STOPPING_BODY = b'{"success":false,"error":"the gateway is stopping: try again","code":"hub_unavailable"}'
+_STOPPING = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+             b"retry-after: 1\r\nconnection: close\r\n\r\n%s" % (len(_STOPPING_BODY), _STOPPING_BODY))
 
 
 class _OneWriteResponse:
@@ -63,10 +85,90 @@ class _OneWriteResponse:
 class StrictHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, remembering an absolute-form request target.
 
-    Each response also goes out in one write (``_OneWriteResponse``).
+    Each response also goes out in one write (``_OneWriteResponse``). A
+    request's head (request line and headers) must arrive within
+    ``header_timeout`` seconds of the connection, or of its first byte on a
+    kept-alive connection; else the connection is closed. The time a request
+    then takes (a long-poll's hold, a stream) is not limited here.
     """
 
+    header_timeout = 10.0  # BRIDGE_HEADER_TIMEOUT; set by the worker and __main__ (set_header_timeout)
+    _head_timer = None
+    _live = weakref.WeakSet()  # open HTTP connections, for close_all()
+    _live_loop = None
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        StrictHttpToolsProtocol._live_loop = self.loop
+        self._live.add(self)
+        self._arm_head_timer()
+
+    def handle_websocket_upgrade(self):
+        self._live.discard(self)  # the WebSocket protocol owns the connection from now on
+        super().handle_websocket_upgrade()
+
+    @classmethod
+    def close_all(cls):
+        """From any thread, when the process must stop at once: each request in hand is answered 503
+        ``hub_unavailable`` with Retry-After (the client retries elsewhere or later), never left to be
+        cancelled into a 500, and every HTTP connection is closed."""
+        loop = cls._live_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(cls._close_all)
+
+    @classmethod
+    def _close_all(cls):
+        for connection in list(cls._live):
+            connection._answer_stopping()
+
+    def _answer_stopping(self):
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started and not cycle.disconnected:
+            self.transport.write(_STOPPING)
+            cycle.disconnected = True  # whatever the app sends later goes nowhere
+            cycle.message_event.set()
+        self.transport.close()
+
+    def data_received(self, data):
+        if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm_head_timer()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)
+
+    def connection_lost(self, exc):
+        self._live.discard(self)
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self):
+        if self.header_timeout:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self):
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self):
+        self._head_timer = None
+        if not self.transport.is_closing():
+            log.info("closed a connection from %s: no complete request head within %g s",
+                     (self.client or ("?",))[0], self.header_timeout)
+            self.transport.close()
+
+    def send_400_response(self, msg):
+        """A request the HTTP parser refuses (a Content-Length past 64 bits, a broken request line…) gets
+        the JSON error shape every other refusal has, not uvicorn's plain text; the connection then closes."""
+        body = b'{"success":false,"error":"the request is not valid HTTP/1.1","code":"bad_request"}'
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head.extend(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
     def on_headers_complete(self):
+        self._disarm_head_timer()
         url = self.url
         if url[:1] not in (b"/", b"*") and not self.parser.should_upgrade():
             self.scope[ABSOLUTE_FORM_KEY] = url.decode("latin-1")
@@ -89,3 +191,34 @@ class GatewayWorker(UvicornWorker):
 
     CONFIG_KWARGS = {"loop": "auto", "http": "services.gateway.worker:StrictHttpToolsProtocol",
                      "proxy_headers": False}
+
+    def run(self):
+        parentwatch.watch(self.ppid, self._orphaned, name=f"gateway worker {os.getpid()}")
+        return super().run()
+
+    def _orphaned(self):
+        """The master is gone: answer what is in hand, stop serving (the port is released) and exit within seconds."""
+        self.config.timeout_graceful_shutdown = ORPHAN_GRACE  # read when the shutdown starts
+        stop_now()
+        timer = threading.Timer(ORPHAN_DEADLINE, os._exit, (1,))
+        timer.daemon = True
+        timer.start()
+        parentwatch.stop_self()
+
+
+class _QuietCancellations(logging.Filter):
+    """Once stopping at once, a request task cancelled by the shutdown is expected: no traceback for it."""
+
+    def filter(self, record):
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+def stop_now():
+    """The process stops at once (its parent is gone): answer requests in hand and close every connection."""
+    logging.getLogger("uvicorn.error").addFilter(_QuietCancellations())
+    StrictHttpToolsProtocol.close_all()
+
+
+def set_header_timeout(seconds):
+    """How long a connection may take to send a complete request head (0: no limit)."""
+    StrictHttpToolsProtocol.header_timeout = seconds

@@ -1,8 +1,12 @@
 """Who may act on a session, and how fast: client secrets and token buckets.
 
-The hub owns sessions, so it alone checks a client's secret (an unknown id
-and a wrong secret get the same ``unknown_client``: no oracle for guessing
-ids) and counts handshakes per peer and sends per client. Time is the
+The hub owns sessions, so it checks every client secret it is given (an
+unknown id and a wrong secret get the same ``unknown_client``: no oracle for
+guessing ids) and counts handshakes per peer and sends per client. Whether a
+secret must be given is not decided here: the gateway, where a request
+enters, refuses one without it when its BRIDGE_REQUIRE_CLIENT_SECRET is on
+(services/gateway/auth.py), so one rule holds whatever environment the hub
+runs with. Time is the
 injected monotonic clock, so a wall-clock jump changes nothing here.
 """
 
@@ -85,13 +89,13 @@ class Admission:
         session.send_bucket = TokenBucket(self.config.send_rate, self.config.send_burst, self.clock())
 
     def client(self, client_id, secret):
-        """The session ``client_id`` names, if ``secret`` proves ownership (required or given).
+        """The session ``client_id`` names, if ``secret`` (when given) proves ownership.
 
-        Raises ``unknown_client`` for an unknown id and for a wrong or missing secret alike.
+        Raises ``unknown_client`` for an unknown id and for a wrong secret alike.
         """
         session = self.hub.sessions.get(client_id)
-        if session is not None and (secret is not None or self.config.require_client_secret):
-            if secret is None or not hmac.compare_digest(secret.encode(), session.secret.encode()):
+        if session is not None and secret is not None:
+            if not hmac.compare_digest(secret.encode(), session.secret.encode()):
                 session = None
         if session is None:
             raise ProtocolError("unknown_client", "unknown client_id", "client_id")

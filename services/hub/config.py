@@ -21,8 +21,8 @@ class HubConfig:
     poll_max_wait: float = 25.0
     poll_batch: int = 1000
     max_clients: int = 10000
-    # docs/SECURITY.md: secrets, rates (per second; 0 = unlimited) and channel limits
-    require_client_secret: bool = False
+    # docs/SECURITY.md: rates (per second; 0 = unlimited) and channel limits; whether a client must give
+    # its secret is the gateway's BRIDGE_REQUIRE_CLIENT_SECRET, decided where requests enter
     handshake_rate: float = 20.0
     handshake_burst: int = 200
     send_rate: float = 500.0
@@ -38,6 +38,7 @@ class HubConfig:
     history_channels: int = 1000
     jobs_max: int = 1000
     jobs_keep_seconds: float = 86400.0
+    job_stale_seconds: float = 120.0  # a running job with no event for this long is shown as stalled
 
 
 def load_config(environ=os.environ):
@@ -58,9 +59,6 @@ def _read(environ):
         poll_max_wait=settings.env_float(environ, "BRIDGE_POLL_MAX_WAIT", 25.0, minimum=0, maximum=300),
         poll_batch=settings.env_int(environ, "BRIDGE_POLL_BATCH", 1000, minimum=1, maximum=100_000),
         max_clients=settings.env_int(environ, "BRIDGE_MAX_CLIENTS", 10000, minimum=1),
-        require_client_secret=settings.env_bool(
-            environ, "BRIDGE_REQUIRE_CLIENT_SECRET", security.require_client_secret_default(environ)
-        ),
         handshake_rate=settings.env_float(environ, "BRIDGE_HANDSHAKE_RATE", 20.0, minimum=0),
         handshake_burst=settings.env_int(environ, "BRIDGE_HANDSHAKE_BURST", 200, minimum=1),
         send_rate=settings.env_float(environ, "BRIDGE_SEND_RATE", 500.0, minimum=0),
@@ -75,6 +73,7 @@ def _read(environ):
         history_channels=settings.env_int(environ, "BRIDGE_HISTORY_CHANNELS", 1000, minimum=1),
         jobs_max=settings.env_int(environ, "BRIDGE_JOBS_MAX", 1000, minimum=1),
         jobs_keep_seconds=settings.env_float(environ, "BRIDGE_JOBS_KEEP_SECONDS", 86400.0, minimum=0),
+        job_stale_seconds=settings.env_float(environ, "BRIDGE_JOB_STALE_SECONDS", 120.0, minimum=0.1),
     )
 
 

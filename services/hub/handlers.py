@@ -41,7 +41,7 @@ def handshake(hub, ctx, req):
     session = hub.resume(req.get("client_id"), req.get("client_secret"))  # docs/DURABILITY.md
     resumed = session is not None
     if not resumed:
-        session = hub.create_session(client_type)
+        session = hub.create_session(client_type, ephemeral=bool(req.get("ephemeral")))
     return {
         "client_id": session.client_id,
         "client_secret": session.secret,
@@ -56,8 +56,14 @@ def poll(hub, ctx, req):
     return hub.poll(
         ctx.peer, req["id"], req["client_id"], req.get("wait"), req.get("ack"),
         after=req.get("after"), reader=req.get("reader"), transport=req.get("transport"),
-        attach=bool(req.get("attach")),
+        attach=bool(req.get("attach")), window=req.get("window"), window_bytes=req.get("window_bytes"),
     )
+
+
+def credit(hub, ctx, req):
+    hub.admission.client(req["client_id"], req.get("client_secret"))
+    hub.credit(req["client_id"], req["reader"], req["window"], req["window_bytes"])
+    return {}
 
 
 def ack(hub, ctx, req):
@@ -67,8 +73,10 @@ def ack(hub, ctx, req):
 
 
 def detach(hub, ctx, req):
-    hub.admission.client(req["client_id"], req.get("client_secret"))
+    session = hub.admission.client(req["client_id"], req.get("client_secret"))
     hub.detach(req["client_id"], req["reader"])
+    if session.ephemeral and session.reader is None:  # its one reader is gone: so is the session
+        hub.drop_client(session, "its stream ended")
     return {}
 
 
@@ -231,6 +239,7 @@ HANDLERS = {
     protocol.OP_CLEANUP: cleanup,
     protocol.OP_ACK: ack,
     protocol.OP_DETACH: detach,
+    protocol.OP_CREDIT: credit,
     protocol.OP_METRICS: metrics,
     protocol.OP_JOBS: jobs,
 }

@@ -26,6 +26,15 @@ from services.hub.sessions import Parked, Session
 
 log = logging.getLogger(__name__)
 
+# An ephemeral session (a dashboard tab) whose page closed before its stream opened, or while it
+# long-polled, has no stream to end: it goes after this long without a poll.
+EPHEMERAL_IDLE_SECONDS = 60.0
+# A long-polling client is between two polls for a moment after each answer: still connected for this long.
+POLL_GAP_SECONDS = 5.0
+# The most credit a stream may hold (docs/TRANSPORTS.md, rule 5): the gateway grants its buffer's room.
+MAX_WINDOW = 100_000
+MAX_WINDOW_BYTES = 64 * 1024 * 1024
+
 
 _iso_second = [None, ""]  # the last whole second formatted, and its text up to the "."
 
@@ -71,7 +80,7 @@ class Hub:
         self.metrics = HubMetrics(clock)
         # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit.
         self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock)
-        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock)
+        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds)
         self.touched = set()  # sessions whose queue, counters or fields may have changed
         # Sessions whose queue lost entries this turn other than by an acknowledgement (a drain, an
         # overflow): the store writes their head now, while an acknowledged head may wait for its checkpoint.
@@ -105,13 +114,18 @@ class Hub:
         self.touched.add(session)
         return session
 
-    def create_session(self, client_type):
-        """A new session with ``connection_established`` already queued."""
+    def create_session(self, client_type, ephemeral=False):
+        """A new session with ``connection_established`` already queued.
+
+        An ``ephemeral`` session (a dashboard tab) is removed when its stream
+        ends, or after ``EPHEMERAL_IDLE_SECONDS`` without a reader.
+        """
         if len(self.sessions) >= self.config.max_clients:
             raise ProtocolError("too_many_clients", f"the bridge holds {self.config.max_clients} clients already")
         client_id = str(self.new_id())
         now_iso = self.now_iso()
         session = Session(client_id, client_type, self.config.queue_size, self.clock(), now_iso)
+        session.ephemeral = ephemeral
         self.admission.new_session(session)
         self.sessions[client_id] = session
         self.by_type.setdefault(client_type, set()).add(session)
@@ -213,10 +227,11 @@ class Hub:
             victim = msg
             if len(session.queue) >= session.limit:
                 self.unacked_moves.add(session)
-                if not self._make_room(session, msg):
-                    continue
-                if len(session.queue) >= session.limit:
-                    victim = session.queue[0][1]
+                if self._room_is_lost(session):
+                    if not self._make_room(session, msg):
+                        continue
+                    if len(session.queue) >= session.limit:
+                        victim = session.queue[0][1]
             if session.enqueue(msg):
                 self.stats["dropped"] += 1
                 self.metrics.dropped(victim)
@@ -228,6 +243,20 @@ class Hub:
             self.stats["undeliverable"] += 1
         self.touched.update(recipients)
         return count
+
+    def _room_is_lost(self, session):
+        """A full queue is about to give up an entry: hand what is pending to an attached stream first.
+
+        False when the oldest entry is already with the reader: dropping it
+        costs nothing (``Session.enqueue`` notes it as delivered), so no other
+        message is conflated or lost for it.
+        """
+        if session.queue[0][0] <= session.sent:
+            return False
+        parked = session.parked
+        if parked is not None and parked.window is not None:
+            self._push(session)  # everything pending in one push, so the next ones make room for free too
+        return session.queue[0][0] > session.sent
 
     def _make_room(self, session, msg):
         """Conflation on overflow (services/hub/conflation.py); False: ``msg`` itself is dropped."""
@@ -246,7 +275,7 @@ class Hub:
         """Queue one message the hub made itself (snapshot, replay) for one session."""
         if len(session.queue) >= session.limit:
             self.unacked_moves.add(session)
-            if not self._make_room(session, message):
+            if self._room_is_lost(session) and not self._make_room(session, message):
                 return
         if session.enqueue(message):
             self.stats["dropped"] += 1
@@ -313,13 +342,18 @@ class Hub:
         self.history.prune()
         self.jobs.prune()
 
-    def poll(self, peer, req_id, client_id, wait, ack, after=None, reader=None, transport=None, attach=False):
+    def poll(self, peer, req_id, client_id, wait, ack, after=None, reader=None, transport=None, attach=False,
+             window=None, window_bytes=None):
         """Answer a poll now, or park it; returns reply fields or ``None`` when parked.
 
         A WebSocket/SSE connection polls with its ``reader`` token and
         ``after`` (the last seq it pushed); its first poll ``attach``es. A
         plain poll or an attaching reader takes the session over; a reader
-        that was taken over gets ``superseded`` at once.
+        that was taken over gets ``superseded`` at once. With a ``window``
+        (and ``window_bytes``) the poll is a stream: it stays parked until its
+        wait ends and is pushed each message as it is queued, as long as the
+        credit lasts (``credit`` renews it); each push is a reply with
+        ``open: true``, the last one has no ``open``.
         """
         session = self.session(client_id)
         session.last_poll = self.now_iso()
@@ -335,17 +369,51 @@ class Hub:
         start = max(session.acked, after or 0)
         self.stats["dropped"] += session.rewind(start)
         wait = max(0.0, min(float(wait or 0), self.config.poll_max_wait))
-        if session.pending(start) or wait <= 0:
+        stream = window is not None and keep and wait > 0
+        if wait <= 0 or (session.pending(start) and not stream):
             return self._poll_fields(session, keep, start)
         deadline = self.clock() + wait
-        session.parked = Parked(peer, req_id, deadline, keep, start)
+        if stream:
+            session.parked = Parked(peer, req_id, deadline, keep, start, min(window, MAX_WINDOW),
+                                    min(window_bytes or 0, MAX_WINDOW_BYTES))
+            self._push(session)
+        else:
+            session.parked = Parked(peer, req_id, deadline, keep, start)
         self.metrics.park(session.client_id)
         self._counter += 1
         heapq.heappush(self.deadlines, (deadline, self._counter, session))
         return None
 
+    def credit(self, client_id, reader, window, window_bytes):
+        """A stream's reader wrote ``window`` messages (``window_bytes``) out: it may be pushed that much more."""
+        session = self.session(client_id)
+        parked = session.parked
+        if parked is not None and parked.window is not None and session.reader == reader:
+            parked.window = min(parked.window + window, MAX_WINDOW)
+            parked.window_bytes = min(parked.window_bytes + window_bytes, MAX_WINDOW_BYTES)
+            self.ready.add(session)
+        return session
+
+    def _push(self, session):
+        """Push what is pending to the session's stream while its credit lasts (each push one reply)."""
+        parked = session.parked
+        while parked.window > 0 and parked.window_bytes > 0 and session.pending(parked.start):
+            budget = min(protocol.POLL_REPLY_BYTES, parked.window_bytes)
+            messages, size = session.take(min(self.config.poll_batch, parked.window), True, parked.start,
+                                          budget, protocol.packed_size)
+            parked.start = messages[-1]["seq"]
+            parked.window -= len(messages)
+            parked.window_bytes -= size  # below 0 by at most one message: the gateway's bound allows one more
+            self.metrics.delivered(messages)
+            self.stats["delivered"] += len(messages)
+            fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso(),
+                      "bytes": size, "open": True}
+            self.reply(parked.peer, parked.req_id, fields)
+
     def _poll_fields(self, session, keep, start=None):
-        messages = session.take(self.config.poll_batch, keep, start)
+        # Cut by count and by bytes, so the reply fits the link (protocol.MAX_REPLY_BYTES); "more" says so.
+        messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
+                                   protocol.packed_size)
         if messages and not keep:
             self.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(messages)
@@ -376,7 +444,9 @@ class Hub:
     def _answer(self, session, messages, **extra):
         parked, session.parked = session.parked, None
         self.metrics.unpark(session.client_id)
-        fields = {"messages": messages, "dropped": 0, "timestamp": self.now_iso()}
+        # A stream's last reply also reports losses no push has told yet (a dropped newcomer).
+        dropped = session.take_dropped() if parked.window is not None and not extra else 0
+        fields = {"messages": messages, "dropped": dropped, "timestamp": self.now_iso()}
         fields.update(extra)
         self.reply(parked.peer, parked.req_id, fields)
 
@@ -386,6 +456,9 @@ class Hub:
         for session in ready:
             parked = session.parked
             if parked is None or not session.pending(parked.start if parked.start is not None else 0):
+                continue
+            if parked.window is not None:
+                self._push(session)
                 continue
             session.parked = None
             self.metrics.unpark(session.client_id)
@@ -410,11 +483,13 @@ class Hub:
         return deadlines[0][0] if deadlines else None
 
     def remove_stale(self, older_than):
-        """Drop sessions idle for more than ``older_than`` seconds; returns their ids."""
-        cutoff = self.clock() - older_than
-        stale = [s for s in self.sessions.values() if s.parked is None and s.last_seen < cutoff]
+        """Drop sessions idle for more than ``older_than`` seconds (ephemeral ones sooner); returns their ids."""
+        short = min(older_than, EPHEMERAL_IDLE_SECONDS)
+        now = self.clock()
+        stale = [s for s in self.sessions.values()
+                 if s.parked is None and s.last_seen < now - (short if s.ephemeral else older_than)]
         for session in stale:
-            self.drop_client(session, f"idle for more than {older_than:g} s")
+            self.drop_client(session, f"idle for more than {short if session.ephemeral else older_than:g} s")
         return [s.client_id for s in stale]
 
     def close(self):
@@ -446,10 +521,13 @@ class Hub:
         }
 
     def _connected(self, session, now):
-        """A reader is waiting now, or a WebSocket/SSE reader polled within the longest hold."""
+        """A reader is waiting now, a WebSocket/SSE reader polled within the longest hold, or a plain
+        poller is between two polls (it polled within ``POLL_GAP_SECONDS``)."""
         if session.parked is not None:
             return True
-        return session.reader is not None and now - session.last_seen <= self.config.poll_max_wait
+        if session.reader is not None:
+            return now - session.last_seen <= self.config.poll_max_wait
+        return session.transport == protocol.TRANSPORT_POLL and now - session.last_seen <= POLL_GAP_SECONDS
 
     def _by_transport(self):
         now = self.clock()
@@ -459,11 +537,25 @@ class Hub:
                 counts[session.transport] = counts.get(session.transport, 0) + 1
         return counts
 
+    def _readers(self):
+        """Sessions with a reader now (``connected``) apart from those without: counts and dropped totals."""
+        now = self.clock()
+        live = idle = dropped_live = dropped_idle = 0
+        for session in self.sessions.values():
+            if self._connected(session, now):
+                live += 1
+                dropped_live += session.dropped_total
+            else:
+                idle += 1
+                dropped_idle += session.dropped_total
+        return {"clients_live": live, "clients_idle": idle, "dropped_live": dropped_live, "dropped_idle": dropped_idle}
+
     def status(self):
         """The summary ``/ws/status`` shows."""
         by_type = {t: len(members) for t, members in self.by_type.items()}
         return {
             "clients": len(self.sessions),
+            **self._readers(),
             "clients_by_type": by_type,
             "channels": {name: len(members) for name, members in self.channels.items()},
             "parked_polls": sum(1 for s in self.sessions.values() if s.parked is not None),
@@ -480,4 +572,5 @@ class Hub:
             "store": self.store.describe(),
             "history": {"channels": len(self.history.channels), "messages": self.history.count()},
             "jobs": len(self.jobs.jobs),
+            "job_stale_seconds": self.config.job_stale_seconds,
         }

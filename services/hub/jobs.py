@@ -10,6 +10,12 @@ published in between can be missed or seen twice.
 Bounded: at most ``max_jobs``; finished jobs are forgotten ``keep_seconds``
 after they finished, and when the table is full the job finished longest ago
 (else the one updated longest ago) goes first.
+
+What is read also says, by the hub's clock, ``idle_seconds`` since the job's
+last event, ``duration_seconds`` from its first event to its end (or to now),
+and ``stalled``: a job not finished and without an event for
+``stale_seconds`` (``BRIDGE_JOB_STALE_SECONDS``). These are worked out when
+read, never stored: a restart does not change them.
 """
 
 STATUS_BY_TYPE = {
@@ -39,10 +45,11 @@ def job_key(job_id):
 class Jobs:
     """Every known job's state, the newest ``system_status``, and what changed."""
 
-    def __init__(self, max_jobs, keep_seconds, wallclock):
+    def __init__(self, max_jobs, keep_seconds, wallclock, stale_seconds=120.0):
         self.max_jobs = max_jobs
         self.keep_seconds = keep_seconds
         self.wallclock = wallclock
+        self.stale_seconds = stale_seconds
         self.jobs = {}  # key -> state dict
         self.system_status = None  # the newest system_status message
         self.changed = set()  # keys to write at the next commit
@@ -66,6 +73,8 @@ class Jobs:
             if len(self.jobs) >= self.max_jobs:
                 self._evict_one()
             state = self.jobs[key] = {"job_id": message["job_id"], "created_at": message.get("timestamp")}
+            if status not in FINISHED:
+                state["_first"] = now  # a job first heard of at its end has no known duration
         elif state["status"] in FINISHED and status not in FINISHED:
             return  # a late progress never reopens a finished job
         state["status"] = status
@@ -86,11 +95,23 @@ class Jobs:
     def get(self, job_id):
         """One job's public state, or ``None``."""
         state = self.jobs.get(job_key(job_id))
-        return None if state is None else public(state)
+        return None if state is None else self.view(state, self.wallclock())
 
     def listing(self):
         """Every job's public state, oldest first."""
-        return [public(s) for s in sorted(self.jobs.values(), key=lambda s: s["_touched"])]
+        now = self.wallclock()
+        return [self.view(s, now) for s in sorted(self.jobs.values(), key=lambda s: s["_touched"])]
+
+    def view(self, state, now):
+        """A job as read: its public state plus ``idle_seconds``, ``duration_seconds`` and ``stalled``."""
+        out = public(state)
+        idle = max(0.0, now - state["_touched"])
+        out["idle_seconds"] = round(idle, 3)
+        first = state.get("_first")  # absent in a state stored before it was kept
+        end = state.get("_finished", now)
+        out["duration_seconds"] = None if first is None else round(max(0.0, end - first), 3)
+        out["stalled"] = state.get("status") not in FINISHED and idle >= self.stale_seconds
+        return out
 
     def prune(self):
         """Forget finished jobs older than ``keep_seconds`` (run from the stale sweep)."""

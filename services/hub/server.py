@@ -97,7 +97,14 @@ class HubServer:
     # Replies are held until the turn's changes are committed to the store, so a
     # gateway is never told "done" about something a crash could still undo.
     def _send_reply(self, peer, req_id, fields):
-        self.held.append((peer, protocol.encode_reply(req_id, **fields)[1]))
+        payload = protocol.encode_reply(req_id, **fields)[1]
+        if len(payload) > protocol.MAX_REPLY_BYTES:
+            # The gateway would drop it and its link with it: say so instead (poll answers are cut well below).
+            self.hub.metrics.error("reply_too_large")
+            log.error("reply of %d bytes to request %s is larger than the link allows; answered with an error",
+                      len(payload), req_id)
+            payload = protocol.encode_error(req_id, "internal", "the reply is larger than the hub may send")[1]
+        self.held.append((peer, payload))
 
     def _send_error(self, peer, req_id, code, reason, field=None, retry_after=None):
         self.held.append((peer, protocol.encode_error(req_id, code, reason, field, retry_after)[1]))
@@ -106,8 +113,9 @@ class HubServer:
         """Commit the turn's changes, then send the replies held during it.
 
         A peer that batches its requests gets the turn's replies to it as one
-        message (or a few, each under ``protocol.BATCH_BYTES``); any other peer
-        gets one message per reply.
+        message (or a few, each under ``protocol.BATCH_BYTES`` unless one reply
+        alone is larger); any other peer gets one message per reply. No
+        message is larger than ``protocol.MAX_REPLY_BYTES``, what a gateway accepts.
         """
         try:
             self.hub.store.commit(self.hub)
@@ -124,7 +132,7 @@ class HubServer:
             by_peer.setdefault(peer, []).append(payload)
         for peer, payloads in by_peer.items():
             if peer in self.batching:
-                messages = [protocol.payload_of(run) for run in protocol.batches(payloads)]
+                messages = [protocol.payload_of(run) for run in protocol.batches(payloads, protocol.BATCH_BYTES)]
             else:
                 messages = payloads
             for payload in messages:

@@ -10,14 +10,18 @@ MAX_SILENT_RANGES = 64
 class Parked:
     """A long-poll waiting in the hub: who to answer, and until when."""
 
-    __slots__ = ("peer", "req_id", "deadline", "ack_mode", "start")
+    __slots__ = ("peer", "req_id", "deadline", "ack_mode", "start", "window", "window_bytes")
 
-    def __init__(self, peer, req_id, deadline, ack_mode, start=None):
+    def __init__(self, peer, req_id, deadline, ack_mode, start=None, window=None, window_bytes=None):
         self.peer = peer
         self.req_id = req_id
         self.deadline = deadline
         self.ack_mode = ack_mode
         self.start = start  # deliver only seqs above this (a stream's "after"); None: from the head
+        # A stream (docs/TRANSPORTS.md, rule 5): pushed to as messages are queued, while this credit
+        # (messages, bytes) the gateway granted lasts; None: a plain poll, answered once.
+        self.window = window
+        self.window_bytes = window_bytes
 
 
 class Session:
@@ -48,6 +52,7 @@ class Session:
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
         "meta_changed",
+        "ephemeral",  # removed when its stream ends (a dashboard tab): docs/TRANSPORTS.md
     )
 
     def __init__(self, client_id, client_type, limit, now, wall_iso):
@@ -73,6 +78,7 @@ class Session:
         self.secret = None  # proves the client owns this id (returned by the handshake)
         self.send_bucket = None
         self.meta_changed = True  # the store has not written this session's meta yet
+        self.ephemeral = False
 
     def enqueue(self, message):
         """Queue ``message``; when full the oldest goes. Returns True when that was a loss."""
@@ -146,21 +152,30 @@ class Session:
         queue = self.queue
         return bool(queue) and queue[-1][0] > start
 
-    def take(self, batch, keep, start=None):
-        """The next ``batch`` messages, each with its seq.
+    def take(self, batch, keep, start=None, budget=None, size_of=None):
+        """The next ``batch`` messages, each with its seq, and the bytes they take by ``size_of``.
 
         With ``keep`` (the client acknowledges) they stay queued until acked,
         and only seqs above ``start`` are taken; without it they are removed
-        now, as the seed's drain-on-poll did.
+        now, as the seed's drain-on-poll did. With ``budget`` the run stops
+        before the message that would take it past ``budget`` bytes, but
+        always holds at least one message (one message is bounded by the
+        largest frame, so it always fits a reply).
         """
         queue = self.queue
         out = []
         append = out.append
+        total = 0
         if keep:
             skip = 0 if start is None or not queue else max(0, start + 1 - queue[0][0])
             for seq, message in islice(queue, skip, skip + batch):
                 msg = dict(message)
                 msg["seq"] = seq
+                if size_of is not None:
+                    size = size_of(msg)
+                    if out and budget is not None and total + size > budget:
+                        break
+                    total += size
                 append(msg)
             if out and out[-1]["seq"] > self.sent:
                 self.sent = out[-1]["seq"]
@@ -168,14 +183,20 @@ class Session:
             count = min(batch, len(queue))
             popleft = queue.popleft
             for _ in range(count):
-                seq, message = popleft()
+                seq, message = queue[0]
                 msg = dict(message)
                 msg["seq"] = seq
+                if size_of is not None:
+                    size = size_of(msg)
+                    if out and budget is not None and total + size > budget:
+                        break
+                    total += size
+                popleft()
                 append(msg)
             if out:
                 self.acked = max(self.acked, out[-1]["seq"])
                 self.sent = max(self.sent, self.acked)
-        return out
+        return out, total
 
     def take_dropped(self):
         """How many messages were lost since the last report, resetting the count."""

@@ -135,6 +135,8 @@ def _session_meta(session):
     secret = getattr(session, _SECRET, None)
     if secret is not None:
         meta[_SECRET] = secret
+    if session.ephemeral:
+        meta["ephemeral"] = True
     return protocol.encode_record(meta)
 
 
@@ -261,6 +263,7 @@ class SqliteStore:
             session = Session(cid, m["client_type"], hub.config.queue_size, now, m["connected_at"])
             session.client_name = m.get("client_name")
             session.info = m.get("info") or {}
+            session.ephemeral = bool(m.get("ephemeral"))
             session.next_seq = next_seq
             session.dropped_total = dropped_total
             session.dropped_unreported = dropped_unreported

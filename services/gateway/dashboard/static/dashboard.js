@@ -1,6 +1,7 @@
-// The bridge dashboard: joins as a client of type "dashboard", follows the
-// default channels live (Server-Sent Events, else long-poll), and reads the
-// operator routes once a second. No framework, no build step, no CDN.
+// The bridge dashboard: joins as an ephemeral client of type "dashboard" (the
+// hub removes it when this page's stream ends), follows the default channels
+// live (Server-Sent Events, else long-poll), and reads the operator routes
+// once a second. No framework, no build step, no CDN.
 "use strict";
 
 (function () {
@@ -12,11 +13,13 @@
   ];
   const REFRESH_MS = 1000;
   const HISTORY = 90; // chart points (seconds)
-  const FINISHED_KEEP_MS = 60000;
+  const HISTORY_ROWS = 50; // finished jobs listed, newest first
+  const FINISHED = ["completed", "failed"];
 
   const state = {
     token: null, clientId: null, secret: null, lastSeq: 0, transport: "connecting",
     jobs: new Map(), system: null, warning: null, samples: [], prev: null, jobsRoute: true,
+    staleSeconds: 120,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -73,9 +76,12 @@
 
   // ---------------------------------------------------------- session
   async function join() {
-    const r = await api("POST", "/ws/handshake", { client_type: "dashboard", protocol_version: "1.0" });
+    // Ephemeral: the hub removes this session when its stream ends (the tab closed), so a closed
+    // tab leaves no client behind with a filling queue.
+    const r = await api("POST", "/ws/handshake", { client_type: "dashboard", protocol_version: "1.0", ephemeral: true });
     if (r.status !== 200) throw new Error(r.json.error || ("handshake failed: HTTP " + r.status));
     state.clientId = r.json.client_id;
+    document.documentElement.dataset.clientId = state.clientId;
     state.secret = r.json.client_secret || null;
     state.lastSeq = 0;
     await send({ type: "register", client_type: "dashboard", client_name: "Bridge dashboard" });
@@ -170,7 +176,7 @@
     if (type && type.startsWith("job_")) {
       updateJob(message, type);
     } else if (type === "jobs_snapshot" && Array.isArray(message.jobs)) {
-      message.jobs.forEach((job) => mergeJob(job));
+      message.jobs.forEach((job) => mergeJob(job, false));
     } else if (type === "system_status") {
       state.system = message.status || message;
     } else if (type === "system_snapshot" && message.status) {
@@ -189,26 +195,96 @@
 
   function updateJob(message, type) {
     if (message.job_id === undefined) return;
-    const job = { job_id: message.job_id, status: JOB_STATUS[type] || type };
-    ["progress", "stage", "message", "error", "name"].forEach((k) => { if (message[k] !== undefined) job[k] = message[k]; });
+    const job = { job_id: message.job_id, status: JOB_STATUS[type] || type, stalled: false, idle_seconds: 0 };
+    ["progress", "stage", "message", "error", "name", "job_type"].forEach((k) => {
+      if (message[k] !== undefined) job[k] = message[k];
+    });
     if (type === "job_completed") job.progress = 100;
-    mergeJob(job);
+    mergeJob(job, true);
   }
 
-  function mergeJob(job) {
+  // A job as the page keeps it: the hub's state plus when its last event was, by this page's clock.
+  let arrivals = 0; // each merge is stamped with the next number: the order jobs last reported in
+  function mergeJob(job, live) {
     const key = String(job.job_id);
     const old = state.jobs.get(key) || {};
-    if ((old.status === "completed" || old.status === "failed") && job.status === "running") return;
-    const merged = Object.assign({}, old, job, { seen: Date.now() });
+    if (FINISHED.includes(old.status) && !FINISHED.includes(job.status)) return; // a late event never reopens it
+    const now = Date.now();
+    const lastEventAt = typeof job.idle_seconds === "number" ? now - job.idle_seconds * 1000 : (old.lastEventAt || now);
+    const arrival = ++arrivals;
+    const merged = Object.assign({}, old, job, { lastEventAt, arrival, firstArrival: old.firstArrival || arrival });
+    if (live) merged.liveAt = now;
     state.jobs.set(key, merged);
   }
 
+  // The hub's job table (/ws/jobs) replaces the page's, except for live events newer than the request.
+  // The listing comes oldest first, so each job merged is stamped as later than the one before.
+  function replaceJobs(listing, askedAt) {
+    const before = state.jobs;
+    const newer = (job) => job && job.liveAt && job.liveAt >= askedAt;
+    state.jobs = new Map();
+    listing.forEach((job) => {
+      const key = String(job.job_id);
+      const old = before.get(key);
+      if (newer(old)) return;
+      if (old) state.jobs.set(key, old); // what the page knows of it (its place among the active) carries over
+      mergeJob(job, false);
+    });
+    Array.from(before.values()).filter(newer).sort((a, b) => a.arrival - b.arrival).forEach((job) => {
+      job.arrival = ++arrivals; // told live since the request: newer than anything listed
+      state.jobs.set(String(job.job_id), job);
+    });
+  }
+
+  // The order of the last events as the hub saw them (never two page clocks compared).
+  function newestFirst(a, b) {
+    return b.arrival - a.arrival;
+  }
+
+  // Bounded when there is no /ws/jobs to read (an older gateway): finished jobs past the history go.
+  function boundJobs() {
+    const finished = Array.from(state.jobs.values()).filter((j) => FINISHED.includes(j.status));
+    finished.sort(newestFirst);
+    finished.slice(HISTORY_ROWS).forEach((j) => state.jobs.delete(String(j.job_id)));
+  }
+
+  // ------------------------------------------------------------ text
+  // Whatever shape a backend gave a field (text, number, {message}, {code, message}, nested,
+  // a list), the words a person can read; never "[object Object]".
+  function text(value, depth) {
+    depth = depth || 0;
+    if (value === undefined || value === null || value === "") return "";
+    if (typeof value === "string") return value;
+    if (typeof value === "number" || typeof value === "boolean") return String(value);
+    if (depth > 5) return "…";
+    if (Array.isArray(value)) return value.map((v) => text(v, depth + 1)).filter(Boolean).join("; ");
+    if (typeof value === "object") {
+      const inner = ["message", "error", "detail", "details", "reason", "description", "msg", "text"];
+      let words = "";
+      for (const k of inner) {
+        if (value[k] !== undefined && value[k] !== null) { words = text(value[k], depth + 1); if (words) break; }
+      }
+      const code = ["code", "type", "name", "status"].map((k) => value[k])
+        .find((v) => typeof v === "string" || typeof v === "number");
+      if (words) return code !== undefined && String(code) !== words ? code + ": " + words : words;
+      if (code !== undefined) return String(code);
+      try { return JSON.stringify(value); } catch (e) { return "(unreadable)"; }
+    }
+    return String(value);
+  }
+
   // ------------------------------------------------------------ render
-  function cell(row, text, cls) {
+  function cell(row, value, cls) {
     const td = document.createElement("td");
-    td.textContent = text === undefined || text === null ? "—" : String(text);
+    const words = text(value);
+    td.textContent = words === "" ? "—" : words;
     if (cls) td.className = cls;
     row.appendChild(td);
+    return td;
+  }
+
+  function count(n) {
+    return Number(n || 0).toLocaleString("en-US");
   }
 
   function ago(seconds) {
@@ -219,6 +295,15 @@
     return Math.round(seconds / 3600) + " h ago";
   }
 
+  function duration(seconds) {
+    if (typeof seconds !== "number") return "—";
+    if (seconds < 10) return seconds.toFixed(1) + " s";
+    const s = Math.round(seconds);
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min" + (s % 60 ? " " + (s % 60) + " s" : "");
+    return Math.floor(s / 3600) + " h" + (s % 3600 >= 60 ? " " + Math.floor((s % 3600) / 60) + " min" : "");
+  }
+
   function uptime(seconds) {
     if (seconds === null || seconds === undefined) return "—";
     const s = Math.floor(seconds);
@@ -226,23 +311,48 @@
     return h ? h + " h " + m + " min" : m ? m + " min " + (s % 60) + " s" : s + " s";
   }
 
-  function renderClients(clients) {
+  function clientRow(c, live) {
+    const tr = document.createElement("tr");
+    tr.dataset.clientId = c.id;
+    tr.dataset.clientType = c.client_type;
+    tr.dataset.live = live ? "true" : "false";
+    if (!live) tr.className = "idle";
+    if (c.id === state.clientId) tr.classList.add("self");
+    cell(tr, c.client_type);
+    cell(tr, c.client_name);
+    cell(tr, live ? (c.transport || "poll") : "none" + (c.transport ? " (last: " + c.transport + ")" : ""));
+    cell(tr, c.queue_depth, "num");
+    cell(tr, c.dropped, "num");
+    cell(tr, ago(c.idle_seconds));
+    cell(tr, c.id, "id").title = c.id;
+    return tr;
+  }
+
+  function groupRow(words) {
+    const tr = document.createElement("tr");
+    tr.className = "group";
+    const td = document.createElement("td");
+    td.colSpan = 7;
+    td.textContent = words;
+    tr.appendChild(td);
+    return tr;
+  }
+
+  // Live clients first; sessions without a reader after them, apart (they only fill their queues).
+  function renderClients(clients, status) {
     const body = $("clients").querySelector("tbody");
+    const live = clients.filter((c) => c.connected);
+    const idle = clients.filter((c) => !c.connected);
     body.replaceChildren();
-    clients.forEach((c) => {
-      const tr = document.createElement("tr");
-      tr.dataset.clientId = c.id;
-      tr.dataset.clientType = c.client_type;
-      cell(tr, c.client_type);
-      cell(tr, c.client_name);
-      cell(tr, c.transport || "poll");
-      cell(tr, c.queue_depth, "num");
-      cell(tr, c.dropped, "num");
-      cell(tr, ago(c.idle_seconds));
-      cell(tr, c.id, "id");
-      body.appendChild(tr);
-    });
-    $("clients-count").textContent = clients.length + " connected";
+    live.forEach((c) => body.appendChild(clientRow(c, true)));
+    if (idle.length) {
+      const stale = status && status.stale_seconds ? " (removed after " + duration(status.stale_seconds) + " idle)" : "";
+      body.appendChild(groupRow("Without a reader" + stale + ": not polling or streaming now"));
+      idle.forEach((c) => body.appendChild(clientRow(c, false)));
+    }
+    const nLive = status && typeof status.clients_live === "number" ? status.clients_live : live.length;
+    const nIdle = status && typeof status.clients_idle === "number" ? status.clients_idle : idle.length;
+    $("clients-count").textContent = nLive + " live · " + nIdle + " without a reader";
   }
 
   function renderChannels(channels) {
@@ -257,42 +367,106 @@
     });
   }
 
-  function renderJobs() {
-    const box = $("jobs");
-    const now = Date.now();
-    const jobs = Array.from(state.jobs.values()).filter((j) =>
-      !((j.status === "completed" || j.status === "failed") && now - j.seen > FINISHED_KEEP_MS));
-    if (!jobs.length) {
-      box.innerHTML = '<p class="muted empty">No jobs yet.</p>';
-      return;
+  function jobName(job) {
+    return text(job.name) || text(job.job_type) || String(job.job_id);
+  }
+
+  function activeJob(job, now) {
+    const progress = Math.max(0, Math.min(100, Number(job.progress) || 0));
+    const idle = Math.max(0, (now - job.lastEventAt) / 1000);
+    const div = document.createElement("div");
+    div.className = "job " + (job.status || "") + (job.stalled ? " stalled" : "");
+    div.dataset.jobId = String(job.job_id);
+    div.dataset.stalled = job.stalled ? "true" : "false";
+    const label = document.createElement("div");
+    label.className = "label";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = jobName(job);
+    const id = document.createElement("span");
+    id.className = "jid";
+    id.textContent = String(job.job_id);
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = Math.round(progress) + "%";
+    label.append(name);
+    if (name.textContent !== id.textContent) label.append(id);
+    if (job.stalled) {
+      const badge = document.createElement("span");
+      badge.className = "badge stalled";
+      badge.textContent = "stalled";
+      badge.title = "no event for " + duration(state.staleSeconds) + " or more (BRIDGE_JOB_STALE_SECONDS)";
+      label.append(badge);
     }
-    box.replaceChildren();
-    jobs.forEach((job) => {
-      const progress = Math.max(0, Math.min(100, Number(job.progress) || 0));
-      const div = document.createElement("div");
-      div.className = "job " + (job.status || "");
-      div.dataset.jobId = String(job.job_id);
-      const label = document.createElement("div");
-      label.className = "label";
-      const name = document.createElement("span");
-      name.textContent = (job.name || job.job_id) + " — " + (job.status || "") + " " + Math.round(progress) + "%";
-      const stage = document.createElement("span");
-      stage.className = "stage";
-      stage.textContent = job.error || job.message || job.stage || "";
-      label.append(name, stage);
-      const bar = document.createElement("div");
-      bar.className = "bar";
-      bar.setAttribute("role", "progressbar");
-      bar.setAttribute("aria-valuemin", "0");
-      bar.setAttribute("aria-valuemax", "100");
-      bar.setAttribute("aria-valuenow", String(progress));
-      const fill = document.createElement("div");
-      fill.className = "fill";
-      fill.style.width = progress + "%";
-      bar.appendChild(fill);
-      div.append(label, bar);
-      box.appendChild(div);
-    });
+    label.append(pct);
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    bar.setAttribute("aria-valuenow", String(progress));
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = progress + "%";
+    bar.appendChild(fill);
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const stage = document.createElement("span");
+    stage.className = "stage";
+    stage.textContent = [text(job.stage) || job.status, text(job.message)].filter(Boolean).join(" — ");
+    const age = document.createElement("span");
+    age.className = "age";
+    age.textContent = (job.stalled ? "stalled: no event for " + duration(idle) : "last event " + ago(idle));
+    meta.append(stage, age);
+    div.append(label, bar, meta);
+    return div;
+  }
+
+  function historyRow(job, now) {
+    const tr = document.createElement("tr");
+    tr.dataset.jobId = String(job.job_id);
+    tr.dataset.outcome = job.status;
+    const name = jobName(job);
+    const td = cell(tr, name, "job");
+    td.title = name + " (" + job.job_id + ")";
+    if (name !== String(job.job_id)) {
+      const id = document.createElement("span");
+      id.className = "jid";
+      id.textContent = String(job.job_id);
+      td.appendChild(id);
+    }
+    cell(tr, job.stage);
+    cell(tr, duration(job.duration_seconds), "num");
+    cell(tr, job.status, "outcome " + job.status);
+    if (job.status === "failed") cell(tr, job.error, "err");
+    else cell(tr, "", "muted");
+    cell(tr, ago(Math.max(0, (now - job.lastEventAt) / 1000)));
+    return tr;
+  }
+
+  function renderJobs() {
+    if (!state.jobsRoute) boundJobs();
+    const now = Date.now();
+    const all = Array.from(state.jobs.values());
+    const active = all.filter((j) => !FINISHED.includes(j.status));
+    const finished = all.filter((j) => FINISHED.includes(j.status)).sort(newestFirst);
+    const stalled = active.filter((j) => j.stalled).length;
+
+    const box = $("jobs");
+    if (!active.length) {
+      box.innerHTML = '<p class="muted empty">No active jobs.</p>';
+    } else {
+      // Newest job on top, each keeping its place as it reports.
+      box.replaceChildren(...active.sort((a, b) => b.firstArrival - a.firstArrival).map((j) => activeJob(j, now)));
+    }
+    const body = $("job-history").querySelector("tbody");
+    body.replaceChildren(...finished.slice(0, HISTORY_ROWS).map((j) => historyRow(j, now)));
+    $("history-empty").hidden = finished.length > 0;
+    const failed = finished.filter((j) => j.status === "failed").length;
+    $("history-count").textContent = finished.length > HISTORY_ROWS
+      ? "newest " + HISTORY_ROWS + " of " + finished.length : (finished.length ? finished.length + " (" + failed + " failed)" : "");
+    $("jobs-count").textContent = active.length + " active" + (stalled ? " · " + stalled + " stalled" : "") +
+      " · " + finished.length + " finished";
   }
 
   function renderSystemMessage() {
@@ -305,8 +479,11 @@
     }
     const w = $("warning");
     if (state.warning) {
+      const recovered = state.warning.level === "ok";
       w.hidden = false;
-      w.textContent = "⚠ " + (state.warning.message || state.warning.resource || "resource warning");
+      w.className = "warning" + (recovered ? " recovered" : "");
+      w.textContent = (recovered ? "" : "⚠ ") +
+        (text(state.warning.message) || text(state.warning.resource) || "resource warning");
     }
   }
 
@@ -379,32 +556,43 @@
   }
 
   // ----------------------------------------------------------- refresh
+  function renderStatus(s) {
+    renderChannels(s.channels || {});
+    $("sys-uptime").textContent = uptime(s.uptime_seconds);
+    const m = s.messages || {};
+    $("sys-messages").textContent = count(m.published) + " published · " + count(m.delivered) + " delivered · " +
+      count(m.dropped) + " dropped";
+    // Who holds the drops now: live readers apart from sessions nobody reads (docs/OPERATOR.md).
+    if (typeof s.dropped_idle === "number") {
+      $("sys-dropped").textContent = count(s.dropped_live) + " live · " + count(s.dropped_idle) + " without a reader";
+    }
+    if (typeof s.job_stale_seconds === "number") state.staleSeconds = s.job_stale_seconds;
+    sample(s);
+  }
+
+  let refreshing = false;
   async function refresh() {
+    if (refreshing) return; // a slow answer: skip a beat rather than pile requests up
+    refreshing = true;
     try {
-      const [clients, status, health] = await Promise.all([
+      const askedAt = Date.now();
+      const [clients, status, health, jobs] = await Promise.all([
         api("GET", "/ws/clients"), api("GET", "/ws/status"), api("GET", "/ws/health"),
+        state.jobsRoute ? api("GET", "/ws/jobs") : Promise.resolve(null),
       ]);
       renderHealth(health.status === 200 || health.status === 503 ? health.json : null);
-      if (clients.status === 200) renderClients(clients.json.clients || []);
-      if (status.status === 200) {
-        const s = status.json.status;
-        renderChannels(s.channels || {});
-        $("sys-uptime").textContent = uptime(s.uptime_seconds);
-        const m = s.messages || {};
-        $("sys-messages").textContent = (m.published || 0) + " published, " + (m.delivered || 0) + " delivered, " +
-          (m.dropped || 0) + " dropped";
-        sample(s);
-      }
-      if (state.jobsRoute) {
-        const jobs = await api("GET", "/ws/jobs");
-        if (jobs.status === 404) state.jobsRoute = false;
-        else if (jobs.status === 200) (jobs.json.jobs || []).forEach((job) => mergeJob(job));
-        renderJobs();
-      }
+      const s = status.status === 200 ? status.json.status : null;
+      if (s) renderStatus(s);
+      if (clients.status === 200) renderClients(clients.json.clients || [], s);
+      if (jobs && jobs.status === 404) state.jobsRoute = false;
+      else if (jobs && jobs.status === 200) replaceJobs(jobs.json.jobs || [], askedAt);
+      renderJobs();
       showError(clients.status === 401 ? "This bridge needs its admin token (BRIDGE_ADMIN_TOKEN)." : "");
     } catch (e) {
       renderHealth(null);
-      showError("The bridge does not answer — is `bridge run` still running?");
+      showError("The bridge does not answer: is it still running?");
+    } finally {
+      refreshing = false;
     }
   }
 
