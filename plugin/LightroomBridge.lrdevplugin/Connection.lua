@@ -73,6 +73,7 @@ local MAX_REHANDSHAKES = 3 -- in a row without a successful poll, before backing
 local QUICK_CUT = 1 -- a poll cut sooner than this (seconds) after it was issued is a quick cut
 local MAX_QUICK_CUTS = 3 -- quick cuts in a row re-issued at once; the next counts as a failure
 local CUT_REASONS = { timedOut = true, networkConnectionLost = true }
+local ANSWER_GRACE = 5 -- the gateway answers a poll by its hold + 3 s (503 when the hub is away)
 
 --- A stopped connection; `config` holds the resolved settings (see Config.lua).
 function M.new(config, runtime, dispatcher, status)
@@ -431,8 +432,11 @@ function M:_poll(gen)
 	local result = self.transport:get(path, self.config.POLL_TIMEOUT, self.clientSecret)
 	if not self:_alive(gen) or self.clientId ~= id then return { ok = true } end
 	if not result.ok then
-		if result.kind == 'network' and CUT_REASONS[result.reason] then
-			return { ok = false, kind = 'cut', reason = result.reason, quick = self.runtime.now() - started < QUICK_CUT }
+		local elapsed = self.runtime.now() - started
+		-- ended before the bridge's own longest answer time: cut on the way, not the bridge's doing; past
+		-- it, the bridge (a stopped gateway still accepts connections) is not answering: a failure
+		if result.kind == 'network' and CUT_REASONS[result.reason] and elapsed < wait + ANSWER_GRACE then
+			return { ok = false, kind = 'cut', reason = result.reason, quick = elapsed < QUICK_CUT }
 		end
 		return result
 	end

@@ -27,7 +27,7 @@ return {
 	LrShutdownApp = 'ShutdownApp.lua',
 
 	LrPluginInfoProvider = 'PluginInfoProvider.lua',
-	LrPluginInfoUrl = 'http://127.0.0.1:5100/ws/status', -- the bridge itself, at its default address
+	LrPluginInfoUrl = 'http://127.0.0.1:5100/ws/dashboard', -- the bridge's dashboard, at its default address
 
 	LrExportMenuItems = menu(),
 	LrLibraryMenuItems = menu(),

@@ -183,6 +183,18 @@ describe("Connection", function()
 		assert.are.equal(1, handshakes)
 	end)
 
+	it("counts a poll the bridge left unanswered past its longest hold as a failure, not a cut", function()
+		-- a stopped gateway still accepts connections: the poll runs into LrHttp's own timeout
+		local silent = function(_, runtime) runtime.t = runtime.t + 40; return Fake.timedOut() end
+		local conn, rt, events = setup(bridge({ batch(1), silent, batch(2) }), { RECONNECT_DELAY = 0.5 })
+		rt.conn = conn
+		conn:start()
+		rt.run('connection')
+		assert.are.same({ 'connected', 'disconnected', 'reconnecting', 'connected', 'disconnected' }, kinds(events))
+		assert.are.equal('timedOut', events[3].reason)
+		assert.are.equal(0, conn.status.cuts)
+	end)
+
 	it("counts only failures to reach the bridge toward the backoff, the first retry at once", function()
 		local refused = function() return Fake.refused() end
 		local conn, rt, events = setup(bridge({ batch(1), refused, refused, refused, batch(2) }),
