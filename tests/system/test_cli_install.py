@@ -15,6 +15,7 @@ import json
 import shutil
 import signal
 import subprocess
+import zipfile
 import sys
 import textwrap
 
@@ -41,6 +42,7 @@ def installed(tmp_path_factory):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "services", src / "services", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "plugin" / "LightroomBridge.lrdevplugin", src / "plugin" / "LightroomBridge.lrdevplugin")
     sh([sys.executable, "-m", "build", "--wheel", "--outdir", str(base / "dist"), str(src)], timeout=PIP_TIMEOUT)
     (wheel,) = (base / "dist").glob("lightroom_bridge-*.whl")
     venv = base / "venv"
@@ -97,9 +99,11 @@ def test_the_installed_wheel_runs_from_an_empty_folder_and_keeps_files_in_the_us
     version = sh([lrbridge, "--version"], cwd=work, env=env, timeout=30).stdout.strip()
     assert version.startswith("lrbridge ") and version.split()[1] in wheel.name
     data = home / ".local" / "share" / "lrbridge"
-    r = subprocess.run([lrbridge, "plugin", str(work.parent / "zip")], cwd=work, env=env, capture_output=True,
-                       text=True, timeout=30)  # the plug-in's folder is not in the wheel: one line saying so
-    assert r.returncode == 1 and r.stderr.startswith("lrbridge plugin: ") and "Traceback" not in r.stderr, r
+    # the plug-in's folder ships in the wheel: its zip builds from the installed copy, with every plug-in file
+    r = sh([lrbridge, "plugin", str(work.parent / "zip")], cwd=work, env=env, timeout=30)
+    with zipfile.ZipFile(r.stdout.strip()) as built:
+        names = {n.split("/", 1)[1] for n in built.namelist() if not n.endswith("/")}
+    assert names == {p.name for p in (ROOT / "plugin" / "LightroomBridge.lrdevplugin").glob("*.lua")}
     r = sh([lrbridge, "config", "--json"], cwd=work, env=env, timeout=30)
     assert json.loads(r.stdout)["folders"] == {"data": str(data), "state": str(data / "state"),
                                                "logs": str(data / "logs"), "keys": str(data / "keys")}
