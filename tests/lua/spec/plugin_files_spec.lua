@@ -124,7 +124,10 @@ describe("SDK glue", function()
 			for _, child in pairs(view) do walk(child) end
 		end
 		walk(sections)
-		assert.are.same({ serverUrl = true, channels = true, clientName = true, startCommand = true }, bound)
+		-- every preference the settings read has its edit field
+		local expected = {}
+		for key in pairs(require('Config').PREF_KEYS) do expected[key] = true end
+		assert.are.same(expected, bound)
 		assert.are.equal('', props.startCommand)
 		props.serverUrl = 'http://127.0.0.1:1'
 		props.startCommand = '/opt/bridge/bin/lrbridge run'
