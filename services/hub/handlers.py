@@ -149,7 +149,7 @@ def register(hub, ctx, session, message):
         raise ProtocolError("bad_request", "client_name must be a string of at most 200 characters", "client_name")
     hub.set_client_type(session, client_type)
     session.client_name = client_name
-    session.meta_changed = True
+    hub.changes.meta_changed(session)
     for key in ("plugin_version", "version", "host"):
         if isinstance(message.get(key), str):
             session.info[key] = message[key][:100]

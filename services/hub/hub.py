@@ -18,10 +18,12 @@ from services import protocol
 from services.protocol import ProtocolError
 from services.hub.metrics import PUBLISHED_AT, HubMetrics
 from services.hub.admission import Admission
+from services.hub.changes import Changes
 from services.hub import conflation
 from services.hub.history import History
 from services.hub.jobs import Jobs
 from services.hub.store import MemoryStore
+from services.hub.records import EMPTY
 from services.hub.sessions import Parked, Session
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,8 @@ def iso_utc(epoch_seconds):
 class Hub:
     """Every client, channel and parked poll of the bridge."""
 
-    def __init__(self, config, reply, clock=time.monotonic, wallclock=time.time, new_id=uuid.uuid4, store=None):
+    def __init__(self, config, reply, clock=time.monotonic, wallclock=time.time, new_id=uuid.uuid4, store=None,
+                 changes=None):
         self.config = config
         self.reply = reply
         self.clock = clock
@@ -78,17 +81,52 @@ class Hub:
         self.stats = {"published": 0, "delivered": 0, "dropped": 0, "undeliverable": 0, "client_messages": 0}
         self.admission = Admission(self)
         self.metrics = HubMetrics(clock)
-        # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit.
+        # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit. The loop
+        # owns the change set (services/hub/changes.py); the state records into it.
+        if changes is None:
+            changes = Changes(clock)
+        self.changes = changes
         self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock,
-                               max_bytes=config.history_max_bytes)
-        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds)
-        self.touched = set()  # sessions whose queue, counters or fields may have changed
-        # Sessions whose queue lost entries this turn other than by an acknowledgement (a drain, an
-        # overflow): the store writes their head now, while an acknowledged head may wait for its checkpoint.
-        self.unacked_moves = set()
-        self.removed_seqs = []  # (client_id, seq) taken out of the middle of a queue
-        self.forgotten = set()  # client ids dropped
+                               max_bytes=config.history_max_bytes, changes=changes.history)
+        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds, changes)
         self.store = store or MemoryStore()
+
+    # ----------------------------------------------------------- restore
+    def restore(self, snapshot=EMPTY):
+        """Rebuild sessions, queues, history, jobs and the stream position from what the store read back."""
+        now = self.clock()
+        for stored in snapshot.sessions:
+            m = stored.meta
+            session = Session(stored.client_id, m["client_type"], self.config.queue_size, now, m["connected_at"])
+            session.client_name = m.get("client_name")
+            session.info = m.get("info") or {}
+            session.ephemeral = bool(m.get("ephemeral"))
+            session.next_seq = stored.next_seq
+            session.dropped_total = stored.dropped_total
+            session.dropped_unreported = stored.dropped_unreported
+            self.admission.new_session(session)  # a fresh send bucket (and secret, replaced next)
+            if "secret" in m:
+                session.secret = m["secret"]
+            self.sessions[session.client_id] = session
+            self.by_type.setdefault(session.client_type, set()).add(session)
+            self.subscribe(session, m.get("subscriptions") or ())
+            append = session.queue.append
+            for entry in stored.queue:
+                append(entry)
+            session.limit = max(session.limit, len(session.queue))
+            # everything below the queue's head was acknowledged
+            session.acked = session.sent = (session.queue[0][0] if session.queue else session.next_seq) - 1
+        self.changes.sessions.clear()  # as stored
+        self.changes.meta.clear()
+        for ch in snapshot.channels:
+            self.history.load(ch.name, ch.epoch, ch.next_offset, ch.last_used, ch.entries)
+        self.history.loaded()  # a smaller BRIDGE_HISTORY_MAX_BYTES than the last run's applies now
+        for key, state in snapshot.jobs.items():
+            self.jobs.load(key, state)
+        if snapshot.system_status is not None:
+            self.jobs.system_status = snapshot.system_status
+        if snapshot.stream is not None and getattr(self, "stream", None) is not None:
+            self.stream.load(snapshot.stream)
 
     # ----------------------------------------------------------- sessions
     def now_iso(self):
@@ -112,7 +150,7 @@ class Hub:
         session.last_seen = self.clock()
         if session.limit != self.config.queue_size:
             self._relax_limit(session)
-        self.touched.add(session)
+        self.changes.sessions.add(session)
         return session
 
     def create_session(self, client_type, ephemeral=False):
@@ -130,7 +168,7 @@ class Hub:
         self.admission.new_session(session)
         self.sessions[client_id] = session
         self.by_type.setdefault(client_type, set()).add(session)
-        self.touched.add(session)
+        self.changes.meta_changed(session)
         session.enqueue({
             "type": "connection_established",
             "client_id": client_id,
@@ -145,8 +183,7 @@ class Hub:
         """Remove a session and everything that points at it; empty channels go too."""
         if self.sessions.pop(session.client_id, None) is None:
             return
-        self.forgotten.add(session.client_id)
-        self.touched.discard(session)
+        self.changes.forget(session)
         if session.parked is not None:
             self._answer(session, [], closed=True)
         for channel in session.subscriptions:
@@ -173,19 +210,19 @@ class Hub:
             if not members:
                 del self.by_type[session.client_type]
         session.client_type = client_type
-        session.meta_changed = True
+        self.changes.meta_changed(session)
         self.by_type.setdefault(client_type, set()).add(session)
 
     def subscribe(self, session, channels):
         """Add channels to a session's subscriptions."""
-        session.meta_changed = True
+        self.changes.meta_changed(session)
         for channel in channels:
             session.subscriptions.add(channel)
             self.channels.setdefault(channel, set()).add(session)
 
     def unsubscribe(self, session, channels):
         """Remove channels from a session's subscriptions; empty channels go."""
-        session.meta_changed = True
+        self.changes.meta_changed(session)
         for channel in channels:
             session.subscriptions.discard(channel)
             members = self.channels.get(channel)
@@ -228,7 +265,7 @@ class Hub:
         for session in recipients:
             victim = msg
             if len(session.queue) >= session.limit:
-                self.unacked_moves.add(session)
+                self.changes.unacked_moves.add(session)
                 if self._room_is_lost(session):
                     if not self._make_room(session, msg, wanted):
                         continue
@@ -243,7 +280,7 @@ class Hub:
         self.stats["published"] += 1
         if count == 0:
             self.stats["undeliverable"] += 1
-        self.touched.update(recipients)
+        self.changes.sessions.update(recipients)
         return count
 
     def count_lost(self, target, to, count):
@@ -265,7 +302,7 @@ class Hub:
             session.next_seq += count
             session.dropped_total += count
             session.dropped_unreported += count
-        self.touched.update(recipients)
+        self.changes.sessions.update(recipients)
         self.stats["dropped"] += count * len(recipients)
         return len(recipients)
 
@@ -287,7 +324,7 @@ class Hub:
         """Conflation on overflow (services/hub/conflation.py); False: ``msg`` itself is dropped."""
         accept, removed = conflation.make_room(session, msg, wanted)
         for seq, victim in removed:
-            self.removed_seqs.append((session.client_id, seq))
+            self.changes.removed_seqs.append((session.client_id, seq))
             self.stats["dropped"] += 1
             self.metrics.dropped(victim)
         if not accept:
@@ -299,12 +336,12 @@ class Hub:
     def enqueue(self, session, message):
         """Queue one message the hub made itself (snapshot, replay) for one session."""
         if len(session.queue) >= session.limit:
-            self.unacked_moves.add(session)
+            self.changes.unacked_moves.add(session)
             if self._room_is_lost(session) and not self._make_room(session, message):
                 return
         if session.enqueue(message):
             self.stats["dropped"] += 1
-        self.touched.add(session)
+        self.changes.sessions.add(session)
         if session.parked is not None:
             self.ready.add(session)
 
@@ -323,7 +360,7 @@ class Hub:
         if not hmac.compare_digest(secret.encode(), known.encode()):
             return None
         session.last_seen = self.clock()
-        self.touched.add(session)
+        self.changes.sessions.add(session)
         return session
 
     def recover(self, session, positions, budget):
@@ -440,7 +477,7 @@ class Hub:
         messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
                                    protocol.packed_size)
         if messages and not keep:
-            self.unacked_moves.add(session)  # drained: gone for good, the store must say so now
+            self.changes.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(messages)
         self.stats["delivered"] += len(messages)
         fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}

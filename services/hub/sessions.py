@@ -41,10 +41,6 @@ class Session:
     in ``silent`` (ranges of seqs); it becomes one if a reader later resumes
     below it (``rewind``). So a reader that never acks (SSE) cannot make the
     overflow count lie, and memory stays within ``limit`` entries.
-
-    ``meta_changed`` is set by whatever changes what the store keeps as the
-    session's meta (client_type, client_name, info, subscriptions, secret),
-    so the store encodes it again only then.
     """
 
     __slots__ = (
@@ -53,7 +49,6 @@ class Session:
         "dropped_total", "dropped_unreported", "parked", "info",
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
-        "meta_changed",
         "ephemeral",  # removed when its stream ends (a dashboard tab): docs/TRANSPORTS.md
     )
 
@@ -79,7 +74,6 @@ class Session:
         self.transport = None  # "poll", "websocket" or "sse": how it last read
         self.secret = None  # proves the client owns this id (returned by the handshake)
         self.send_bucket = None
-        self.meta_changed = True  # the store has not written this session's meta yet
         self.ephemeral = False
 
     def enqueue(self, message, key=UNKNOWN):

@@ -202,7 +202,7 @@ def _store_work_per_turn(tmp_path, monkeypatch, queue_size):
 
     hub = _full_hub(queue_size, 3, 5)
     store = hub.store = SqliteStore(str(tmp_path / f"hub{queue_size}.sqlite3"))
-    store.commit(hub)
+    store.commit(hub.changes)
     counter = Counter(monkeypatch)
     rng = random.Random(11)
 
@@ -210,7 +210,7 @@ def _store_work_per_turn(tmp_path, monkeypatch, queue_size):
         for n in range(200):  # a few messages a turn, conflating in every full queue
             hub.publish(protocol.TARGET_CHANNEL, _message(rng, n), "jobs")
             if n % 4 == 3:
-                store.commit(hub)
+                store.commit(hub.changes)
 
     counter.run(turns)
     store.close()

@@ -38,11 +38,11 @@ class Rig:
         self.store = SqliteStore(self.path)
         self.hub = Hub(self.config, lambda *a: self.replies.append(a), clock=self.mono, wallclock=self.wall,
                        new_id=lambda: next(self.ids), store=self.store)
-        self.store.load(self.hub)
+        self.hub.restore(self.store.load())
         return self.hub
 
     def commit(self):
-        return self.store.commit(self.hub)
+        return self.store.commit(self.hub.changes)
 
     def restart(self):
         """Like SIGKILL: whatever was not committed is gone; the file lock is released."""

@@ -44,7 +44,7 @@ def test_meta_is_encoded_only_when_it_changed_and_every_change_survives_a_restar
     assert (a2.client_type, a2.client_name, a2.info) == ("dashboard", "desk", {"version": "2.1"})
     assert a2.secret == a.secret and b2.secret == b.secret
     assert b2.subscriptions == {"photos", "system"} and hub.channels["photos"] == {b2}
-    assert not a2.meta_changed and not b2.meta_changed  # loaded as stored: nothing to write
+    assert a2 not in rig.hub.changes.meta and b2 not in rig.hub.changes.meta  # loaded as stored: nothing to write
 
 
 def seqs(session):

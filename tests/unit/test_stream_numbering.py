@@ -259,8 +259,8 @@ def test_the_position_commits_with_the_state_and_only_then(tmp_path):
     def start():
         store = SqliteStore(str(tmp_path / "hub.sqlite3"))
         hub = Hub(HubConfig(), lambda *a: None, store=store)
-        hub.stream = StreamTracker(Clock())
-        store.load(hub)
+        hub.stream = StreamTracker(Clock(), changes=hub.changes)
+        hub.restore(store.load())
         return store, hub
 
     store, hub = start()
@@ -269,7 +269,7 @@ def test_the_position_commits_with_the_state_and_only_then(tmp_path):
     assert hub.stream.live("e1", 1, 2) == 0
     hub.publish("channel", {"type": "t", "n": 1}, "c")
     hub.publish("channel", {"type": "t", "n": 2}, "c")
-    store.commit(hub)
+    store.commit(hub.changes)
     assert not hub.stream.changed
     assert hub.stream.live("e1", 3, 1) == 0  # applied, then the hub dies before its commit
     hub.publish("channel", {"type": "t", "n": 3}, "c")
