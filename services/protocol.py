@@ -61,6 +61,8 @@ OP_DETACH = "detach"  # a WebSocket/SSE connection ended
 OP_METRICS = "metrics"  # counters and histograms for /metrics and the dashboard
 OP_JOBS = "jobs"  # the latest state of each job (docs/DURABILITY.md)
 OP_CREDIT = "credit"  # a WebSocket/SSE reader wrote messages out: the hub may push that many more
+# Ops that name a client: the hub's dispatch looks its session up (and checks its secret) once, for the handler.
+CLIENT_OPS = frozenset((OP_POLL, OP_SEND, OP_DISCONNECT, OP_ACK, OP_DETACH, OP_CREDIT))
 
 # How a client reads its queue (shown in /ws/clients and /ws/status).
 TRANSPORT_POLL = "poll"

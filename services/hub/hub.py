@@ -142,16 +142,21 @@ class Hub:
             self._iso_text = iso_utc(now)
         return self._iso_text
 
-    def session(self, client_id):
-        """The session for ``client_id``, or ``ProtocolError(unknown_client)``."""
-        session = self.sessions.get(client_id)
-        if session is None:
-            raise ProtocolError("unknown_client", "unknown client_id", "client_id")
+    def session(self, client_id, secret=None):
+        """The session ``client_id`` names, if ``secret`` (when given) proves ownership.
+
+        Raises ``ProtocolError(unknown_client)`` for an unknown id and a wrong
+        secret alike. The dispatch wrapper calls it once per request that
+        names a client (``protocol.CLIENT_OPS``) and hands the session on.
+        """
+        return self.admission.client(client_id, secret)
+
+    def seen(self, session):
+        """``session`` made a request: its idle time starts again."""
         session.last_seen = self.clock()
         if session.limit != self.config.queue_size:
             self._relax_limit(session)
         self.changes.sessions.add(session)
-        return session
 
     def create_session(self, client_type, ephemeral=False):
         """A new session with ``connection_established`` already queued.
@@ -404,9 +409,9 @@ class Hub:
         self.history.prune()
         self.jobs.prune()
 
-    def poll(self, peer, req_id, client_id, wait, ack, after=None, reader=None, transport=None, attach=False,
-             window=None, window_bytes=None):
-        """Answer a poll now, or park it; returns reply fields or ``None`` when parked.
+    def poll(self, session, request):
+        """Answer a poll (a ``PollRequest``, services/hub/requests.py) now, or park it; returns reply fields or
+        ``None`` when parked.
 
         A WebSocket/SSE connection polls with its ``reader`` token and
         ``after`` (the last seq it pushed); its first poll ``attach``es. A
@@ -415,9 +420,11 @@ class Hub:
         (and ``window_bytes``) the poll is a stream: it stays parked until its
         wait ends and is pushed each message as it is queued, as long as the
         credit lasts (``credit`` renews it); each push is a reply with
-        ``open: true``, the last one has no ``open``.
+        ``open: true``, the last one has no ``open``. The wait is capped here,
+        once, at ``poll_max_wait``.
         """
-        session = self.session(client_id)
+        peer, req_id, wait, ack, after, reader, transport, attach, window, window_bytes = request
+        self.seen(session)
         session.last_poll = self.now_iso()
         if reader is not None and not attach and session.reader != reader:
             return {"messages": [], "dropped": 0, "timestamp": self.now_iso(), "superseded": True}
@@ -446,9 +453,9 @@ class Hub:
         heapq.heappush(self.deadlines, (deadline, self._counter, session))
         return None
 
-    def credit(self, client_id, reader, window, window_bytes):
+    def credit(self, session, reader, window, window_bytes):
         """A stream's reader wrote ``window`` messages (``window_bytes``) out: it may be pushed that much more."""
-        session = self.session(client_id)
+        self.seen(session)
         parked = session.parked
         if parked is not None and parked.window is not None and session.reader == reader:
             parked.window = min(parked.window + window, MAX_WINDOW)
@@ -487,16 +494,16 @@ class Hub:
             fields["more"] = True
         return fields
 
-    def ack(self, client_id, seq):
-        """Forget a session's messages up to ``seq`` (None: just check it exists)."""
-        session = self.session(client_id)
+    def ack(self, session, seq):
+        """Forget a session's messages up to ``seq`` (None: nothing to forget, the session was just seen)."""
+        self.seen(session)
         if seq is not None:
             session.ack(max(0, seq))
         return session
 
-    def detach(self, client_id, reader):
+    def detach(self, session, reader):
         """A WebSocket/SSE connection ended: release its parked poll; the stale timeout runs from now."""
-        session = self.session(client_id)
+        self.seen(session)
         if session.reader == reader:
             session.reader = None
             if session.parked is not None:

@@ -15,7 +15,7 @@ import zmq
 
 from services import curve, protocol
 from services.protocol import ProtocolError
-from services.hub.handlers import HANDLERS, Context
+from services.hub.handlers import Context, dispatch
 from services.hub.hub import Hub
 from services.hub.store import open_store
 from services.hub.stream import StreamTracker
@@ -197,7 +197,7 @@ class HubServer:
         self.request_ctx.peer = peer
         started = time.perf_counter()
         try:
-            fields = HANDLERS[req["op"]](self.hub, self.request_ctx, req)
+            fields = dispatch(self.hub, self.request_ctx, req)
         except ProtocolError as ex:
             log.debug("%s refused: %s", req["op"], ex.reason)
             self._send_error(peer, req["id"], ex.code, ex.reason, ex.field, ex.retry_after)

@@ -9,6 +9,7 @@ from services import protocol
 from services.hub.config import HubConfig
 from services.hub.hub import Hub
 from services.hub.store import SqliteStore, StoreError
+from services.hub.requests import PollRequest
 
 
 class Clock:
@@ -52,11 +53,11 @@ class Rig:
     def client(self, channels=()):
         session = self.hub.create_session("lightroom")
         self.hub.subscribe(session, list(channels))
-        self.hub.poll(b"gw", 0, session.client_id, 0, None)  # drain the welcome
+        self.hub.poll(session, PollRequest(b"gw", 0, 0, None))  # drain the welcome
         return session
 
     def poll(self, client_id, ack=None):
-        return self.hub.poll(b"gw", 1, client_id, 0, ack)["messages"]
+        return self.hub.poll(self.hub.sessions[client_id], PollRequest(b"gw", 1, 0, ack))["messages"]
 
     def conflated_client(self):
         """A client on ``jobs`` (queue of 3) given jobs a, b, c, then a newer b that replaces the old one."""

@@ -9,6 +9,7 @@ from services.hub.store import SqliteStore
 from services.hub.stream import MAX_EPOCHS, StreamTracker
 from services.notifier.replay import ReplayLog
 from services.protocol import ProtocolError
+from services.hub.requests import PollRequest
 
 
 class Clock:
@@ -292,6 +293,6 @@ def test_a_lost_run_is_counted_to_the_clients_its_target_names_with_a_gap_in_seq
     assert hub.stats["dropped"] == 8
     before = watcher.next_seq
     hub.publish("channel", {"type": "t"}, "jobs")
-    fields = hub.poll(b"gw", 1, watcher.client_id, 0, None)
+    fields = hub.poll(watcher, PollRequest(b"gw", 1, 0, None))
     assert fields["dropped"] == 5 and fields["messages"][-1]["seq"] == before
     assert before == 2 + 5  # the welcome took seq 1; the five lost ones took 2-6
