@@ -24,10 +24,11 @@ rejected with ``bad_protocol`` rather than misread.
 
 import re
 import threading
-from dataclasses import dataclass
 
 import msgpack
 import zmq
+
+from services.endings import WIRE_ERRORS
 
 TAG = b"LRB/1"
 
@@ -85,30 +86,9 @@ TOPIC_HEARTBEAT = b"heartbeat"  # notifier -> hub: "I am alive" ({service}), for
 # --------------------------------------------------------------- error codes
 
 
-@dataclass(frozen=True)
-class ErrorCode:
-    """One row of the error table: the HTTP status and what a client should do."""
-
-    name: str
-    http_status: int
-    action: str  # "stop" (fix the request), "retry", "rehandshake"
-
-
-ERRORS = {
-    e.name: e
-    for e in (
-        ErrorCode("bad_request", 400, "stop"),
-        ErrorCode("bad_protocol", 400, "stop"),
-        ErrorCode("unsupported_version", 400, "stop"),
-        ErrorCode("unknown_op", 400, "stop"),
-        ErrorCode("unknown_client", 404, "rehandshake"),
-        ErrorCode("unknown_job", 404, "stop"),
-        ErrorCode("too_many_clients", 429, "retry"),
-        ErrorCode("rate_limited", 429, "retry"),
-        ErrorCode("hub_unavailable", 503, "retry"),
-        ErrorCode("internal", 500, "retry"),
-    )
-}
+# The error codes a hub answers with, rows of the one catalogue of endings (services/endings.py): each
+# with its HTTP status, WebSocket close code, SSE event, poll flag and what a client should do.
+ERRORS = WIRE_ERRORS
 
 
 class ProtocolError(Exception):

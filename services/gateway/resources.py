@@ -7,6 +7,7 @@ import falcon
 import orjson
 
 from services import messages, protocol
+from services.endings import BY_POLL_FLAG
 from services.gateway.inputs import (
     InputError, client_secret, message_field, optional_bool, optional_number, optional_str, query_number, query_str,
     read_object, required_str,
@@ -83,7 +84,7 @@ class Poll(_Resource):
         hold = min(wait, self.config.poll_max_wait)  # how long the hub may hold it
         reply = await self.hub.request(protocol.OP_POLL, timeout=hold + self.config.poll_reply_margin, **fields)
         answer = {"messages": reply["messages"], "timestamp": reply["timestamp"], "dropped": reply.get("dropped", 0)}
-        for flag in ("more", "superseded", "closed"):
+        for flag in ("more", *BY_POLL_FLAG):  # the flags that end a session, from services/endings.py
             if reply.get(flag):
                 answer[flag] = True
         ok(resp, answer)
