@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from services import protocol
 from services.protocol import ProtocolError
-from services.hub.metrics import PUBLISHED_AT, HubMetrics
+from services.hub.metrics import HubMetrics, Published
 from services.hub.admission import Admission
 from services.hub.changes import Changes
 from services.hub import conflation
@@ -254,7 +254,7 @@ class Hub:
             if session is None:
                 raise ProtocolError("unknown_client", "unknown client_id", "client_id")
             recipients = (session,)
-        msg = dict(message)
+        msg = Published(message)
         msg.pop("seq", None)
         if not isinstance(msg.get("timestamp"), str):
             msg["timestamp"] = self.now_iso()
@@ -262,7 +262,7 @@ class Hub:
             msg["channel"] = to
             self.history.record(to, msg)
         self.jobs.observe(msg)
-        msg[PUBLISHED_AT] = self.clock()
+        msg.at = self.clock()  # for the delivery latency; not a key, so never sent or stored
         self.metrics.published(msg, to if target == protocol.TARGET_CHANNEL else "")
         count = 0
         ready = self.ready
@@ -468,12 +468,13 @@ class Hub:
         parked = session.parked
         while parked.window > 0 and parked.window_bytes > 0 and session.pending(parked.start):
             budget = min(protocol.POLL_REPLY_BYTES, parked.window_bytes)
+            taken = []
             messages, size = session.take(min(self.config.poll_batch, parked.window), True, parked.start,
-                                          budget, protocol.packed_size)
+                                          budget, protocol.packed_size, taken)
             parked.start = messages[-1]["seq"]
             parked.window -= len(messages)
             parked.window_bytes -= size  # below 0 by at most one message: the gateway's bound allows one more
-            self.metrics.delivered(messages)
+            self.metrics.delivered(taken)
             self.stats["delivered"] += len(messages)
             fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso(),
                       "bytes": size, "open": True}
@@ -481,11 +482,12 @@ class Hub:
 
     def _poll_fields(self, session, keep, start=None):
         # Cut by count and by bytes, so the reply fits the link (protocol.MAX_REPLY_BYTES); "more" says so.
+        taken = []
         messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
-                                   protocol.packed_size)
+                                   protocol.packed_size, taken)
         if messages and not keep:
             self.changes.unacked_moves.add(session)  # drained: gone for good, the store must say so now
-        self.metrics.delivered(messages)
+        self.metrics.delivered(taken)
         self.stats["delivered"] += len(messages)
         fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}
         if session.queue and not keep:

@@ -155,7 +155,7 @@ class Session:
         queue = self.queue
         return bool(queue) and queue[-1][0] > start
 
-    def take(self, batch, keep, start=None, budget=None, size_of=None):
+    def take(self, batch, keep, start=None, budget=None, size_of=None, taken=None):
         """The next ``batch`` messages, each with its seq, and the bytes they take by ``size_of``.
 
         With ``keep`` (the client acknowledges) they stay queued until acked,
@@ -163,11 +163,14 @@ class Session:
         now, as the seed's drain-on-poll did. With ``budget`` the run stops
         before the message that would take it past ``budget`` bytes, but
         always holds at least one message (one message is bounded by the
-        largest frame, so it always fits a reply).
+        largest frame, so it always fits a reply). ``taken``, a list, gets the
+        queued originals of what is taken (the hub's metrics read them).
         """
         queue = self.queue
         out = []
         append = out.append
+        originals = taken if taken is not None else []
+        keep_original = originals.append
         total = 0
         if keep:
             for seq, message in queue.since(start or 0, batch):  # seqs have gaps where conflation removed
@@ -179,6 +182,7 @@ class Session:
                         break
                     total += size
                 append(msg)
+                keep_original(message)
             if out and out[-1]["seq"] > self.sent:
                 self.sent = out[-1]["seq"]
         else:
@@ -195,6 +199,7 @@ class Session:
                     total += size
                 popleft()
                 append(msg)
+                keep_original(message)
             if out:
                 self.acked = max(self.acked, out[-1]["seq"])
                 self.sent = max(self.sent, self.acked)

@@ -48,6 +48,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from services import protocol
+from services.hub.metrics import PUBLISHED_AT
 from services.hub.records import EMPTY, Snapshot, StoredChannel, StoredSession
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,8 @@ class SqliteStore:
         messages = {mid: protocol.decode_record(body) for mid, body in db.execute("SELECT id, body FROM messages")}
         for first, _, body in db.execute("SELECT id, last, body FROM message_runs"):
             messages.update(enumerate(protocol.decode_record(body)["m"], first))
+        for message in messages.values():
+            message.pop(PUBLISHED_AT, None)  # an older release's publish time, stored in the message
         by_sid = {}  # sid -> [client_id, meta, next_seq, dropped_total, dropped_unreported]
         heads = {}
         for cid, sid, head, next_seq, dropped_total, dropped_unreported, meta in db.execute("SELECT * FROM sessions"):
