@@ -49,3 +49,10 @@ plugin:
 lint-lua:
 	luacheck --config plugin/.luacheckrc plugin
 	luacheck --config tests/lua/.luacheckrc tests/lua
+
+# make soak: SOAK_SECONDS (default 600) of traffic over every transport, a fault every 20-40 s, every message
+# checked (docs/DURABILITY.md, "The soak test"); SOAK_SEED=N replays a fault schedule; SOAK_ARGS more options
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: install
+	$(PY) -m benchmarks.soak --seconds $(SOAK_SECONDS) $(if $(SOAK_SEED),--seed $(SOAK_SEED)) $(SOAK_ARGS)
