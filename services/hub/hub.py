@@ -243,17 +243,9 @@ class Hub:
         The message is stamped once (timestamp, channel) and shared between
         recipients; each queue gives it that client's own seq.
         """
-        if target == protocol.TARGET_CHANNEL:
-            recipients = self.channels.get(to, ())
-        elif target == protocol.TARGET_ALL:
-            recipients = self.sessions.values()
-        elif target == protocol.TARGET_TYPE:
-            recipients = self.by_type.get(to, ())
-        else:
-            session = self.sessions.get(to)
-            if session is None:
-                raise ProtocolError("unknown_client", "unknown client_id", "client_id")
-            recipients = (session,)
+        recipients = self._recipients(target, to)
+        if not recipients and target not in (protocol.TARGET_CHANNEL, protocol.TARGET_ALL, protocol.TARGET_TYPE):
+            raise ProtocolError("unknown_client", "unknown client_id", "client_id")
         msg = Published(message)
         msg.pop("seq", None)
         if not isinstance(msg.get("timestamp"), str):
@@ -294,15 +286,7 @@ class Hub:
         Its seq skips them too, so the gap is where they would have been, as
         for any other loss (docs/DURABILITY.md). Returns how many clients.
         """
-        if target == protocol.TARGET_CHANNEL:
-            recipients = self.channels.get(to, ())
-        elif target == protocol.TARGET_ALL:
-            recipients = self.sessions.values()
-        elif target == protocol.TARGET_TYPE:
-            recipients = self.by_type.get(to, ())
-        else:
-            session = self.sessions.get(to)
-            recipients = (session,) if session is not None else ()
+        recipients = self._recipients(target, to)
         for session in recipients:
             session.next_seq += count
             session.dropped_total += count
@@ -310,6 +294,17 @@ class Hub:
         self.changes.sessions.update(recipients)
         self.stats["dropped"] += count * len(recipients)
         return len(recipients)
+
+    def _recipients(self, target, to):
+        """The sessions ``target``/``to`` names (a channel's members, every session, a type's, or one client)."""
+        if target == protocol.TARGET_CHANNEL:
+            return self.channels.get(to, ())
+        if target == protocol.TARGET_ALL:
+            return self.sessions.values()
+        if target == protocol.TARGET_TYPE:
+            return self.by_type.get(to, ())
+        session = self.sessions.get(to)
+        return (session,) if session is not None else ()
 
     def _room_is_lost(self, session):
         """A full queue is about to give up an entry: hand what is pending to an attached stream first.
