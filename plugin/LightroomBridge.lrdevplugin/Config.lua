@@ -33,6 +33,10 @@ M.DEFAULTS = {
 	START_TIMEOUT = 30, -- seconds a started bridge has to answer /ws/status
 	START_RETRY_DELAY = 60, -- after a start that did not come up; doubles per failure
 	START_RETRY_MAX_DELAY = 900,
+	TRANSPORT = 'longpoll', -- or 'lrsocket': the bridge pushes into an LrSocket, long-poll behind it (SocketPush.lua)
+	PUSH_PROBE_TIMEOUT = 2, -- seconds for the bridge's probe to arrive on the socket
+	PUSH_RETRY_DELAY = 30, -- seconds on long-poll after a fall-back before the socket is tried again
+	PUSH_CHECK_INTERVAL = 10, -- seconds between light checks (an ack) while the bridge pushes
 }
 
 -- LrPrefs key -> setting
@@ -45,13 +49,17 @@ M.PREF_KEYS = {
 	channels = 'CHANNELS',
 	clientName = 'CLIENT_NAME',
 	startCommand = 'START_COMMAND',
+	transport = 'TRANSPORT',
 }
+
+M.TRANSPORTS = { longpoll = true, lrsocket = true }
 
 local NUMBERS = {
 	RECONNECT_DELAY = 0.01, RECONNECT_MAX_DELAY = 0.01, MAX_RECONNECT_ATTEMPTS = 1, SLOW_RETRY_DELAY = 0.01,
 	PING_INTERVAL = 0.1, POLL_WAIT = 0, POLL_TIMEOUT = 0.1, POLL_TIMEOUT_MARGIN = 0, REQUEST_TIMEOUT = 0.1,
 	DISCONNECT_TIMEOUT = 0.1, SAVE_INTERVAL = 0,
 	START_TIMEOUT = 0.1, START_RETRY_DELAY = 0.01, START_RETRY_MAX_DELAY = 0.01,
+	PUSH_PROBE_TIMEOUT = 0.1, PUSH_RETRY_DELAY = 0.1, PUSH_CHECK_INTERVAL = 0.1,
 }
 
 local function trim(s)
@@ -95,6 +103,13 @@ local function apply(config, name, value, warnings)
 		config[name] = url
 	elseif name == 'CHANNELS' then
 		config[name] = M.channelList(value)
+	elseif name == 'TRANSPORT' then
+		local transport = trim(value):lower()
+		if not M.TRANSPORTS[transport] then
+			warnings[#warnings + 1] = 'the transport must be longpoll or lrsocket, got ' .. tostring(value)
+			return
+		end
+		config[name] = transport
 	else
 		config[name] = type(value) == 'string' and trim(value) or value
 	end

@@ -37,6 +37,8 @@ function M.fields()
 		serverUrl = s.serverUrl or '-',
 		detail = detail,
 		launch = s.launchMessage or '-',
+		transport = (s.transport == 'lrsocket' and 'LrSocket push' or 'long-poll')
+			.. (s.transportReason and (' (' .. s.transportReason .. ')') or ''),
 	}
 end
 
@@ -50,6 +52,7 @@ function M.describe()
 		'Last message: ' .. f.lastMessage,
 		'Messages: ' .. f.detail,
 		'Bridge start: ' .. f.launch,
+		'Transport: ' .. f.transport,
 	}, '\n')
 end
 

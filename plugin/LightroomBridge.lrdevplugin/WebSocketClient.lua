@@ -15,9 +15,11 @@ so a restarted Lightroom resumes, or recovers what it missed.
 See docs/PLUGIN.md.
 ]]
 local LrDate = import 'LrDate'
+local LrFunctionContext = import 'LrFunctionContext'
 local LrHttp = import 'LrHttp'
 local LrLogger = import 'LrLogger'
 local LrPrefs = import 'LrPrefs'
+local LrSocket = import 'LrSocket'
 local LrTasks = import 'LrTasks'
 
 local BridgeStatus = require 'BridgeStatus'
@@ -55,6 +57,9 @@ local runtime = {
 		if WIN_ENV then command = '"' .. command .. '"' end
 		return LrTasks.execute(command)
 	end,
+	-- LrSocket push (SocketPush.lua, setting TRANSPORT = 'lrsocket')
+	bindSocket = function(params) return LrSocket.bind(params) end,
+	withContext = function(name, fn) return LrFunctionContext.callWithContext(name, fn) end,
 }
 
 local dispatcher = Dispatcher.new(LrTasks.pcall, function(what, eventType, err)
