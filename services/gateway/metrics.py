@@ -111,6 +111,20 @@ def families(snap, hub_rtt):
         age.add_metric([], snap["notifier_age"])
         yield age
     yield from _stream_families(snap.get("stream"))
+    history = snap.get("history")
+    if history is not None:  # docs/DURABILITY.md: channel history and its byte budget
+        for name, doc, kind, value in (
+            ("bridge_history_bytes", "bytes of channel history kept", GaugeMetricFamily, history["bytes"]),
+            ("bridge_history_max_bytes", "BRIDGE_HISTORY_MAX_BYTES", GaugeMetricFamily, history["max_bytes"]),
+            ("bridge_history_messages", "channel history messages kept", GaugeMetricFamily, history["messages"]),
+            ("bridge_history_evicted", "history messages evicted by the byte budget", CounterMetricFamily,
+             history["evicted"]),
+            ("bridge_history_evicted_bytes", "bytes of history evicted by the byte budget", CounterMetricFamily,
+             history["evicted_bytes"]),
+        ):
+            family = kind(name, doc)
+            family.add_metric([], value)
+            yield family
     uptime = GaugeMetricFamily("bridge_hub_uptime_seconds", "seconds since the hub started")
     uptime.add_metric([], snap["uptime_seconds"])
     yield uptime

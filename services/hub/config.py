@@ -37,6 +37,7 @@ class HubConfig:
     history_size: int = 1000
     history_seconds: float = 86400.0
     history_channels: int = 1000
+    history_max_bytes: int = 256 * 2**20
     jobs_max: int = 1000
     jobs_keep_seconds: float = 86400.0
     job_stale_seconds: float = 120.0  # a running job with no event for this long is shown as stalled
@@ -73,6 +74,7 @@ def _read(environ):
         history_size=settings.env_int(environ, "BRIDGE_HISTORY_SIZE", 1000, minimum=0, maximum=1_000_000),
         history_seconds=settings.env_float(environ, "BRIDGE_HISTORY_SECONDS", 86400.0, minimum=0),
         history_channels=settings.env_int(environ, "BRIDGE_HISTORY_CHANNELS", 1000, minimum=1),
+        history_max_bytes=settings.env_int(environ, "BRIDGE_HISTORY_MAX_BYTES", 256 * 2**20, minimum=0),
         jobs_max=settings.env_int(environ, "BRIDGE_JOBS_MAX", 1000, minimum=1),
         jobs_keep_seconds=settings.env_float(environ, "BRIDGE_JOBS_KEEP_SECONDS", 86400.0, minimum=0),
         job_stale_seconds=settings.env_float(environ, "BRIDGE_JOB_STALE_SECONDS", 120.0, minimum=0.1),

@@ -24,6 +24,9 @@ reason.
 """
 
 
+UNKNOWN = object()  # stands for "the key was not computed yet"
+
+
 def key(message):
     """The message's conflation key, or ``None`` when it must be kept."""
     kind = message.get("type")
@@ -34,35 +37,32 @@ def key(message):
     return None
 
 
-def make_room(session, message):
+def make_room(session, message, wanted=UNKNOWN):
     """Free a place in ``session``'s full queue for ``message``.
 
     Returns ``(accept, removed)``: whether to queue ``message`` at all, and
     the ``(seq, message)`` entries taken out of the queue (the store deletes
     them). When ``accept`` is true and nothing was removed, the queue's own
     overflow (drop the oldest) applies. Entries already handed to a reader
-    (seq <= ``session.sent``) are in flight and never conflated.
+    (seq <= ``session.sent``) are in flight and never conflated. ``wanted``
+    is ``message``'s key when the caller has it already.
+
+    The queue's index of keyed entries (services/hub/queues.py) finds what
+    to remove without visiting any other entry: O(1) amortised per call,
+    whatever the queue holds.
     """
     queue = session.queue
     sent = getattr(session, "sent", 0)
-    wanted = key(message)
+    if wanted is UNKNOWN:
+        wanted = key(message)
     removed = []
-    if wanted is not None:
-        kept = []
-        for entry in queue:
-            if entry[0] > sent and key(entry[1]) == wanted:
-                removed.append(entry)
-            else:
-                kept.append(entry)
-        if removed:
-            queue.clear()
-            queue.extend(kept)
-    if not removed:
-        for index, entry in enumerate(queue):
-            if entry[0] > sent and key(entry[1]) is not None:
-                removed.append(entry)
-                del queue[index]
-                break
+    if queue.has_keyed():  # else rules 1 and 2 have nothing to take
+        if wanted is not None:
+            removed = queue.take_key(wanted, sent)
+        if not removed:
+            oldest = queue.take_oldest_keyed(sent)
+            if oldest is not None:
+                removed.append(oldest)
     if removed:
         _count(session, len(removed))
         return True, removed

@@ -4,14 +4,27 @@ Every message published to a channel gets the channel's next ``offset``
 (1, 2, 3… within one epoch) and its ``epoch``, an id minted when the
 channel's history starts. A client that remembers the last ``(offset,
 epoch)`` it saw can come back and have what it missed replayed; if the
-history it needs is gone (too old, too many messages, or a new epoch because
-the store was lost) it is told so, never left to guess.
+history it needs is gone (too old, too many messages, pushed out by the
+global byte budget, or a new epoch because the store was lost) it is told
+so, never left to guess.
+
+Besides each channel's own bounds, every channel's history together stays
+within ``max_bytes`` (a message's size is its encoded size): past it the
+oldest messages go first, whatever their channel, and are counted in
+``evicted``.
 
 The hub's one thread owns this; the store reads ``changes`` at each commit.
 """
 
 import secrets
 from collections import deque
+
+from services import protocol
+
+
+def size_of(message):
+    """What a kept message counts against the byte budget: its encoded size."""
+    return len(protocol.encode_record(message))
 
 
 def new_epoch():
@@ -20,7 +33,7 @@ def new_epoch():
 
 
 class Channel:
-    """One channel's history: ``entries`` holds ``(offset, wall_seconds, message)``."""
+    """One channel's history: ``entries`` holds ``(offset, wall_seconds, message, size)``."""
 
     __slots__ = ("name", "epoch", "next_offset", "entries", "last_used")
 
@@ -62,16 +75,25 @@ class Changes:
 
 
 class History:
-    """Every channel's recent messages, bounded in count, age and number of channels."""
+    """Every channel's recent messages, bounded in count, age, number of channels and bytes in all."""
 
-    def __init__(self, size, seconds, max_channels, wallclock, mint_epoch=new_epoch):
+    def __init__(self, size, seconds, max_channels, wallclock, mint_epoch=new_epoch, max_bytes=256 * 2**20):
         self.size = size
         self.seconds = seconds
         self.max_channels = max_channels
+        self.max_bytes = max_bytes
         self.wallclock = wallclock
         self.mint_epoch = mint_epoch
         self.channels = {}  # name -> Channel
         self.changes = Changes()
+        self.bytes = 0  # the sizes of every kept message
+        self.kept = 0  # how many messages are kept
+        self.evicted = 0  # messages pushed out by the byte budget (counted, never reset)
+        self.evicted_bytes = 0
+        self.freed_bytes = 0  # the sizes of every message forgotten, by any bound (the store collects by it)
+        # (channel, offset) of every kept message, oldest first, for the byte budget; entries that left
+        # their channel by another bound are skipped when met, and swept once they outnumber the kept ones.
+        self.order = deque()
 
     def channel(self, name):
         """The channel's history, started (with a new epoch) if there is none."""
@@ -92,14 +114,22 @@ class History:
         ch.last_used = now
         message["offset"] = offset
         message["epoch"] = ch.epoch
+        size = size_of(message)
         entries = ch.entries
-        entries.append((offset, now, message))
+        entries.append((offset, now, message, size))
+        self.bytes += size
+        self.kept += 1
+        self.order.append((ch, offset))
         changes = self.changes
         changes.meta.add(name)
         changes.added.append((name, offset, now, message))
         if len(entries) > self.size:
-            entries.popleft()
+            self._drop_oldest(ch)
             changes.trimmed[name] = ch.first_kept
+        if self.bytes > self.max_bytes:
+            self._fit_budget()
+        elif len(self.order) > 2 * self.kept + 64:
+            self._sweep_order()
 
     def since(self, name, offset, epoch, budget):
         """What a client that last saw ``(offset, epoch)`` missed.
@@ -139,24 +169,74 @@ class History:
             entries = ch.entries
             if entries and entries[0][1] < cutoff:
                 while entries and entries[0][1] < cutoff:
-                    entries.popleft()
+                    self._drop_oldest(ch)
                 self.changes.trimmed[ch.name] = ch.first_kept
+        self._sweep_order()
+
+    def describe(self):
+        """The history as ``/ws/status`` shows it."""
+        return {"channels": len(self.channels), "messages": self.kept, "bytes": self.bytes,
+                "max_bytes": self.max_bytes, "evicted": self.evicted, "evicted_bytes": self.evicted_bytes}
+
+    def _drop_oldest(self, ch):
+        size = ch.entries.popleft()[3]
+        self.bytes -= size
+        self.kept -= 1
+        self.freed_bytes += size
+        return size
+
+    def _fit_budget(self):
+        # Oldest first across every channel, until the kept messages fit (the newest may go too).
+        order, trimmed = self.order, self.changes.trimmed
+        while self.bytes > self.max_bytes and order:
+            ch, offset = order.popleft()
+            entries = ch.entries
+            if not entries or entries[0][0] != offset or self.channels.get(ch.name) is not ch:
+                continue  # already gone by the channel's own bounds
+            self.evicted_bytes += self._drop_oldest(ch)
+            self.evicted += 1
+            trimmed[ch.name] = ch.first_kept
+        self._sweep_order()
+
+    def _sweep_order(self):
+        if len(self.order) > 2 * self.kept + 64:
+            self._order_by_age()
+
+    def _order_by_age(self):
+        # (wall time, channel, offset) is unique: the sort never compares two channels.
+        live = sorted((e[1], ch.name, e[0], ch) for ch in self.channels.values() for e in ch.entries)
+        self.order = deque((ch, offset) for _, _, offset, ch in live)
 
     def _evict_one(self):
         # The channel used least recently goes; its clients will see a new epoch.
         victim = min(self.channels.values(), key=lambda c: c.last_used)
         del self.channels[victim.name]
+        freed = sum(e[3] for e in victim.entries)
+        self.bytes -= freed
+        self.freed_bytes += freed
+        self.kept -= len(victim.entries)
+        victim.entries.clear()
         self.changes.meta.discard(victim.name)
         self.changes.trimmed.pop(victim.name, None)
         self.changes.added = [a for a in self.changes.added if a[0] != victim.name]
         self.changes.removed.add(victim.name)
 
     def load(self, name, epoch, next_offset, last_used, entries):
-        """Restore one channel from the store (``entries`` oldest first)."""
+        """Restore one channel from the store (``entries``: ``(offset, wall_seconds, message)``, oldest first)."""
         ch = Channel(name, epoch, next_offset, last_used)
-        ch.entries.extend(entries)
+        for offset, ts, message in entries:
+            size = size_of(message)
+            ch.entries.append((offset, ts, message, size))
+            self.bytes += size
+            self.kept += 1
         self.channels[name] = ch
+
+    def loaded(self):
+        """After every ``load()``: put the messages in age order for the budget, and fit them in it."""
+        self._order_by_age()
+        if self.bytes > self.max_bytes:
+            self._fit_budget()
 
     def count(self):
         """How many messages are kept in all."""
-        return sum(len(ch.entries) for ch in self.channels.values())
+        return self.kept

@@ -79,7 +79,8 @@ class Hub:
         self.admission = Admission(self)
         self.metrics = HubMetrics(clock)
         # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit.
-        self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock)
+        self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock,
+                               max_bytes=config.history_max_bytes)
         self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds)
         self.touched = set()  # sessions whose queue, counters or fields may have changed
         # Sessions whose queue lost entries this turn other than by an acknowledgement (a drain, an
@@ -223,16 +224,17 @@ class Hub:
         self.metrics.published(msg, to if target == protocol.TARGET_CHANNEL else "")
         count = 0
         ready = self.ready
+        wanted = conflation.key(msg)  # once, not once per recipient
         for session in recipients:
             victim = msg
             if len(session.queue) >= session.limit:
                 self.unacked_moves.add(session)
                 if self._room_is_lost(session):
-                    if not self._make_room(session, msg):
+                    if not self._make_room(session, msg, wanted):
                         continue
                     if len(session.queue) >= session.limit:
                         victim = session.queue[0][1]
-            if session.enqueue(msg):
+            if session.enqueue(msg, wanted):
                 self.stats["dropped"] += 1
                 self.metrics.dropped(victim)
             if session.parked is not None:
@@ -281,9 +283,9 @@ class Hub:
             self._push(session)  # everything pending in one push, so the next ones make room for free too
         return session.queue[0][0] > session.sent
 
-    def _make_room(self, session, msg):
+    def _make_room(self, session, msg, wanted=conflation.UNKNOWN):
         """Conflation on overflow (services/hub/conflation.py); False: ``msg`` itself is dropped."""
-        accept, removed = conflation.make_room(session, msg)
+        accept, removed = conflation.make_room(session, msg, wanted)
         for seq, victim in removed:
             self.removed_seqs.append((session.client_id, seq))
             self.stats["dropped"] += 1
@@ -593,7 +595,7 @@ class Hub:
             "poll_max_wait": self.config.poll_max_wait,
             "protocol_version": protocol.CLIENT_PROTOCOL_VERSION,
             "store": self.store.describe(),
-            "history": {"channels": len(self.history.channels), "messages": self.history.count()},
+            "history": self.history.describe(),
             "jobs": len(self.jobs.jobs),
             "stream": self.stream.describe() if getattr(self, "stream", None) is not None else None,
             "job_stale_seconds": self.config.job_stale_seconds,

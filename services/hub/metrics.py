@@ -157,4 +157,5 @@ class HubMetrics:
             "notifier_age": self.notifier_age(),
             "uptime_seconds": round(hub.clock() - hub.started, 3),
             "stream": hub.stream.describe() if getattr(hub, "stream", None) is not None else None,
+            "history": hub.history.describe(),
         }

@@ -1,7 +1,9 @@
 """One client's session: its bounded queue, sequence numbers and parked poll."""
 
 from collections import deque
-from itertools import islice
+
+from services.hub.conflation import UNKNOWN
+from services.hub.queues import MessageQueue
 
 # Ranges of delivered-then-evicted seqs a session remembers (see Session.rewind).
 MAX_SILENT_RANGES = 64
@@ -63,7 +65,7 @@ class Session:
         self.last_seen = now
         self.last_poll = None
         self.subscriptions = set()
-        self.queue = deque()
+        self.queue = MessageQueue()  # a deque's reads, plus conflation's index (services/hub/queues.py)
         self.limit = limit
         self.next_seq = 1
         self.dropped_total = 0
@@ -80,8 +82,12 @@ class Session:
         self.meta_changed = True  # the store has not written this session's meta yet
         self.ephemeral = False
 
-    def enqueue(self, message):
-        """Queue ``message``; when full the oldest goes. Returns True when that was a loss."""
+    def enqueue(self, message, key=UNKNOWN):
+        """Queue ``message``; when full the oldest goes. Returns True when that was a loss.
+
+        ``key`` is the message's conflation key when the caller computed it
+        already (a fan-out computes it once for every recipient).
+        """
         lost = False
         if len(self.queue) >= self.limit:
             seq = self.queue.popleft()[0]
@@ -90,7 +96,10 @@ class Session:
             else:
                 lost = True
                 self._count_lost(1)
-        self.queue.append((self.next_seq, message))
+        if key is UNKNOWN:
+            self.queue.append((self.next_seq, message))
+        else:
+            self.queue.append((self.next_seq, message), key)
         self.next_seq += 1
         return lost
 
@@ -167,8 +176,7 @@ class Session:
         append = out.append
         total = 0
         if keep:
-            skip = 0 if start is None or not queue else max(0, start + 1 - queue[0][0])
-            for seq, message in islice(queue, skip, skip + batch):
+            for seq, message in queue.since(start or 0, batch):  # seqs have gaps where conflation removed
                 msg = dict(message)
                 msg["seq"] = seq
                 if size_of is not None:

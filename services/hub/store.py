@@ -40,9 +40,7 @@ import logging
 import os
 import sqlite3
 from array import array
-from bisect import bisect_right
 from collections import deque
-from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
@@ -82,6 +80,10 @@ RUN_BYTES = 16 * 1024 * 1024
 # Sessions that got the same new messages in one turn (a fan-out) share one queue_groups row when there are
 # at least this many of them.
 GROUP_MIN = 4
+
+# commit() collects unreferenced messages itself once history forgot an eighth of its byte budget (at least this much)
+# since it last did; else the sweep does.
+COLLECT_MIN_BYTES = 1 * 2**20
 
 # A queue row's key is (session number << SEQ_BITS) + seq: seqs below 2**40 per session.
 SEQ_BITS = 40
@@ -248,6 +250,7 @@ class SqliteStore:
         self.group_refs = {}  # queue_groups id -> members whose entries there are not all below their head
         self.session_groups = {}  # client_id -> deque of (last seq, group id), oldest first
         self.garbage = 0  # references deleted since the last collect()
+        self.collected_freed = 0  # hub.history.freed_bytes at the last collect() it caused
         self.commits = 0
         self.failures = 0
         self.last_error = None
@@ -347,6 +350,7 @@ class SqliteStore:
                 entries.setdefault(channel, []).append((offset, ts, messages[mid]))
         for name, epoch, next_offset, last_used in db.execute("SELECT * FROM channels"):
             hub.history.load(name, epoch, next_offset, last_used, entries.get(name, ()))
+        hub.history.loaded()  # a smaller BRIDGE_HISTORY_MAX_BYTES than the last run's applies now
         for key, body in db.execute("SELECT job_id, body FROM jobs"):
             hub.jobs.load(key, protocol.decode_record(body))
         row = db.execute("SELECT value FROM meta WHERE key='system_status'").fetchone()
@@ -453,12 +457,7 @@ class SqliteStore:
             high = self.highs.get(cid, 0)
             if queue and queue[-1][0] > high:
                 last = highs[cid] = queue[-1][0]
-                fresh_count = last - high
-                if fresh_count <= len(queue) and queue[-fresh_count][0] > high:  # no gap: the last ones
-                    fresh = list(islice(reversed(queue), fresh_count))  # from the right: a deque's islice walks
-                    fresh.reverse()  # from the left, over entries written in earlier turns
-                else:
-                    fresh = list(islice(queue, bisect_right(queue, high, key=_SEQ), None))
+                fresh = queue.after(high)  # from the newest back: never over entries written in earlier turns
                 first = fresh[0][0]
                 msgs = list(map(_MESSAGE, fresh))
                 if msgs != shared[0]:  # a fan-out queues the same messages for every subscriber
@@ -601,6 +600,12 @@ class SqliteStore:
         _forget_changes(hub)
         hub.removed_seqs.clear()
         hub.forgotten.clear()
+        freed = hub.history.freed_bytes
+        if freed - self.collected_freed >= max(hub.history.max_bytes // 8, COLLECT_MIN_BYTES):
+            # History churns through its byte budget: collect now, not at the next sweep, so the file
+            # holds about what the budget allows (docs/DURABILITY.md).
+            self.collected_freed = freed
+            self.collect()
         return True
 
     def collect(self):
