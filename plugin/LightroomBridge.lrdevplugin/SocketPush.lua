@@ -40,7 +40,11 @@ local Json = require 'Json'
 local M = {}
 M.__index = M
 
-local SLICE = 0.1 -- the monitor's step: how soon an ack goes out and a noted trouble is acted on
+local SLICE = 0.1 -- the monitor's step: how soon a noted trouble is acted on
+-- While messages arrive, an ack goes out once this many seconds passed or this many messages came
+-- since the last one (the bridge only needs one within its poll hold, 25 s).
+local ACK_INTERVAL = 1
+local ACK_COUNT = 50
 
 --- The push path of `connection` (enabled when its config says TRANSPORT = 'lrsocket').
 function M.new(connection)
@@ -124,9 +128,11 @@ function M:_monitor(gen, id, context)
 			nextCheck = runtime.now() + self.config.PUSH_CHECK_INTERVAL
 		elseif self.mode == 'probing' and now > self.probeDeadline then
 			self:fallBack(string.format('no probe from the bridge within %g s', self.config.PUSH_PROBE_TIMEOUT))
-		elseif self.mode == 'socket' and (self.unacked or now >= nextCheck) then
+		elseif self.mode == 'socket' and (now >= nextCheck or (self.unacked or 0) >= ACK_COUNT
+			or ((self.unacked or 0) > 0 and now >= (self.lastAck or 0) + ACK_INTERVAL)) then
 			self:_ack(gen, id)
-			nextCheck = runtime.now() + self.config.PUSH_CHECK_INTERVAL
+			self.lastAck = runtime.now()
+			nextCheck = self.lastAck + self.config.PUSH_CHECK_INTERVAL
 		end
 		runtime.sleep(SLICE)
 	end
@@ -147,7 +153,7 @@ end
 function M:_closeSocket()
 	self.generation = self.generation + 1
 	local socket = self.socket
-	self.socket, self.port, self.inbox, self.unacked = nil, nil, {}, false
+	self.socket, self.port, self.inbox, self.unacked = nil, nil, {}, 0
 	if socket then
 		local ok, err = pcall(socket.close, socket)
 		if not ok then self.runtime.log.warn('LrSocket close failed: ' .. tostring(err)) end
@@ -240,7 +246,7 @@ function M:_handle(gen, id, generation, line)
 		self.connection:_reportDropped(tonumber(message.count) or 0)
 	else
 		self.connection:_deliver(gen, id, message)
-		self.unacked = true
+		self.unacked = (self.unacked or 0) + 1
 	end
 end
 
@@ -268,7 +274,7 @@ end
 -- The ack of what was processed, and the light check: pushing = false means the bridge let go.
 function M:_ack(gen, id)
 	local generation = self.generation
-	self.unacked = false
+	self.unacked = 0
 	local connection = self.connection
 	local result = connection.transport:post('/ws/lrsocket/ack', { client_id = id, seq = connection.tracker:ack() },
 		self.config.REQUEST_TIMEOUT, connection.clientSecret)
