@@ -3,8 +3,9 @@ PluginInfoProvider.lua: the plug-in's section in Lightroom's Plug-in Manager.
 
 Shows the connection (state, client id, last message time, refreshed every
 second while the dialog is open) and edits the settings kept in LrPrefs:
-server URL, channels, client name, and the command that starts the bridge
-when none answers (empty: never). Changed settings reconnect when the
+server URL, channels, client name, the command that starts the bridge
+when none answers (empty: never), and the transport (long-poll, or LrSocket
+push with long-poll behind it: SocketPush.lua). Changed settings reconnect when the
 dialog closes, or at once with the Connect button.
 ]]
 local LrPrefs = import 'LrPrefs'
@@ -25,6 +26,7 @@ local SETTINGS = {
 	channels = table.concat(Config.DEFAULTS.CHANNELS, ', '),
 	clientName = Config.DEFAULTS.CLIENT_NAME,
 	startCommand = Config.DEFAULTS.START_COMMAND,
+	transport = Config.DEFAULTS.TRANSPORT,
 }
 
 local function refresh(propertyTable)
@@ -34,6 +36,7 @@ local function refresh(propertyTable)
 	propertyTable.lastMessageText = fields.lastMessage
 	propertyTable.countsText = fields.detail
 	propertyTable.launchText = fields.launch
+	propertyTable.transportText = fields.transport
 end
 
 -- Copy the dialog's settings into the preferences; true when one changed.
@@ -99,6 +102,14 @@ local function sectionsForTopOfDialog(f, propertyTable)
 				fill_horizontal = 1,
 			}),
 			row(f, 'Bridge start:', f:static_text { title = bind 'launchText', fill_horizontal = 1 }),
+			row(f, 'Transport:', f:popup_menu {
+				value = bind 'transport',
+				items = {
+					{ title = 'Long-poll', value = 'longpoll' },
+					{ title = 'LrSocket push (long-poll behind it)', value = 'lrsocket' },
+				},
+			}),
+			row(f, 'In use:', f:static_text { title = bind 'transportText', fill_horizontal = 1 }),
 			f:row {
 				f:static_text { title = '', width = share 'bridge_label_width' },
 				f:push_button {

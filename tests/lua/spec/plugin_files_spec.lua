@@ -125,6 +125,16 @@ describe("SDK glue", function()
 		end
 		walk(sections)
 		assert.are.same({ serverUrl = true, channels = true, clientName = true, startCommand = true }, bound)
+		local popups = {}
+		local function menus(view)
+			if type(view) ~= 'table' then return end
+			if view._kind == 'popup_menu' then popups[view.value.bind] = #view.items end
+			for _, child in pairs(view) do menus(child) end
+		end
+		menus(sections)
+		assert.are.same({ transport = 2 }, popups)
+		assert.are.equal('longpoll', props.transport)
+		assert.matches('^long%-poll', props.transportText)
 		assert.are.equal('', props.startCommand)
 		props.serverUrl = 'http://127.0.0.1:1'
 		props.startCommand = '/opt/bridge/bin/lrbridge run'
