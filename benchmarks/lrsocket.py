@@ -141,7 +141,11 @@ async def cpu_per_message(target, transport, clients, messages, rate):
 
 
 async def idle(target, transport, clients, seconds):
-    """The services' CPU while ``clients`` plug-ins are connected and nothing is published."""
+    """The services' CPU while ``clients`` plug-ins are connected (none: the baseline) and nothing is published."""
+    if not clients:
+        with CpuMeter(target.pids()) as cpu:
+            await asyncio.sleep(seconds)
+        return {"idle_cpu": cpu.service, **cpu.figures()}
     channel = channel_name("lrs-idle")
     async with Plugins(target, transport, clients, channel):
         await asyncio.sleep(1.0)  # let the last announcements and acks settle: this is the idle state

@@ -94,6 +94,7 @@ ROWS = [
     ("lrs_cpu_longpoll_1", "service_us", "(f) long-poll, {n} plug-in(s)", "service µs/delivered msg", None),
     ("lrs_idle_lrsocket", "idle_cpu", "(f) LrSocket, {n} plug-ins, nothing sent", "service CPU %", None),
     ("lrs_idle_longpoll", "idle_cpu", "(f) long-poll, {n} plug-ins, nothing sent", "service CPU %", None),
+    ("lrs_idle_none", "idle_cpu", "(f) no plug-in, nothing sent (the baseline)", "service CPU %", None),
 ]
 
 LRS_KEYS = tuple(sorted({row[0] for row in ROWS if row[0].startswith("lrs_")}))
@@ -249,6 +250,8 @@ class Suite:
         try:
             target.stack.start("hub", "gateway").wait_ready(timeout=30)
             note = "one lua5.1 process, LrSocket stand-in; publish into the hub"
+            await self._scenario(results, "lrs_idle_none", p["lrs_runs"],
+                                 lambda: lrsocket.idle(target, None, 0, p["lrs_idle"]), note="hub and gateway alone")
             for transport in ("lrsocket", "longpoll"):
                 await self._scenario(results, f"lrs_lat_{transport}", p["lrs_runs"],
                                      lambda t=transport: lrsocket.latency(target, t, p["lrs_lat"], p["lrs_warmup"]),
