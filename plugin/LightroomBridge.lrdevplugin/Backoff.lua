@@ -1,7 +1,8 @@
 --[[
 Backoff: how long to wait before the next connection attempt (pure logic, no SDK).
 
-Delays grow exponentially from `base` and are capped at `cap`; each is
+With `immediateFirst`, the first retry has no delay (a blip costs nothing),
+the second waits `base`. Delays grow exponentially from `base` and are capped at `cap`; each is
 shortened by a random fraction (up to `jitter`) so that many plug-ins do not
 retry in lock step. After `maxAttempts` failures in a row the delay becomes
 `slowDelay` (still jittered): the client keeps trying, more slowly, forever.
@@ -24,6 +25,7 @@ function M.new(options)
 	self.maxAttempts = math.max(math.floor(tonumber(options.maxAttempts) or 10), 1)
 	self.slowDelay = math.max(tonumber(options.slowDelay) or self.cap * 2, self.cap)
 	self.random = options.random or math.random
+	self.immediateFirst = options.immediateFirst == true
 	self.attempts = 0
 	return self
 end
@@ -31,6 +33,10 @@ end
 --- The delay before attempt `attempt` (1-based) without jitter.
 function M:ceiling(attempt)
 	if attempt > self.maxAttempts then return self.slowDelay end
+	if self.immediateFirst then
+		if attempt == 1 then return 0 end
+		attempt = attempt - 1
+	end
 	return math.min(self.cap, self.base * self.factor ^ (attempt - 1))
 end
 

@@ -62,6 +62,12 @@ local NUMBERS = {
 	PUSH_PROBE_TIMEOUT = 0.1, PUSH_RETRY_DELAY = 0.1, PUSH_CHECK_INTERVAL = 0.1,
 }
 
+local INTEGERS = { MAX_RECONNECT_ATTEMPTS = true }
+
+--- Switches kept in LrPrefs beside the settings, with their defaults: a bezel when the
+--- connection is lost or back, logging to LightroomBridge.log, staying disconnected at start.
+M.SWITCHES = { showBezel = false, logging = true, stayDisconnected = false }
+
 local function trim(s)
 	return (tostring(s):gsub('^%s+', ''):gsub('%s+$', ''))
 end
@@ -85,34 +91,74 @@ function M.wsUrl(httpUrl)
 	return (httpUrl:gsub('^http', 'ws')) .. '/ws'
 end
 
-local function apply(config, name, value, warnings)
-	if value == nil or value == '' then return end
+-- What is wrong with `value` for setting `name` (a phrase without the name), or nil and the value to use.
+local function parse(name, value)
 	if NUMBERS[name] then
 		local number = tonumber(value)
 		if number == nil or number < NUMBERS[name] then
-			warnings[#warnings + 1] = name .. ' must be a number of at least ' .. NUMBERS[name] .. ', got ' .. tostring(value)
-			return
+			return 'must be a number of at least ' .. NUMBERS[name] .. ', not ' .. tostring(value)
 		end
-		config[name] = number
+		if INTEGERS[name] and number ~= math.floor(number) then
+			return 'must be a whole number, not ' .. tostring(value)
+		end
+		return nil, number
 	elseif name == 'HTTP_FALLBACK_URL' then
 		local url = trim(value):gsub('/+$', '')
-		if not url:match('^https?://[^/%s]+') then
-			warnings[#warnings + 1] = 'the server URL must look like http://127.0.0.1:5100, got ' .. tostring(value)
-			return
+		local host, rest = url:match('^https?://([%w%.%-]+)(.*)$')
+		local port = rest and (rest:match('^:(%d+)$') or rest:match('^:(%d+)/[^%s]*$'))
+		local fine = host and (rest == '' or rest:match('^/[^%s]*$') or (port and tonumber(port) <= 65535))
+		if not fine then
+			return 'must look like http://127.0.0.1:5100, not ' .. tostring(value)
 		end
-		config[name] = url
+		return nil, url
 	elseif name == 'CHANNELS' then
-		config[name] = M.channelList(value)
+		return nil, M.channelList(value)
 	elseif name == 'TRANSPORT' then
 		local transport = trim(value):lower()
 		if not M.TRANSPORTS[transport] then
-			warnings[#warnings + 1] = 'the transport must be longpoll or lrsocket, got ' .. tostring(value)
-			return
+			return 'must be longpoll or lrsocket, not ' .. tostring(value)
 		end
-		config[name] = transport
-	else
-		config[name] = type(value) == 'string' and trim(value) or value
+		return nil, transport
 	end
+	return nil, type(value) == 'string' and trim(value) or value
+end
+
+local function apply(config, name, value, warnings)
+	if value == nil or value == '' then return end
+	local problem, parsed = parse(name, value)
+	if problem then
+		warnings[#warnings + 1] = name .. ' ' .. problem
+		return
+	end
+	config[name] = parsed
+end
+
+--- What is wrong with `value` for the preference `key` (a phrase to show after the field's
+--- label), or nil when it can be used; empty means the default.
+function M.check(key, value)
+	local name = M.PREF_KEYS[key]
+	if not name or value == nil or value == '' then return nil end
+	return (parse(name, value))
+end
+
+--- The channels to subscribe: `base` (the setting) with `changes` ({channel = true|false},
+--- made at run time by subscribe()/unsubscribe()) applied; added channels come last, sorted.
+function M.effectiveChannels(base, changes)
+	local list, seen = {}, {}
+	changes = changes or {}
+	for _, channel in ipairs(base) do
+		if changes[channel] ~= false and not seen[channel] then
+			list[#list + 1] = channel
+			seen[channel] = true
+		end
+	end
+	local added = {}
+	for channel, on in pairs(changes) do
+		if on == true and not seen[channel] then added[#added + 1] = channel end
+	end
+	table.sort(added)
+	for _, channel in ipairs(added) do list[#list + 1] = channel end
+	return list
 end
 
 --- The settings: defaults, then `prefs` (an LrPrefs-like table), then `options`

@@ -15,7 +15,12 @@ and asks for the jobs/system snapshot; the bridge replays what was missed and
 the `recovery` event says what came back and what is gone.
 
 Faults:
-  * no answer, 503 hub unavailable, 5xx: wait (exponential backoff with
+  * a poll that timed out or was cut (LrHttp's `timedOut`, `networkConnectionLost`: a proxy,
+    security software or Lightroom ending an idle request before the hold ends) is issued
+    again at once and is not a disconnection; the bridge redelivers anything the lost answer
+    held. Only when such cuts come quickly (under QUICK_CUT seconds) MAX_QUICK_CUTS times in
+    a row do they count as a failure to reach the bridge;
+  * no answer, 503 hub unavailable, 5xx: the first retry at once, then wait (exponential backoff with
     jitter, capped) and try again; a known client id is kept, so messages
     the hub queued meanwhile are still delivered;
   * 404 unknown_client, or a poll answered `closed` (the hub restarted or
@@ -25,7 +30,10 @@ Faults:
     retry that never stops.
 
 stop() bumps the generation: every task compares its own generation after
-each request and sleep slice and ends when they differ. stop() ends the
+each request and sleep slice and ends when they differ. The generation is also
+kept in `runtime.shared` (RunRegistry: `_G`, keyed by the plug-in's id), so a
+copy of this module loaded in a fresh environment stops this run's tasks, and
+a start stops a run another environment left behind. stop() ends the
 session at the bridge (/ws/disconnect); stop(reason, true) keeps it for the
 next start and releases the parked poll with a poll that does not wait
 (acknowledging what was processed). Either way the gateway answers the parked
@@ -42,9 +50,15 @@ runtime = {
   log       { info = fn(text), warn = fn(text), error = fn(text) }
   prefs     LrPrefs-like table for SessionStore (nil: kept in memory only)
   launcher  Launcher.lua's, asked to start the bridge when none answers (nil: never)
+  shared    RunRegistry.shared(pluginId): the run record every module environment sees (nil: none)
 }
+
+Sends have priority over the poll: while a send waits (`pendingSends`), the poll loop
+yields before polling and polls without a hold, so an LrHttp that serves one request
+at a time still delivers the send within the hold of the poll parked when it was made.
 ]]
 local Backoff = require 'Backoff'
+local Config = require 'Config'
 local Envelope = require 'Envelope'
 local Positions = require 'Positions'
 local SeqTracker = require 'SeqTracker'
@@ -57,6 +71,10 @@ M.__index = M
 
 local SLICE = 0.25 -- longest sleep between two checks of the generation
 local MAX_REHANDSHAKES = 3 -- in a row without a successful poll, before backing off
+local QUICK_CUT = 1 -- a poll cut sooner than this (seconds) after it was issued is a quick cut
+local MAX_QUICK_CUTS = 3 -- quick cuts in a row re-issued at once; the next counts as a failure
+local CUT_REASONS = { timedOut = true, networkConnectionLost = true }
+local ANSWER_GRACE = 5 -- the gateway answers a poll by its hold + 3 s (503 when the hub is away)
 
 --- A stopped connection; `config` holds the resolved settings (see Config.lua).
 function M.new(config, runtime, dispatcher, status)
@@ -80,6 +98,8 @@ function M.new(config, runtime, dispatcher, status)
 	self.status.dropped = self.status.dropped or 0
 	self.status.redelivered = self.status.redelivered or 0
 	self.status.attempts = 0
+	self.status.cuts = self.status.cuts or 0
+	self.pendingSends = 0
 	self.push = SocketPush.new(self) -- LrSocket push, when TRANSPORT = 'lrsocket' (SocketPush.lua)
 	return self
 end
@@ -87,7 +107,9 @@ end
 -- ---------------------------------------------------------------- helpers
 
 function M:_alive(gen)
-	return self.generation == gen
+	if self.generation ~= gen then return false end
+	local shared = self.runtime.shared
+	return shared == nil or shared.generation == self.sharedGeneration
 end
 
 function M:_setState(state, detail)
@@ -137,9 +159,21 @@ end
 --- Start connecting (in a task); false when already running.
 function M:start()
 	if self.running then return false end
+	local shared = self.runtime.shared
+	if shared and shared.stop and shared.owner ~= self then
+		-- a run of another module environment (a reload that did not stop it): stop it first
+		self.runtime.log.info('stopping the connection of a previous load of the plug-in')
+		self.runtime.protect(shared.stop, 'replaced', true)
+	end
 	self.running = true
 	self.generation = self.generation + 1
 	local gen = self.generation
+	if shared then
+		shared.generation = (shared.generation or 0) + 1
+		self.sharedGeneration = shared.generation
+		shared.owner = self
+		shared.stop = function(reason, keepSession) return self:stop(reason, keepSession) end
+	end
 	self.store = self:_openStore()
 	self:_setState('connecting', self.config.HTTP_FALLBACK_URL)
 	self:_spawn('LightroomBridge connection', function() self:_main(gen) end)
@@ -153,6 +187,11 @@ function M:stop(reason, keepSession)
 	self.running = false
 	self.generation = self.generation + 1
 	self.push:stop() -- the socket is closed first: Reload Plug-in does not free its port
+	local shared = self.runtime.shared
+	if shared and shared.owner == self then
+		shared.generation = (shared.generation or 0) + 1
+		shared.owner, shared.stop = nil, nil
+	end
 	local id, secret, ack = self.clientId, self.clientSecret, self.tracker:ack()
 	self.clientId, self.clientSecret = nil, nil
 	self.status.clientId = nil
@@ -194,7 +233,11 @@ function M:sendNow(message)
 	local id = self.clientId
 	if not id then return { ok = false, kind = 'not_connected', reason = 'not connected' } end
 	local config = self.config
-	local result = self.transport:post('/ws/send', Envelope.send(id, message), config.REQUEST_TIMEOUT, self.clientSecret)
+	self.pendingSends = self.pendingSends + 1
+	local ok, result = self.runtime.protect(self.transport.post, self.transport, '/ws/send', Envelope.send(id, message),
+		config.REQUEST_TIMEOUT, self.clientSecret)
+	self.pendingSends = self.pendingSends - 1
+	if not ok then error(result, 0) end
 	if result.ok then
 		self.status.sent = self.status.sent + 1
 		return { ok = true, response = result.data.response }
@@ -212,8 +255,9 @@ function M:_main(gen)
 		maxAttempts = config.MAX_RECONNECT_ATTEMPTS,
 		slowDelay = config.SLOW_RETRY_DELAY,
 		random = self.runtime.random,
+		immediateFirst = true,
 	}
-	local rehandshakes = 0
+	local rehandshakes, quickCuts = 0, 0
 	while self:_alive(gen) do
 		local ok, result = self.runtime.protect(self._step, self, gen)
 		if not ok then
@@ -224,7 +268,11 @@ function M:_main(gen)
 		if result.ok then
 			backoff:reset()
 			self.status.attempts = 0
-			if result.polled then rehandshakes = 0 end
+			if result.polled then rehandshakes, quickCuts = 0, 0 end
+		elseif result.kind == 'cut' and (not result.quick or quickCuts < MAX_QUICK_CUTS) then
+			-- not a disconnection: poll again at once (the ack makes the bridge redeliver)
+			self.status.cuts = self.status.cuts + 1
+			quickCuts = result.quick and quickCuts + 1 or 0
 		elseif (result.kind == 'unknown_client' or result.kind == 'closed') and rehandshakes < MAX_REHANDSHAKES then
 			rehandshakes = rehandshakes + 1
 			self:_lost(result)
@@ -267,7 +315,8 @@ function M:_retryLater(gen, backoff, result)
 	if result.kind == 'network' and self:_startBridge(gen) then return end
 	local delay, attempt, exhausted = backoff:next()
 	self.status.attempts = attempt
-	self:_setState('reconnecting', reason)
+	self.status.retryAt = self.runtime.now() + delay
+	self:_setState(exhausted and 'unreachable' or 'reconnecting', reason)
 	self:_emit('reconnecting', { attempt = attempt, delay = delay, reason = reason })
 	if exhausted and attempt == backoff.maxAttempts then
 		local text = string.format('cannot reach the bridge at %s after %d attempts (%s); retrying every %d s',
@@ -309,15 +358,16 @@ function M:_establish(gen)
 	self.tracker:reset(resumed and self.store.lastSeq or 0)
 	result = self:sendNow(Envelope.register(config.CLIENT_NAME, config.PLUGIN_VERSION))
 	local summary = nil
-	if result.ok and #config.CHANNELS > 0 and self:_alive(gen) then
-		result, summary = self:_subscribe(gen, resumed)
+	local channels = self:channels()
+	if result.ok and #channels > 0 and self:_alive(gen) then
+		result, summary = self:_subscribe(gen, resumed, channels)
 	end
 	if not self:_alive(gen) then return { ok = true } end
 	if not result.ok then
 		self.clientId, self.clientSecret = nil, nil
 		return result
 	end
-	if #config.CHANNELS == 0 then self.store:sessionStarted(id, self.clientSecret, resumed) end
+	if #channels == 0 then self.store:sessionStarted(id, self.clientSecret, resumed) end
 	self:_connected(gen, resumed)
 	if summary then self:_recovered(summary) end
 	self:_spawn('LightroomBridge ping', function() self:_pingLoop(gen, id) end)
@@ -325,11 +375,11 @@ function M:_establish(gen)
 	return { ok = true }
 end
 
--- subscribe to the configured channels. A new session recovers what it missed since the
--- saved positions (and takes the jobs/system snapshot); a resumed one has it in its queue,
--- and drops channels no longer configured. Returns the send result and the recovery summary.
-function M:_subscribe(gen, resumed)
-	local channels = self.config.CHANNELS
+-- subscribe to the plug-in's channels (the setting with the run-time changes). A new session
+-- recovers what it missed since the saved positions (and takes the jobs/system snapshot); a
+-- resumed one has it in its queue, and drops channels no longer wanted. Returns the send
+-- result and the recovery summary.
+function M:_subscribe(gen, resumed, channels)
 	local message
 	if resumed then
 		message = Envelope.subscribe(channels)
@@ -376,14 +426,33 @@ end
 
 function M:_poll(gen)
 	local id = self.clientId
-	local path = Envelope.pollPath(id, self.config.POLL_WAIT, self.tracker:ack())
+	local wait = self.config.POLL_WAIT
+	if self.pendingSends > 0 then
+		-- a send waits: let it have LrHttp first, and do not hold the bridge's answer meanwhile
+		self.runtime.sleep(0)
+		if not self:_alive(gen) or self.clientId ~= id then return { ok = true } end
+		if self.pendingSends > 0 then wait = 0 end
+	end
+	local path = Envelope.pollPath(id, wait, self.tracker:ack())
+	local started = self.runtime.now()
 	local result = self.transport:get(path, self.config.POLL_TIMEOUT, self.clientSecret)
 	if not self:_alive(gen) or self.clientId ~= id then return { ok = true } end
-	if not result.ok then return result end
+	if not result.ok then
+		local elapsed = self.runtime.now() - started
+		-- ended before the bridge's own longest answer time: cut on the way, not the bridge's doing; past
+		-- it, the bridge (a stopped gateway still accepts connections) is not answering: a failure
+		if result.kind == 'network' and CUT_REASONS[result.reason] and elapsed < wait + ANSWER_GRACE then
+			return { ok = false, kind = 'cut', reason = result.reason, quick = elapsed < QUICK_CUT }
+		end
+		return result
+	end
 	if not self.connected then self:_connected(gen, true) end
 	local data = result.data
 	self:_reportDropped(tonumber(data.dropped) or 0)
 	local messages = type(data.messages) == 'table' and data.messages or {}
+	self.status.lastBatch = #messages
+	self.status.more = data.more == true
+	self.status.lastPollAt = self.runtime.now()
 	for _, message in ipairs(messages) do
 		if not self:_deliver(gen, id, message) then break end
 	end
@@ -428,6 +497,26 @@ function M:_pingLoop(gen, id)
 		local result = self:sendNow(Envelope.ping())
 		if result.ok then self.status.lastPongAt = self.runtime.now() end
 	end
+end
+
+-- ------------------------------------------------------------ subscriptions
+
+--- The channels this plug-in subscribes: the Channels setting with the run-time changes.
+function M:channels()
+	return Config.effectiveChannels(self.config.CHANNELS, self.store.channelChanges)
+end
+
+--- Subscribe (`on` true) or unsubscribe `channels` now and at every later connection (the
+--- change is kept in LrPrefs). When connected, tells the bridge at once (must run inside a
+--- task); returns the transport result, or {ok = true, deferred = true} when not connected.
+function M:setSubscribed(channels, on)
+	self.store:setChannels(channels, on)
+	if not self:isConnected() or #channels == 0 then return { ok = true, deferred = true } end
+	local result = self:sendNow(on and Envelope.subscribe(channels) or Envelope.unsubscribe(channels))
+	if result.ok and on and type(result.response) == 'table' then
+		self.store:confirmed(result.response, true) -- a channel new to us starts at its current end
+	end
+	return result
 end
 
 return M

@@ -7,16 +7,22 @@ Dispatcher: hands each message or connection event to its handler and listeners
     hears every server message (not the connection events);
   * every call is isolated with `protect` (LrTasks.pcall inside Lightroom, where
     a plain pcall cannot yield): a failing handler or listener is reported
-    through `onError` and never stops the others nor the poll loop.
+    through `onError` and never stops the others nor the poll loop;
+  * with a `tasks` runner ({canYield = fn, spawn = fn(fn, name)}), every delivery
+    happens inside a task: an emit from outside one (a menu item, a Plug-in
+    Manager button, a reload) is handed to a new task, so a listener may always
+    call LrHttp or LrTasks.sleep.
 ]]
 local M = {}
 M.__index = M
 
---- A dispatcher; `protect(fn, ...)` runs fn like pcall, `onError(what, type, err)` hears failures.
-function M.new(protect, onError)
+--- A dispatcher; `protect(fn, ...)` runs fn like pcall, `onError(what, type, err)` hears failures,
+--- `tasks` (optional: {canYield, spawn}) moves deliveries made outside a task into one.
+function M.new(protect, onError, tasks)
 	return setmetatable({
 		protect = protect or pcall,
 		onError = onError or function() end,
+		tasks = tasks,
 		handlers = {},
 		listeners = {},
 		failures = 0,
@@ -69,8 +75,17 @@ local function snapshot(list)
 end
 
 --- Deliver `data` to the handler and listeners of `eventType` (and '*' when `wildcard`).
---- Returns how many functions ran.
+--- Returns how many functions ran (0 when the delivery was handed to a new task).
 function M:emit(eventType, data, wildcard)
+	local tasks = self.tasks
+	if tasks and not tasks.canYield() then
+		tasks.spawn(function() self:_deliver(eventType, data, wildcard) end, 'LightroomBridge event ' .. tostring(eventType))
+		return 0
+	end
+	return self:_deliver(eventType, data, wildcard)
+end
+
+function M:_deliver(eventType, data, wildcard)
 	local count = 0
 	local handler = self.handlers[eventType]
 	if handler then

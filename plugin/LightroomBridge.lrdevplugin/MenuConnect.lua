@@ -1,5 +1,5 @@
 --[[
-MenuConnect.lua: File > Plug-in Extras > Bridge: Connect. Connects now (no
+MenuConnect.lua: File (or Library) > Plug-in Extras > Bridge: Connect. Connects now (no
 waiting for the next retry), with the settings of the Plug-in Manager.
 ]]
 local LrDialogs = import 'LrDialogs'

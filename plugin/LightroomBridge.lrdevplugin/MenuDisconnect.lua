@@ -1,5 +1,5 @@
 --[[
-MenuDisconnect.lua: File > Plug-in Extras > Bridge: Disconnect. Stays
+MenuDisconnect.lua: File (or Library) > Plug-in Extras > Bridge: Disconnect. Stays
 disconnected until Bridge: Connect or the next start of Lightroom.
 ]]
 local LrDialogs = import 'LrDialogs'

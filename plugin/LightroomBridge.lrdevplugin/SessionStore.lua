@@ -7,13 +7,16 @@ SessionStore: what the client keeps across Lightroom restarts, in LrPrefs
     bridgeClientSecret  its secret (the bridge resumes only with both)
     bridgeLastSeq       the last seq processed in that session
     bridgePositions     JSON {channel: {offset, epoch}}: the last channel message processed
+    bridgeChannelChanges  JSON {channel: true|false}: subscribe()/unsubscribe() made at run time,
+                        applied over the Channels setting at every (re)connection
 
 Session changes are written at once. The seq and positions change with every
 message: they are written at most every `interval` seconds, and at once by
 save(true), which the connection calls when it stops, so a clean shutdown
 never loses the position of a processed message. Lightroom may not notice
 edits deep inside a table kept in prefs, so positions are kept as one string.
-Saved keys of another server URL are ignored (and replaced at the first write).
+Saved keys of another server URL are ignored (and replaced at the first write),
+except the run-time channel changes: they are the plug-in's, whatever the server.
 ]]
 local Json = require 'Json'
 local Positions = require 'Positions'
@@ -27,6 +30,7 @@ M.KEYS = {
 	secret = 'bridgeClientSecret',
 	lastSeq = 'bridgeLastSeq',
 	positions = 'bridgePositions',
+	channelChanges = 'bridgeChannelChanges',
 }
 local K = M.KEYS
 
@@ -54,12 +58,24 @@ function M.new(prefs, serverUrl, now, interval)
 	self.lastSeq = mine and self.clientId and tonumber(p[K.lastSeq]) or 0
 	local saved = mine and text(p[K.positions]) and Json.decode(p[K.positions]) or nil
 	self.positions = Positions.new(saved)
+	-- the plug-in's own choice, whatever the server
+	local changes = text(p[K.channelChanges]) and Json.decode(p[K.channelChanges]) or nil
+	self.channelChanges = {}
+	if type(changes) == 'table' then
+		for channel, on in pairs(changes) do
+			if type(channel) == 'string' and type(on) == 'boolean' then self.channelChanges[channel] = on end
+		end
+	end
 	return self
 end
 
 --- The saved session: client id and secret, or nil.
 function M:credentials()
 	return self.clientId, self.secret
+end
+
+local function encodeChanges(changes)
+	return next(changes) and Json.encode(Json.object(changes)) or nil
 end
 
 -- Write every key (the session's and the positions).
@@ -71,6 +87,7 @@ function M:_write()
 	p[K.secret] = self.secret
 	p[K.lastSeq] = self.clientId and self.lastSeq or nil
 	p[K.positions] = Json.encode(Json.object(self.positions:all()))
+	p[K.channelChanges] = encodeChanges(self.channelChanges)
 	self.lastWrite = self.now()
 	self.dirty = false
 	self.writes = self.writes + 1
@@ -81,6 +98,13 @@ function M:sessionStarted(clientId, secret, resumed)
 	if not (resumed and clientId == self.clientId) then self.lastSeq = 0 end
 	self.clientId, self.secret = text(clientId), text(secret)
 	self:_write()
+end
+
+--- Record a run-time subscribe (`on` true) or unsubscribe of `channels`, written at once. Only
+--- that key is written (a store of a stopped connection must not overwrite a newer session's).
+function M:setChannels(channels, on)
+	for _, channel in ipairs(channels) do self.channelChanges[channel] = on end
+	self.prefs[K.channelChanges] = encodeChanges(self.channelChanges)
 end
 
 --- The bridge no longer has the session: nothing to resume (positions stay, for recovery).

@@ -28,7 +28,8 @@ def run_busted(specs, plugin_dir=None, env=None, timeout=300):
     ``plugin_dir`` is the folder the specs' ``require`` may load plug-in modules from
     (LR_PLUGIN_DIR, spec/support/helper.lua); by default the repository's plug-in folder.
     """
-    run_env = dict(os.environ, LR_SHIM_LOG_DIR=os.environ.get("TMPDIR", "/tmp"), **(env or {}))
+    run_env = dict(os.environ, LR_SHIM_LOG_DIR=os.environ.get("TMPDIR", "/tmp"))
+    run_env.update(env or {})
     if plugin_dir is not None:
         run_env["LR_PLUGIN_DIR"] = str(plugin_dir)
     res = subprocess.run(["busted", "--lua=lua5.1", "-o", "TAP", *specs], cwd=HERE, env=run_env,

@@ -34,7 +34,7 @@ def bridge(tmp_path):
         "BRIDGE_HANDSHAKE_RATE": "0", "BRIDGE_SEND_RATE": "0",  # 203 clients from one address
     })
     stack.start("hub", "gateway", "notifier").wait_ready()
-    publisher = Publisher(stack.env["BRIDGE_EVENTS_IN"], timeout=5.0, raise_on_drop=True)
+    publisher = Publisher(environ=stack.env, timeout=5.0, raise_on_drop=True)
     wait_for_notifier(stack, publisher)
     yield stack, publisher
     publisher.close()

@@ -44,4 +44,13 @@ describe("Backoff", function()
 		b:next()
 		assert.are.equal(50, (b:next()))
 	end)
+
+	it("with immediateFirst, retries the first time at once, then doubles from the base", function()
+		local b = Backoff.new { base = 1, cap = 8, maxAttempts = 10, immediateFirst = true, random = function() return 0 end }
+		local delays = {}
+		for i = 1, 6 do delays[i] = (b:next()) end
+		assert.are.same({ 0, 1, 2, 4, 8, 8 }, delays)
+		b:reset()
+		assert.are.equal(0, (b:next()))
+	end)
 end)

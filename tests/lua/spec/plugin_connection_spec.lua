@@ -63,7 +63,7 @@ local function seqs(messages)
 end
 
 describe("Connection", function()
-	it("backs off with growing, capped delays on the injected clock, then errors once and retries slowly", function()
+	it("retries at once, then backs off with growing, capped delays on the injected clock, errors once and retries slowly", function()
 		local conn, rt, events
 		local refusals = 0
 		conn, rt, events = setup(function()
@@ -80,10 +80,10 @@ describe("Connection", function()
 			if e.type == 'reconnecting' then delays[#delays + 1] = e.delay end
 			if e.type == 'error' then errors = errors + 1 end
 		end
-		assert.are.same({ 1, 2, 4, 8, 8, 8, 30, 30, 30 }, delays)
+		assert.are.same({ 0, 1, 2, 4, 8, 8, 30, 30, 30 }, delays)
 		assert.are.equal(1, errors)
 		-- the clock moved by exactly the delays: the loop really waited them
-		assert.are.equal(1 + 2 + 4 + 8 + 8 + 8 + 30 + 30 + 30, rt.t - t0)
+		assert.are.equal(0 + 1 + 2 + 4 + 8 + 8 + 30 + 30 + 30, rt.t - t0)
 		assert.are.equal(10, #rt.requests)
 		assert.are.equal('disconnected', conn.status.state)
 		assert.is_false(conn:isConnected())
@@ -139,7 +139,7 @@ describe("Connection", function()
 		assert.are.same({ 1, 1, 2 }, seqs(messages)) -- a new client id starts a new sequence
 	end)
 
-	it("keeps its client id through a poll timeout and processes a redelivered batch once", function()
+	it("re-issues a timed-out poll at once, keeping its client id, and processes a redelivered batch once", function()
 		local conn, rt, events, messages = setup(bridge({ batch(1, 2), function() return Fake.timedOut() end, batch(1, 2, 3) }),
 			{ RECONNECT_DELAY = 0.5 })
 		rt.conn = conn
@@ -154,9 +154,60 @@ describe("Connection", function()
 			'/ws/poll?client_id=c1&wait=25&ack=2', '/ws/poll?client_id=c1&wait=25&ack=3',
 		}, polls)
 		assert.are.same({ 1, 2, 3 }, seqs(messages))
+		-- not a disconnection: no event, no wait, one handshake
+		assert.are.same({ 'connected', 'disconnected' }, kinds(events))
+		assert.are.same({}, rt.sleeps)
+		assert.are.equal(1, conn.status.cuts)
+	end)
+
+	it("re-issues cut polls at once, and counts quick cuts in a row as a failure to reach the bridge", function()
+		local cut = function() return Fake.cut() end
+		local slowCut = function(_, runtime) runtime.t = runtime.t + 10; return Fake.cut() end
+		local conn, rt, events = setup(bridge({ slowCut, slowCut, slowCut, slowCut, cut, cut, cut, cut, batch(1) }),
+			{ RECONNECT_DELAY = 0.5 })
+		rt.conn = conn
+		conn:start()
+		rt.run('connection')
+		-- four slow cuts and three quick ones are polled again at once; the fourth quick one is a failure,
+		-- whose first retry is immediate (a poll with the same id)
 		assert.are.same({ 'connected', 'disconnected', 'reconnecting', 'connected', 'disconnected' }, kinds(events))
+		assert.are.equal('networkConnectionLost', events[3].reason)
+		assert.are.equal(0, events[3].delay)
+		assert.are.equal(1, events[3].attempt)
 		assert.is_true(events[4].resumed)
-		assert.are.equal(0.5, events[3].delay)
+		assert.are.equal(7, conn.status.cuts)
+		local handshakes = 0
+		for _, request in ipairs(rt.requests) do
+			if request.path == '/ws/handshake' then handshakes = handshakes + 1 end
+		end
+		assert.are.equal(1, handshakes)
+	end)
+
+	it("counts a poll the bridge left unanswered past its longest hold as a failure, not a cut", function()
+		-- a stopped gateway still accepts connections: the poll runs into LrHttp's own timeout
+		local silent = function(_, runtime) runtime.t = runtime.t + 40; return Fake.timedOut() end
+		local conn, rt, events = setup(bridge({ batch(1), silent, batch(2) }), { RECONNECT_DELAY = 0.5 })
+		rt.conn = conn
+		conn:start()
+		rt.run('connection')
+		assert.are.same({ 'connected', 'disconnected', 'reconnecting', 'connected', 'disconnected' }, kinds(events))
+		assert.are.equal('timedOut', events[3].reason)
+		assert.are.equal(0, conn.status.cuts)
+	end)
+
+	it("counts only failures to reach the bridge toward the backoff, the first retry at once", function()
+		local refused = function() return Fake.refused() end
+		local conn, rt, events = setup(bridge({ batch(1), refused, refused, refused, batch(2) }),
+			{ RECONNECT_DELAY = 0.5, RECONNECT_MAX_DELAY = 4 })
+		rt.conn = conn
+		conn:start()
+		rt.run('connection')
+		local delays = {}
+		for _, e in ipairs(events) do
+			if e.type == 'reconnecting' then delays[#delays + 1] = e.delay end
+		end
+		assert.are.same({ 0, 0.5, 1 }, delays)
+		assert.are.equal('cannotConnectToHost', events[3].reason)
 	end)
 
 	it("a listener that fails does not stop the loop", function()

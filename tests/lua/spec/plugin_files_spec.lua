@@ -124,7 +124,11 @@ describe("SDK glue", function()
 			for _, child in pairs(view) do walk(child) end
 		end
 		walk(sections)
-		assert.are.same({ serverUrl = true, channels = true, clientName = true, startCommand = true }, bound)
+		-- every preference the settings read has its edit field; the transport has its menu
+		local expected = {}
+		for key in pairs(require('Config').PREF_KEYS) do expected[key] = true end
+		expected.transport = nil
+		assert.are.same(expected, bound)
 		local popups = {}
 		local function menus(view)
 			if type(view) ~= 'table' then return end

@@ -17,6 +17,10 @@ function M.timedOut()
 	return nil, { error = { errorCode = 'timedOut', name = 'timeout' } }
 end
 
+function M.cut()
+	return nil, { error = { errorCode = 'networkConnectionLost', name = 'The network connection was lost.' } }
+end
+
 function M.ok(fields)
 	fields.success = true
 	return answer(200, fields)
