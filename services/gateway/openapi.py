@@ -237,7 +237,7 @@ PATHS = {
             "port": {"type": "integer", "minimum": 1, "maximum": 65535},
             "host": {"type": "string", "enum": ["127.0.0.1"]},
         }}),
-        params=[_SECRET_HEADER], extra=[["401", "409"]],
+        params=[_SECRET_HEADER], extra=[["401", "409"], _RATE],
     )},
     "/ws/lrsocket/probe": {"post": _op(
         "Acknowledge the probe read on the LrSocket: the bridge may push to it", "client",

@@ -15,6 +15,7 @@ announcement, so the table never holds more than the sessions plus those.
 """
 
 import hmac
+import math
 import uuid
 
 from services import protocol
@@ -88,7 +89,15 @@ def announce(hub, ctx, req):
     for client_id, entry in table.items():
         if entry.port == port and state(hub, hub.sessions[client_id], entry) is not None:
             raise ProtocolError("port_in_use", f"the bridge holds a connection to port {port} already", "port")
-    entry = Announcement(port, uuid.uuid4().hex, hub.clock())
+    old = table.get(session.client_id)
+    now = hub.clock()
+    if old is not None and not old.proven and now - old.at < PROBE_SECONDS:
+        # one connection attempt per session per probe period: announcing port after port cannot make
+        # the gateway knock on every local port
+        wait = PROBE_SECONDS - (now - old.at)
+        raise ProtocolError("rate_limited", f"one LrSocket announcement per {PROBE_SECONDS:g} s", "port",
+                            retry_after=max(1, math.ceil(wait)))
+    entry = Announcement(port, uuid.uuid4().hex, now)
     table[session.client_id] = entry
     return {"probe": entry.probe, "port": port, "acked": session.acked}
 

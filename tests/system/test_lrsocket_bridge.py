@@ -265,6 +265,15 @@ def test_a_session_that_did_not_announce_cannot_make_the_bridge_connect(api, lis
     assert not target.pending(0.2)
 
 
+def test_a_session_announces_at_most_once_per_probe_period(api, listener):
+    client_id, secret = session(api)
+    first, second = listener(), listener()
+    assert call(api, "/ws/lrsocket", {"client_id": client_id, "port": first.port}, secret).status == 200
+    r = call(api, "/ws/lrsocket", {"client_id": client_id, "port": second.port}, secret)
+    assert (r.status, r.json["code"]) == (429, "rate_limited") and int(r.headers["retry-after"]) >= 1, r
+    assert not second.pending(0.2)
+
+
 def test_the_bridge_never_opens_a_second_connection_to_a_port_it_holds(api, listener):
     client_id, secret = session(api)
     lis = listener()
