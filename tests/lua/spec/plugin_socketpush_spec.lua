@@ -54,4 +54,19 @@ describe("SocketPush", function()
 		assert.are.equal(1, c.status.pushStale)
 		assert.is_true(push:_current(push.generation))
 	end)
+
+	it("Bridge: Show Status says which transport is in use and why it fell back", function()
+		local BridgeStatus = require 'BridgeStatus'
+		local StatusText = require 'StatusText'
+		local c = connection('lrsocket', true)
+		c.status = BridgeStatus
+		local push = SocketPush.new(c)
+		push.mode, push.port = 'socket', 50123
+		BridgeStatus.transport = 'lrsocket'
+		BridgeStatus.transportReason = 'lrsocket: the bridge pushes to port 50123'
+		assert.matches('Transport: LrSocket push %(lrsocket: the bridge pushes to port 50123%)', StatusText.describe())
+		push:fallBack('the bridge stopped pushing')
+		assert.matches('Transport: long%-poll %(lrsocket fell back: the bridge stopped pushing%)', StatusText.describe())
+		BridgeStatus.transport, BridgeStatus.transportReason = nil, nil
+	end)
 end)
