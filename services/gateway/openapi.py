@@ -190,9 +190,9 @@ PATHS = {
     )},
     "/ws/cleanup": {"post": _op(
         "Remove clients idle longer than timeout_minutes (default: the stale timeout)", "operator",
-        _success("removed", {"removed": {"type": "integer"},
+        _success("removed", {"removed": {"type": "integer"}, "removed_count": {"type": "integer"},
                              "removed_clients": {"type": "array", "items": {"type": "string"}}},
-                 ["removed", "removed_clients"]),
+                 ["removed", "removed_count", "removed_clients"]),
         body=_body({"type": "object", "properties": {"timeout_minutes": {"type": "number", "minimum": 0}}},
                    required=False),
         operator=True,
