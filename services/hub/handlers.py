@@ -11,7 +11,7 @@ dispatch wrapper.
 
 from services import protocol
 from services.protocol import ProtocolError
-from services.hub import recovery
+from services.hub import lrsocket, recovery
 from services.hub.requests import PollRequest
 
 # Client messages the hub answers itself; every other type is an application
@@ -244,4 +244,5 @@ HANDLERS = {
     protocol.OP_CREDIT: credit,
     protocol.OP_METRICS: metrics,
     protocol.OP_JOBS: jobs,
+    **lrsocket.HANDLERS,
 }
