@@ -79,9 +79,8 @@ def _port(req):
     return port
 
 
-def announce(hub, ctx, req):
+def announce(hub, ctx, req, session):
     """A session announces its LrSocket port: a new probe token, unless the bridge holds that port already."""
-    session = hub.admission.client(req["client_id"], req["client_secret"])
     port = _port(req)
     table = _table(hub)
     for client_id in [c for c in table if c not in hub.sessions]:
@@ -102,11 +101,8 @@ def announce(hub, ctx, req):
     return {"probe": entry.probe, "port": port, "acked": session.acked}
 
 
-def wait(hub, ctx, req):
+def wait(hub, ctx, req, session):
     """The gateway wrote the probe: park until the plug-in acknowledges it (answered at once if it did)."""
-    session = hub.sessions.get(req["client_id"])
-    if session is None:
-        raise ProtocolError("unknown_client", "unknown client_id", "client_id")
     entry = _table(hub).get(session.client_id)
     if entry is None or entry.probe != req["probe"]:
         raise ProtocolError("not_announced", "this probe is no longer the session's current one", "probe")
@@ -118,9 +114,8 @@ def wait(hub, ctx, req):
     return None
 
 
-def proof(hub, ctx, req):
+def proof(hub, ctx, req, session):
     """The plug-in acknowledges the probe it read on its socket (port and probe must match the announcement)."""
-    session = hub.admission.client(req["client_id"], req["client_secret"])
     port = _port(req)
     entry = _table(hub).get(session.client_id)
     if entry is None:
@@ -132,7 +127,7 @@ def proof(hub, ctx, req):
     if hub.clock() - entry.at > PROBE_SECONDS:
         raise ProtocolError("not_announced", f"the probe is older than {PROBE_SECONDS:g} s: announce again", "probe")
     entry.proven = True
-    hub.touched.add(session)
+    hub.changes.sessions.add(session)
     if entry.waiter is not None:
         _take_over(hub, session, entry)
         peer, req_id = entry.waiter
@@ -141,11 +136,10 @@ def proof(hub, ctx, req):
     return {"port": port}
 
 
-def check(hub, ctx, req):
+def check(hub, ctx, req, session):
     """The plug-in's ack (``seq``) and light check: ``pushing`` is false once the bridge stopped pushing."""
-    session = hub.admission.client(req["client_id"], req["client_secret"])
     if req.get("seq") is not None:
-        hub.ack(session.client_id, req["seq"])
+        hub.ack(session, req["seq"])
     entry = _table(hub).get(session.client_id)
     pushing = state(hub, session, entry) == "pushing"
     return {"acked": session.acked, "pushing": pushing, "next_seq": session.next_seq}
