@@ -1,5 +1,8 @@
 """Typed reading of ``BRIDGE_*`` environment variables, shared by every service's config."""
 
+import dataclasses
+from dataclasses import dataclass
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the key (``key`` holds it when known)."""
@@ -115,3 +118,70 @@ DEFAULT_EVENTS_IN = "tcp://127.0.0.1:5102"
 DEFAULT_EVENTS_OUT = "tcp://127.0.0.1:5103"
 DEFAULT_CLIENT_EVENTS = "tcp://127.0.0.1:5104"
 DEFAULT_NOTIFIER_RPC = "tcp://127.0.0.1:5105"
+
+
+# ------------------------------------------------------------------ rows
+# Each service declares its settings once, one ``Setting`` row each (its config.py); the frozen
+# dataclass, the reading at start (and so ``lrbridge checkconfig``) and the docs' tables come from
+# those rows (tests/unit/test_settings_rows.py holds docs/OPERATOR.md and the README to them).
+_READERS = {
+    "str": lambda row, environ, default: env_str(environ, row.variable, default),
+    "int": lambda row, environ, default: env_int(environ, row.variable, default, row.minimum, row.maximum),
+    "float": lambda row, environ, default: env_float(environ, row.variable, default, row.minimum, row.maximum),
+    "bool": lambda row, environ, default: env_bool(environ, row.variable, default),
+    "list": lambda row, environ, default: env_list(environ, row.variable, default),
+    "choice": lambda row, environ, default: env_choice(environ, row.variable, default, row.choices),
+    "endpoint": lambda row, environ, default: env_endpoint(environ, row.variable, default),
+}
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": tuple, "choice": str, "endpoint": str}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its variable, the config field it fills, its kind, default, bounds and help.
+
+    ``default`` is the dataclass's default and the value when the variable is
+    unset, unless ``default_from`` (a function of the environment) works the
+    unset value out at start; ``shown`` is the default as the docs show it
+    when that is not the value itself. ``kind`` is one of ``_READERS``.
+    """
+
+    variable: str
+    field: str
+    kind: str
+    default: object = None
+    minimum: object = None
+    maximum: object = None
+    help: str = ""
+    choices: tuple = None
+    default_from: object = None
+    shown: str = None
+
+    def read(self, environ):
+        """The setting's value in ``environ``; ``ConfigError`` naming the variable when it cannot be used."""
+        default = self.default if self.default_from is None else self.default_from(environ)
+        return _READERS[self.kind](self, environ, default)
+
+    def documented(self):
+        """The default as the docs' settings tables show it (``""``: none)."""
+        if self.shown is not None:
+            return self.shown
+        value = self.default
+        if value is None or value == "" or value == ():
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+
+def config_class(name, module, rows, doc, namespace=None):
+    """The frozen dataclass of one service's settings: a field per row, with the row's default."""
+    fields = [(row.field, _TYPES[row.kind], dataclasses.field(default=row.default)) for row in rows]
+    cls = dataclasses.make_dataclass(name, fields, frozen=True, namespace=dict(namespace or {}, __doc__=doc))
+    cls.__module__ = module
+    return cls
+
+
+def read_config(cls, rows, environ):
+    """``cls`` filled from ``environ`` by ``rows``."""
+    return cls(**{row.field: row.read(environ) for row in rows})

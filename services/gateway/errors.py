@@ -11,15 +11,11 @@ import falcon
 import orjson
 
 from services import protocol
+from services.endings import CODE_BY_STATUS, RETRY
 from services.gateway.hub_client import HubError, HubUnavailable
 from services.gateway.inputs import InputError
 
 log = logging.getLogger(__name__)
-
-_CODE_BY_STATUS = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    413: "too_large", 415: "unsupported_media_type", 421: "misdirected", 429: "rate_limited",
-}
 
 # Falcon's convention for refusing a WebSocket: the HTTP status + 3000 as the close code
 # (before accept, the server answers the handshake with 403).
@@ -48,7 +44,7 @@ async def input_error(req, resp, ex, params, ws=None):
     if resp is None:
         await _close_ws(ws, ex.status)
         return
-    error_body(resp, ex.status, ex.message, ex.code or _CODE_BY_STATUS.get(ex.status, "bad_request"), ex.field)
+    error_body(resp, ex.status, ex.message, ex.code or CODE_BY_STATUS.get(ex.status, "bad_request"), ex.field)
     for name, value in ex.headers.items():
         resp.set_header(name, value)
 
@@ -62,8 +58,8 @@ async def hub_error(req, resp, ex, params, ws=None):
     if resp is None:
         await _close_ws(ws, entry.http_status)
         return
-    error_body(resp, entry.http_status, ex.reason, entry.name, ex.field)
-    if entry.action == "retry" and entry.http_status == 429:
+    error_body(resp, entry.http_status, ex.reason, entry.code, ex.field)
+    if entry.action == RETRY and entry.http_status == 429:
         retry_after = getattr(ex, "retry_after", None) or 5
         resp.set_header("Retry-After", str(max(1, math.ceil(retry_after))))
 
@@ -85,7 +81,7 @@ async def http_error(req, resp, ex, params, ws=None):
     message = ex.title or "error"
     if ex.description:
         message = f"{message}: {ex.description}"
-    error_body(resp, ex.status, message, _CODE_BY_STATUS.get(status, f"http_{status}"))
+    error_body(resp, ex.status, message, CODE_BY_STATUS.get(status, f"http_{status}"))
     if ex.headers:
         for name, value in ex.headers.items():
             resp.set_header(name, value)

@@ -7,6 +7,7 @@ import falcon
 import orjson
 
 from services import messages, protocol
+from services.endings import BY_POLL_FLAG
 from services.gateway.inputs import (
     InputError, client_secret, message_field, optional_bool, optional_number, optional_str, query_number, query_str,
     read_object, required_str,
@@ -72,8 +73,7 @@ class Poll(_Resource):
 
     async def on_get(self, req, resp):
         client_id = query_str(req, "client_id")
-        wait = query_number(req, "wait") or 0.0
-        wait = min(wait, self.config.poll_max_wait)
+        wait = query_number(req, "wait") or 0.0  # the hub caps it at BRIDGE_POLL_MAX_WAIT
         ack = query_number(req, "ack", integer=True)
         fields = {"client_id": client_id, "wait": wait}
         secret = client_secret(req)
@@ -81,9 +81,10 @@ class Poll(_Resource):
             fields["client_secret"] = secret
         if ack is not None:
             fields["ack"] = ack
-        reply = await self.hub.request(protocol.OP_POLL, timeout=wait + self.config.poll_reply_margin, **fields)
+        hold = min(wait, self.config.poll_max_wait)  # how long the hub may hold it
+        reply = await self.hub.request(protocol.OP_POLL, timeout=hold + self.config.poll_reply_margin, **fields)
         answer = {"messages": reply["messages"], "timestamp": reply["timestamp"], "dropped": reply.get("dropped", 0)}
-        for flag in ("more", "superseded", "closed"):
+        for flag in ("more", *BY_POLL_FLAG):  # the flags that end a session, from services/endings.py
             if reply.get(flag):
                 answer[flag] = True
         ok(resp, answer)

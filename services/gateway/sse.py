@@ -24,6 +24,7 @@ import orjson
 from falcon.asgi import SSEvent
 
 from services import protocol
+from services.endings import ENDINGS
 from services.gateway.compression import GzipStream, accepts_gzip, plain
 from services.gateway.hub_client import HubUnavailable
 from services.gateway.inputs import client_secret, int_text, query_str
@@ -100,7 +101,7 @@ class Events:
                 try:
                     messages, dropped = await stream.next_batch(hold)
                 except StreamEnded as ex:
-                    yield _Chunk(encode(named_event(ex.reason, {"reason": ex.message})))
+                    yield _Chunk(encode(named_event(ENDINGS[ex.reason].sse_event, {"reason": ex.message})))
                     return
                 except HubUnavailable:
                     return  # the browser reconnects after RETRY_MS and resumes with Last-Event-ID

@@ -19,6 +19,7 @@ import uuid
 from collections import deque
 
 from services import protocol
+from services.endings import BY_POLL_FLAG
 from services.gateway.hub_client import HubError, HubUnavailable
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,13 @@ STREAM_WINDOW = 1000
 STREAM_WINDOW_BYTES = 1024 * 1024
 
 
+# What a stream's last SSE event says, by the ending's code.
+_ENDED = {"superseded": "another reader took over this session", "closed": "the session was closed"}
+
+
 class StreamEnded(Exception):
-    """The stream must stop; ``reason`` is ``superseded``, ``closed`` or ``unknown_client``."""
+    """The stream must stop; ``reason`` is the code of its ending (services/endings.py): ``superseded``,
+    ``closed`` or ``unknown_client``."""
 
     def __init__(self, reason, message):
         super().__init__(message)
@@ -162,12 +168,10 @@ class SessionStream:
                 self.ending = HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"),
                                        reply.get("retry_after"))
             return
-        if reply.get("superseded"):
-            self.ending = StreamEnded("superseded", "another reader took over this session")
-            return
-        if reply.get("closed"):
-            self.ending = StreamEnded("closed", "the session was closed")
-            return
+        for flag, ending in BY_POLL_FLAG.items():
+            if reply.get(flag):
+                self.ending = StreamEnded(ending.code, _ENDED[ending.code])
+                return
         messages = reply["messages"]
         if not messages and not last and not reply.get("dropped"):
             return

@@ -23,6 +23,7 @@ import orjson
 from falcon.errors import PayloadTypeError, WebSocketDisconnected
 
 from services import protocol
+from services.endings import ENDINGS
 from services.gateway.hub_client import HubError, HubUnavailable
 from services.gateway.inputs import InputError, int_value, message_field, optional_str, parse_json, secret_value
 from services.gateway.stream import SessionStream, StreamEnded, resume_point
@@ -31,20 +32,11 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a new connection has to send its handshake frame
 
-# Close codes (4000-4999 are the application's own; see docs/TRANSPORTS.md).
-CLOSE_NORMAL = 1000
-CLOSE_TRY_AGAIN = 1013  # the hub is unavailable: reconnect and resume
-CLOSE_SESSION_CLOSED = 4000
-CLOSE_SUPERSEDED = 4001
-CLOSE_HANDSHAKE_TIMEOUT = 4002
-CLOSE_TOO_SLOW = 4003
-CLOSE_UNKNOWN_CLIENT = 4004
-
-_ENDINGS = {
-    "superseded": (CLOSE_SUPERSEDED, "superseded: another reader took over this session"),
-    "closed": (CLOSE_SESSION_CLOSED, "session closed by the bridge"),
-    "unknown_client": (CLOSE_UNKNOWN_CLIENT, "unknown client: handshake again"),
-}
+# Close codes, from the catalogue of endings (services/endings.py; 4000-4999 are the application's own).
+CLOSE_NORMAL = ENDINGS["disconnected"].ws_close
+CLOSE_TRY_AGAIN = ENDINGS["hub_unavailable"].ws_close  # the hub is unavailable: reconnect and resume
+CLOSE_HANDSHAKE_TIMEOUT = ENDINGS["handshake_timeout"].ws_close
+CLOSE_TOO_SLOW = ENDINGS["too_slow"].ws_close
 
 
 def _error_frame(code, message, field=None, ref=None):
@@ -163,9 +155,10 @@ class Connection:
         if isinstance(ex, StreamEnded):
             if self.disconnecting:
                 return CLOSE_NORMAL, "disconnected"
-            return _ENDINGS[ex.reason]
+            ending = ENDINGS[ex.reason]
+            return ending.ws_close, ending.reason
         if isinstance(ex, HubUnavailable):
-            return CLOSE_TRY_AGAIN, "the bridge hub is unavailable: reconnect and resume"
+            return CLOSE_TRY_AGAIN, ENDINGS["hub_unavailable"].reason
         raise ex
 
     # ----------------------------------------------------------- handshake

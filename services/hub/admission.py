@@ -85,7 +85,6 @@ class Admission:
     def new_session(self, session):
         """Give a new session its secret and its send bucket."""
         session.secret = new_secret()
-        session.meta_changed = True
         session.send_bucket = TokenBucket(self.config.send_rate, self.config.send_burst, self.clock())
 
     def client(self, client_id, secret):

@@ -20,8 +20,9 @@ when asked for ``progress``, pushes each progress report first as a reply
 with ``open: true``. Answers go to the waiting requester only, never to
 ``BRIDGE_CLIENT_EVENTS``.
 
-Records are durable with the rest of the hub's state: ``changed`` and
-``removed`` are the turn's changes, written by the store's commit; records
+Records are durable with the rest of the hub's state: each change is
+recorded in the turn's change set (``changes.commands``,
+``changes.commands_removed``) that the store's commit writes; records
 of finished commands are kept for a while (count, bytes and age bounded) so
 ``result`` can be asked late.
 """
@@ -79,8 +80,6 @@ class Commands:
         self.waiters = {}  # command id -> [Waiter]
         self.timers = []  # heap of (monotonic time, counter, command id | None): deadlines and wait ends
         self._counter = 0
-        self.changed = set()  # ids whose record changed this turn
-        self.removed = set()  # ids forgotten this turn
         self.stats = {"called": 0, DONE: 0, FAILED: 0, EXPIRED: 0, UNKNOWN: 0}
 
     # ------------------------------------------------------------ clocks
@@ -91,6 +90,12 @@ class Commands:
     def _timer(self, when, command_id):
         self._counter += 1
         heapq.heappush(self.timers, (when, self._counter, command_id))
+
+    def _changed(self, record):
+        """``record`` is to be written with this turn's changes (services/hub/changes.py)."""
+        changes = self.hub.changes
+        changes.commands[record["id"]] = record
+        changes.commands_removed.discard(record["id"])
 
     # ---------------------------------------------------------- requests
     def call(self, peer, req_id, req, caller):
@@ -136,7 +141,7 @@ class Commands:
         self.records[command_id] = record
         self._add_pending(record)
         self._timer(self._mono(record["deadline"]), command_id)
-        self.changed.add(command_id)
+        self._changed(record)
         self.stats["called"] += 1
         return record
 
@@ -209,7 +214,7 @@ class Commands:
         if record["state"] in PENDING:
             record["progress"] = {"pct": pct, "text": None if text is None else text[:MAX_PROGRESS_TEXT]}
             self._advance(record, RUNNING)
-            self.changed.add(record["id"])
+            self._changed(record)
             view = self.view(record)
             for waiter in self.waiters.get(record["id"], ()):
                 if waiter.progress:
@@ -251,7 +256,7 @@ class Commands:
             record["state"] = state
             if state == DELIVERED or "delivered" not in record:
                 record["delivered"] = self.hub.wallclock()
-            self.changed.add(record["id"])
+            self._changed(record)
 
     # ------------------------------------------------------------ timers
     def next_wake(self):
@@ -288,9 +293,10 @@ class Commands:
         # Never handed out: take it out of the queue, so it never runs.
         session = self.hub.sessions.get(record["client_id"])
         if session is not None and session.queue.discard(record["seq"]):
-            self.hub.removed_seqs.append((session.client_id, record["seq"]))
-            self.hub.unacked_moves.add(session)
-            self.hub.touched.add(session)
+            changes = self.hub.changes
+            changes.removed_seqs.append((session.client_id, record["seq"]))
+            changes.unacked_moves.add(session)
+            changes.sessions.add(session)
         self._finish(record, EXPIRED)
 
     def _finish(self, record, state):
@@ -298,7 +304,7 @@ class Commands:
         record["state"] = state
         record["finished"] = self.hub.wallclock()
         self.stats[state] += 1
-        self.changed.add(record["id"])
+        self._changed(record)
         if was in PENDING:
             self._drop_pending(record)
         self._note_finished(record)
@@ -356,8 +362,8 @@ class Commands:
             self.finished_bytes -= size
             self.records.pop(command_id, None)
             self.waiters.pop(command_id, None)
-            self.changed.discard(command_id)
-            self.removed.add(command_id)
+            self.hub.changes.commands.pop(command_id, None)
+            self.hub.changes.commands_removed.add(command_id)
 
     def restore(self, record):
         """Take back one stored record (store.load): pending ones get their deadline timer again."""

@@ -1,14 +1,18 @@
 """What the hub does for each request op, and for each built-in client message.
 
-``HANDLERS[op](hub, ctx, req)`` returns the reply's fields, or ``None`` when
-the request was parked (a long-poll) and will be answered later. Domain
-errors are raised as ``ProtocolError`` and turned into ``{ok: false, code}``
-by the server's one dispatch wrapper.
+``dispatch(hub, ctx, req)`` runs ``HANDLERS[op]``: ``(hub, ctx, req)``, or for
+an op that names a client (``protocol.CLIENT_OPS``) ``(hub, ctx, req,
+session)`` with the session looked up (and its secret checked) once, here.
+A handler returns the reply's fields, or ``None`` when the request was
+parked (a long-poll) and will be answered later. Domain errors are raised as
+``ProtocolError`` and turned into ``{ok: false, code}`` by the server's one
+dispatch wrapper.
 """
 
 from services import protocol
 from services.protocol import ProtocolError
-from services.hub import commands, recovery
+from services.hub import commands, lrsocket, recovery
+from services.hub.requests import PollRequest
 
 # Client messages the hub answers itself; every other type is an application
 # message, acknowledged and handed to backends on BRIDGE_CLIENT_EVENTS.
@@ -51,37 +55,36 @@ def handshake(hub, ctx, req):
     }
 
 
-def poll(hub, ctx, req):
-    hub.admission.client(req["client_id"], req.get("client_secret"))
-    return hub.poll(
-        ctx.peer, req["id"], req["client_id"], req.get("wait"), req.get("ack"),
-        after=req.get("after"), reader=req.get("reader"), transport=req.get("transport"),
-        attach=bool(req.get("attach")), window=req.get("window"), window_bytes=req.get("window_bytes"),
-    )
+def dispatch(hub, ctx, req):
+    """Run the handler for ``req``'s op, with the client's session when the op names one."""
+    op = req["op"]
+    if op in protocol.CLIENT_OPS:
+        return HANDLERS[op](hub, ctx, req, hub.session(req["client_id"], req.get("client_secret")))
+    return HANDLERS[op](hub, ctx, req)
 
 
-def credit(hub, ctx, req):
-    hub.admission.client(req["client_id"], req.get("client_secret"))
-    hub.credit(req["client_id"], req["reader"], req["window"], req["window_bytes"])
+def poll(hub, ctx, req, session):
+    return hub.poll(session, PollRequest.of(ctx.peer, req))
+
+
+def credit(hub, ctx, req, session):
+    hub.credit(session, req["reader"], req["window"], req["window_bytes"])
     return {}
 
 
-def ack(hub, ctx, req):
-    hub.admission.client(req["client_id"], req.get("client_secret"))
-    session = hub.ack(req["client_id"], req.get("seq"))
+def ack(hub, ctx, req, session):
+    hub.ack(session, req.get("seq"))
     return {"acked": session.acked, "next_seq": session.next_seq, "client_type": session.client_type}
 
 
-def detach(hub, ctx, req):
-    session = hub.admission.client(req["client_id"], req.get("client_secret"))
-    hub.detach(req["client_id"], req["reader"])
+def detach(hub, ctx, req, session):
+    hub.detach(session, req["reader"])
     if session.ephemeral and session.reader is None:  # its one reader is gone: so is the session
         hub.drop_client(session, "its stream ended")
     return {}
 
 
-def disconnect(hub, ctx, req):
-    session = hub.admission.client(req["client_id"], req.get("client_secret"))
+def disconnect(hub, ctx, req, session):
     hub.drop_client(session, "disconnected")
     return {}
 
@@ -114,10 +117,9 @@ def cleanup(hub, ctx, req):
     return {"removed": len(removed), "removed_clients": removed}
 
 
-def send(hub, ctx, req):
-    session = hub.admission.client(req["client_id"], req.get("client_secret"))
+def send(hub, ctx, req, session):
     hub.admission.send(session)
-    session = hub.session(req["client_id"])
+    hub.seen(session)
     message = req["message"]
     handler = CLIENT_MESSAGES.get(message["type"], application_message)
     return {"response": handler(hub, ctx, session, message)}
@@ -149,7 +151,7 @@ def register(hub, ctx, session, message):
         raise ProtocolError("bad_request", "client_name must be a string of at most 200 characters", "client_name")
     hub.set_client_type(session, client_type)
     session.client_name = client_name
-    session.meta_changed = True
+    hub.changes.meta_changed(session)
     for key in ("plugin_version", "version", "host"):
         if isinstance(message.get(key), str):
             session.info[key] = message[key][:100]
@@ -244,6 +246,7 @@ HANDLERS = {
     protocol.OP_CREDIT: credit,
     protocol.OP_METRICS: metrics,
     protocol.OP_JOBS: jobs,
+    **lrsocket.HANDLERS,
     protocol.OP_CALL: commands.call,
     protocol.OP_COMMAND: commands.command,
     protocol.OP_COMMANDS: commands.listing,

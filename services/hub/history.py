@@ -13,13 +13,15 @@ within ``max_bytes`` (a message's size is its encoded size): past it the
 oldest messages go first, whatever their channel, and are counted in
 ``evicted``.
 
-The hub's one thread owns this; the store reads ``changes`` at each commit.
+The hub's one thread owns this; it records what changed in the loop's change
+set (``changes``, services/hub/changes.py), which the store writes.
 """
 
 import secrets
 from collections import deque
 
 from services import protocol
+from services.hub.changes import HistoryChanges
 
 
 def size_of(message):
@@ -59,25 +61,11 @@ class Channel:
         return {"offset": self.last_offset, "epoch": self.epoch}
 
 
-class Changes:
-    """What changed since the last commit, for the store."""
-
-    __slots__ = ("meta", "added", "trimmed", "removed")
-
-    def __init__(self):
-        self.meta = set()  # channel names whose epoch/next_offset changed
-        self.added = []  # (channel, offset, wall_seconds, message)
-        self.trimmed = {}  # channel -> oldest offset still kept
-        self.removed = set()  # channels forgotten entirely
-
-    def __bool__(self):
-        return bool(self.meta or self.added or self.trimmed or self.removed)
-
-
 class History:
     """Every channel's recent messages, bounded in count, age, number of channels and bytes in all."""
 
-    def __init__(self, size, seconds, max_channels, wallclock, mint_epoch=new_epoch, max_bytes=256 * 2**20):
+    def __init__(self, size, seconds, max_channels, wallclock, mint_epoch=new_epoch, max_bytes=256 * 2**20,
+                 changes=None):
         self.size = size
         self.seconds = seconds
         self.max_channels = max_channels
@@ -85,12 +73,13 @@ class History:
         self.wallclock = wallclock
         self.mint_epoch = mint_epoch
         self.channels = {}  # name -> Channel
-        self.changes = Changes()
+        self.changes = HistoryChanges() if changes is None else changes  # the loop's, for the store
+        self.changes.budget = max_bytes
         self.bytes = 0  # the sizes of every kept message
         self.kept = 0  # how many messages are kept
         self.evicted = 0  # messages pushed out by the byte budget (counted, never reset)
         self.evicted_bytes = 0
-        self.freed_bytes = 0  # the sizes of every message forgotten, by any bound (the store collects by it)
+        self.freed_bytes = 0  # the sizes of every message forgotten, by any bound
         # (channel, offset) of every kept message, oldest first, for the byte budget; entries that left
         # their channel by another bound are skipped when met, and swept once they outnumber the kept ones.
         self.order = deque()
@@ -102,7 +91,7 @@ class History:
             if len(self.channels) >= self.max_channels:
                 self._evict_one()
             ch = self.channels[name] = Channel(name, self.mint_epoch(), 1, self.wallclock())
-            self.changes.meta.add(name)  # a name in changes.removed stays there: old rows go first
+            self.changes.meta[name] = ch  # a name in changes.removed stays there: old rows go first
         return ch
 
     def record(self, name, message):
@@ -121,7 +110,7 @@ class History:
         self.kept += 1
         self.order.append((ch, offset))
         changes = self.changes
-        changes.meta.add(name)
+        changes.meta[name] = ch
         changes.added.append((name, offset, now, message))
         if len(entries) > self.size:
             self._drop_oldest(ch)
@@ -183,6 +172,7 @@ class History:
         self.bytes -= size
         self.kept -= 1
         self.freed_bytes += size
+        self.changes.freed += size
         return size
 
     def _fit_budget(self):
@@ -214,9 +204,10 @@ class History:
         freed = sum(e[3] for e in victim.entries)
         self.bytes -= freed
         self.freed_bytes += freed
+        self.changes.freed += freed
         self.kept -= len(victim.entries)
         victim.entries.clear()
-        self.changes.meta.discard(victim.name)
+        self.changes.meta.pop(victim.name, None)
         self.changes.trimmed.pop(victim.name, None)
         self.changes.added = [a for a in self.changes.added if a[0] != victim.name]
         self.changes.removed.add(victim.name)

@@ -16,13 +16,15 @@ from datetime import datetime, timezone
 
 from services import protocol
 from services.protocol import ProtocolError
-from services.hub.metrics import PUBLISHED_AT, HubMetrics
+from services.hub.metrics import HubMetrics, Published
 from services.hub.admission import Admission
+from services.hub.changes import Changes
 from services.hub.commands import Commands
 from services.hub import conflation
 from services.hub.history import History
 from services.hub.jobs import Jobs
 from services.hub.store import MemoryStore
+from services.hub.records import EMPTY
 from services.hub.sessions import Parked, Session
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,8 @@ def iso_utc(epoch_seconds):
 class Hub:
     """Every client, channel and parked poll of the bridge."""
 
-    def __init__(self, config, reply, clock=time.monotonic, wallclock=time.time, new_id=uuid.uuid4, store=None):
+    def __init__(self, config, reply, clock=time.monotonic, wallclock=time.time, new_id=uuid.uuid4, store=None,
+                 changes=None):
         self.config = config
         self.reply = reply
         self.clock = clock
@@ -79,18 +82,56 @@ class Hub:
         self.stats = {"published": 0, "delivered": 0, "dropped": 0, "undeliverable": 0, "client_messages": 0}
         self.admission = Admission(self)
         self.metrics = HubMetrics(clock)
-        # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit.
+        # Durability (docs/DURABILITY.md): what changed this turn, for the store's one commit. The loop
+        # owns the change set (services/hub/changes.py); the state records into it.
+        if changes is None:
+            changes = Changes(clock)
+        self.changes = changes
         self.history = History(config.history_size, config.history_seconds, config.history_channels, wallclock,
-                               max_bytes=config.history_max_bytes)
-        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds)
-        self.touched = set()  # sessions whose queue, counters or fields may have changed
-        # Sessions whose queue lost entries this turn other than by an acknowledgement (a drain, an
-        # overflow): the store writes their head now, while an acknowledged head may wait for its checkpoint.
-        self.unacked_moves = set()
-        self.removed_seqs = []  # (client_id, seq) taken out of the middle of a queue
-        self.forgotten = set()  # client ids dropped
+                               max_bytes=config.history_max_bytes, changes=changes.history)
+        self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds, changes)
         self.store = store or MemoryStore()
         self.commands = Commands(self, config)  # docs/BACKENDS.md: calls into a client
+
+    # ----------------------------------------------------------- restore
+    def restore(self, snapshot=EMPTY):
+        """Rebuild sessions, queues, history, jobs and the stream position from what the store read back."""
+        now = self.clock()
+        for stored in snapshot.sessions:
+            m = stored.meta
+            session = Session(stored.client_id, m["client_type"], self.config.queue_size, now, m["connected_at"])
+            session.client_name = m.get("client_name")
+            session.info = m.get("info") or {}
+            session.ephemeral = bool(m.get("ephemeral"))
+            session.next_seq = stored.next_seq
+            session.dropped_total = stored.dropped_total
+            session.dropped_unreported = stored.dropped_unreported
+            self.admission.new_session(session)  # a fresh send bucket (and secret, replaced next)
+            if "secret" in m:
+                session.secret = m["secret"]
+            self.sessions[session.client_id] = session
+            self.by_type.setdefault(session.client_type, set()).add(session)
+            self.subscribe(session, m.get("subscriptions") or ())
+            append = session.queue.append
+            for entry in stored.queue:
+                append(entry)
+            session.limit = max(session.limit, len(session.queue))
+            # everything below the queue's head was acknowledged
+            session.acked = session.sent = (session.queue[0][0] if session.queue else session.next_seq) - 1
+        self.changes.sessions.clear()  # as stored
+        self.changes.meta.clear()
+        for ch in snapshot.channels:
+            self.history.load(ch.name, ch.epoch, ch.next_offset, ch.last_used, ch.entries)
+        self.history.loaded()  # a smaller BRIDGE_HISTORY_MAX_BYTES than the last run's applies now
+        for key, state in snapshot.jobs.items():
+            self.jobs.load(key, state)
+        if snapshot.system_status is not None:
+            self.jobs.system_status = snapshot.system_status
+        if snapshot.stream is not None and getattr(self, "stream", None) is not None:
+            self.stream.load(snapshot.stream)
+        for record in snapshot.commands:
+            self.commands.restore(record)
+        self.commands.restored()
 
     # ----------------------------------------------------------- sessions
     def now_iso(self):
@@ -106,16 +147,21 @@ class Hub:
             self._iso_text = iso_utc(now)
         return self._iso_text
 
-    def session(self, client_id):
-        """The session for ``client_id``, or ``ProtocolError(unknown_client)``."""
-        session = self.sessions.get(client_id)
-        if session is None:
-            raise ProtocolError("unknown_client", "unknown client_id", "client_id")
+    def session(self, client_id, secret=None):
+        """The session ``client_id`` names, if ``secret`` (when given) proves ownership.
+
+        Raises ``ProtocolError(unknown_client)`` for an unknown id and a wrong
+        secret alike. The dispatch wrapper calls it once per request that
+        names a client (``protocol.CLIENT_OPS``) and hands the session on.
+        """
+        return self.admission.client(client_id, secret)
+
+    def seen(self, session):
+        """``session`` made a request: its idle time starts again."""
         session.last_seen = self.clock()
         if session.limit != self.config.queue_size:
             self._relax_limit(session)
-        self.touched.add(session)
-        return session
+        self.changes.sessions.add(session)
 
     def create_session(self, client_type, ephemeral=False):
         """A new session with ``connection_established`` already queued.
@@ -132,7 +178,7 @@ class Hub:
         self.admission.new_session(session)
         self.sessions[client_id] = session
         self.by_type.setdefault(client_type, set()).add(session)
-        self.touched.add(session)
+        self.changes.meta_changed(session)
         session.enqueue({
             "type": "connection_established",
             "client_id": client_id,
@@ -147,8 +193,7 @@ class Hub:
         """Remove a session and everything that points at it; empty channels go too."""
         if self.sessions.pop(session.client_id, None) is None:
             return
-        self.forgotten.add(session.client_id)
-        self.touched.discard(session)
+        self.changes.forget(session)
         if session.parked is not None:
             self._answer(session, [], closed=True)
         for channel in session.subscriptions:
@@ -175,19 +220,19 @@ class Hub:
             if not members:
                 del self.by_type[session.client_type]
         session.client_type = client_type
-        session.meta_changed = True
+        self.changes.meta_changed(session)
         self.by_type.setdefault(client_type, set()).add(session)
 
     def subscribe(self, session, channels):
         """Add channels to a session's subscriptions."""
-        session.meta_changed = True
+        self.changes.meta_changed(session)
         for channel in channels:
             session.subscriptions.add(channel)
             self.channels.setdefault(channel, set()).add(session)
 
     def unsubscribe(self, session, channels):
         """Remove channels from a session's subscriptions; empty channels go."""
-        session.meta_changed = True
+        self.changes.meta_changed(session)
         for channel in channels:
             session.subscriptions.discard(channel)
             members = self.channels.get(channel)
@@ -203,18 +248,10 @@ class Hub:
         The message is stamped once (timestamp, channel) and shared between
         recipients; each queue gives it that client's own seq.
         """
-        if target == protocol.TARGET_CHANNEL:
-            recipients = self.channels.get(to, ())
-        elif target == protocol.TARGET_ALL:
-            recipients = self.sessions.values()
-        elif target == protocol.TARGET_TYPE:
-            recipients = self.by_type.get(to, ())
-        else:
-            session = self.sessions.get(to)
-            if session is None:
-                raise ProtocolError("unknown_client", "unknown client_id", "client_id")
-            recipients = (session,)
-        msg = dict(message)
+        recipients = self._recipients(target, to)
+        if not recipients and target not in (protocol.TARGET_CHANNEL, protocol.TARGET_ALL, protocol.TARGET_TYPE):
+            raise ProtocolError("unknown_client", "unknown client_id", "client_id")
+        msg = Published(message)
         msg.pop("seq", None)
         if not isinstance(msg.get("timestamp"), str):
             msg["timestamp"] = self.now_iso()
@@ -222,7 +259,7 @@ class Hub:
             msg["channel"] = to
             self.history.record(to, msg)
         self.jobs.observe(msg)
-        msg[PUBLISHED_AT] = self.clock()
+        msg.at = self.clock()  # for the delivery latency; not a key, so never sent or stored
         self.metrics.published(msg, to if target == protocol.TARGET_CHANNEL else "")
         count = 0
         ready = self.ready
@@ -230,7 +267,7 @@ class Hub:
         for session in recipients:
             victim = msg
             if len(session.queue) >= session.limit:
-                self.unacked_moves.add(session)
+                self.changes.unacked_moves.add(session)
                 if self._room_is_lost(session):
                     if not self._make_room(session, msg, wanted):
                         continue
@@ -245,7 +282,7 @@ class Hub:
         self.stats["published"] += 1
         if count == 0:
             self.stats["undeliverable"] += 1
-        self.touched.update(recipients)
+        self.changes.sessions.update(recipients)
         return count
 
     def count_lost(self, target, to, count):
@@ -254,22 +291,25 @@ class Hub:
         Its seq skips them too, so the gap is where they would have been, as
         for any other loss (docs/DURABILITY.md). Returns how many clients.
         """
-        if target == protocol.TARGET_CHANNEL:
-            recipients = self.channels.get(to, ())
-        elif target == protocol.TARGET_ALL:
-            recipients = self.sessions.values()
-        elif target == protocol.TARGET_TYPE:
-            recipients = self.by_type.get(to, ())
-        else:
-            session = self.sessions.get(to)
-            recipients = (session,) if session is not None else ()
+        recipients = self._recipients(target, to)
         for session in recipients:
             session.next_seq += count
             session.dropped_total += count
             session.dropped_unreported += count
-        self.touched.update(recipients)
+        self.changes.sessions.update(recipients)
         self.stats["dropped"] += count * len(recipients)
         return len(recipients)
+
+    def _recipients(self, target, to):
+        """The sessions ``target``/``to`` names (a channel's members, every session, a type's, or one client)."""
+        if target == protocol.TARGET_CHANNEL:
+            return self.channels.get(to, ())
+        if target == protocol.TARGET_ALL:
+            return self.sessions.values()
+        if target == protocol.TARGET_TYPE:
+            return self.by_type.get(to, ())
+        session = self.sessions.get(to)
+        return (session,) if session is not None else ()
 
     def _room_is_lost(self, session):
         """A full queue is about to give up an entry: hand what is pending to an attached stream first.
@@ -289,7 +329,7 @@ class Hub:
         """Conflation on overflow (services/hub/conflation.py); False: ``msg`` itself is dropped."""
         accept, removed = conflation.make_room(session, msg, wanted)
         for seq, victim in removed:
-            self.removed_seqs.append((session.client_id, seq))
+            self.changes.removed_seqs.append((session.client_id, seq))
             self.stats["dropped"] += 1
             self.metrics.dropped(victim)
         if not accept:
@@ -301,12 +341,12 @@ class Hub:
     def enqueue(self, session, message):
         """Queue one message the hub made itself (snapshot, replay) for one session."""
         if len(session.queue) >= session.limit:
-            self.unacked_moves.add(session)
+            self.changes.unacked_moves.add(session)
             if self._room_is_lost(session) and not self._make_room(session, message):
                 return
         if session.enqueue(message):
             self.stats["dropped"] += 1
-        self.touched.add(session)
+        self.changes.sessions.add(session)
         if session.parked is not None:
             self.ready.add(session)
 
@@ -325,7 +365,7 @@ class Hub:
         if not hmac.compare_digest(secret.encode(), known.encode()):
             return None
         session.last_seen = self.clock()
-        self.touched.add(session)
+        self.changes.sessions.add(session)
         return session
 
     def recover(self, session, positions, budget):
@@ -370,9 +410,9 @@ class Hub:
         self.jobs.prune()
         self.commands.prune()
 
-    def poll(self, peer, req_id, client_id, wait, ack, after=None, reader=None, transport=None, attach=False,
-             window=None, window_bytes=None):
-        """Answer a poll now, or park it; returns reply fields or ``None`` when parked.
+    def poll(self, session, request):
+        """Answer a poll (a ``PollRequest``, services/hub/requests.py) now, or park it; returns reply fields or
+        ``None`` when parked.
 
         A WebSocket/SSE connection polls with its ``reader`` token and
         ``after`` (the last seq it pushed); its first poll ``attach``es. A
@@ -381,15 +421,17 @@ class Hub:
         (and ``window_bytes``) the poll is a stream: it stays parked until its
         wait ends and is pushed each message as it is queued, as long as the
         credit lasts (``credit`` renews it); each push is a reply with
-        ``open: true``, the last one has no ``open``.
+        ``open: true``, the last one has no ``open``. The wait is capped here,
+        once, at ``poll_max_wait``.
         """
-        session = self.session(client_id)
+        peer, req_id, wait, ack, after, reader, transport, attach, window, window_bytes = request
+        self.seen(session)
         session.last_poll = self.now_iso()
         if reader is not None and not attach and session.reader != reader:
             return {"messages": [], "dropped": 0, "timestamp": self.now_iso(), "superseded": True}
         if ack is not None:
             session.ack(ack)
-            if client_id in self.commands.pending:
+            if session.client_id in self.commands.pending:
                 self.commands.observe(session)  # an acknowledged command is running
         session.reader = reader
         session.transport = transport or protocol.TRANSPORT_POLL
@@ -414,9 +456,9 @@ class Hub:
         heapq.heappush(self.deadlines, (deadline, self._counter, session))
         return None
 
-    def credit(self, client_id, reader, window, window_bytes):
+    def credit(self, session, reader, window, window_bytes):
         """A stream's reader wrote ``window`` messages (``window_bytes``) out: it may be pushed that much more."""
-        session = self.session(client_id)
+        self.seen(session)
         parked = session.parked
         if parked is not None and parked.window is not None and session.reader == reader:
             parked.window = min(parked.window + window, MAX_WINDOW)
@@ -429,12 +471,13 @@ class Hub:
         parked = session.parked
         while parked.window > 0 and parked.window_bytes > 0 and session.pending(parked.start):
             budget = min(protocol.POLL_REPLY_BYTES, parked.window_bytes)
+            taken = []
             messages, size = session.take(min(self.config.poll_batch, parked.window), True, parked.start,
-                                          budget, protocol.packed_size)
+                                          budget, protocol.packed_size, taken)
             parked.start = messages[-1]["seq"]
             parked.window -= len(messages)
             parked.window_bytes -= size  # below 0 by at most one message: the gateway's bound allows one more
-            self.metrics.delivered(messages)
+            self.metrics.delivered(taken)
             self.stats["delivered"] += len(messages)
             if session.client_id in self.commands.pending:
                 self.commands.observe(session)
@@ -444,11 +487,12 @@ class Hub:
 
     def _poll_fields(self, session, keep, start=None):
         # Cut by count and by bytes, so the reply fits the link (protocol.MAX_REPLY_BYTES); "more" says so.
+        taken = []
         messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
-                                   protocol.packed_size)
+                                   protocol.packed_size, taken)
         if messages and not keep:
-            self.unacked_moves.add(session)  # drained: gone for good, the store must say so now
-        self.metrics.delivered(messages)
+            self.changes.unacked_moves.add(session)  # drained: gone for good, the store must say so now
+        self.metrics.delivered(taken)
         self.stats["delivered"] += len(messages)
         if session.client_id in self.commands.pending:
             self.commands.observe(session)
@@ -459,18 +503,18 @@ class Hub:
             fields["more"] = True
         return fields
 
-    def ack(self, client_id, seq):
-        """Forget a session's messages up to ``seq`` (None: just check it exists)."""
-        session = self.session(client_id)
+    def ack(self, session, seq):
+        """Forget a session's messages up to ``seq`` (None: nothing to forget, the session was just seen)."""
+        self.seen(session)
         if seq is not None:
             session.ack(max(0, seq))
-            if client_id in self.commands.pending:
+            if session.client_id in self.commands.pending:
                 self.commands.observe(session)
         return session
 
-    def detach(self, client_id, reader):
+    def detach(self, session, reader):
         """A WebSocket/SSE connection ended: release its parked poll; the stale timeout runs from now."""
-        session = self.session(client_id)
+        self.seen(session)
         if session.reader == reader:
             session.reader = None
             if session.parked is not None:

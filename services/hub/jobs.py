@@ -18,6 +18,8 @@ and ``stalled``: a job not finished and without an event for
 read, never stored: a restart does not change them.
 """
 
+from services.hub.changes import Changes
+
 STATUS_BY_TYPE = {
     "job_created": "created",
     "job_started": "started",
@@ -45,23 +47,21 @@ def job_key(job_id):
 class Jobs:
     """Every known job's state, the newest ``system_status``, and what changed."""
 
-    def __init__(self, max_jobs, keep_seconds, wallclock, stale_seconds=120.0):
+    def __init__(self, max_jobs, keep_seconds, wallclock, stale_seconds=120.0, changes=None):
         self.max_jobs = max_jobs
         self.keep_seconds = keep_seconds
         self.wallclock = wallclock
         self.stale_seconds = stale_seconds
         self.jobs = {}  # key -> state dict
         self.system_status = None  # the newest system_status message
-        self.changed = set()  # keys to write at the next commit
-        self.removed = set()  # keys to delete at the next commit
-        self.system_changed = False
+        # The loop's change set (services/hub/changes.py): what the store writes at the next commit.
+        self.changes = Changes() if changes is None else changes
 
     def observe(self, message):
         """Fold one published message into the state (other types are ignored)."""
         kind = message.get("type")
         if kind == "system_status":
-            self.system_status = message
-            self.system_changed = True
+            self.system_status = self.changes.system_status = message
             return
         status = STATUS_BY_TYPE.get(kind)
         if status is None or "job_id" not in message:
@@ -89,8 +89,8 @@ class Jobs:
             state["progress"] = 100 if status == "completed" else state.get("progress")
             state["finished_at"] = message.get("timestamp")
             state["_finished"] = now
-        self.changed.add(key)
-        self.removed.discard(key)
+        self.changes.jobs[key] = state
+        self.changes.jobs_removed.discard(key)
 
     def get(self, job_id):
         """One job's public state, or ``None``."""
@@ -128,8 +128,8 @@ class Jobs:
 
     def _forget(self, key):
         del self.jobs[key]
-        self.changed.discard(key)
-        self.removed.add(key)
+        self.changes.jobs.pop(key, None)
+        self.changes.jobs_removed.add(key)
 
     def load(self, key, state):
         """Restore one job from the store."""

@@ -13,10 +13,16 @@ from bisect import bisect_left
 
 MAX_SERIES = 256
 
-# The key under which the hub keeps a queued message's publish time (monotonic
-# seconds). Every queued message passes through ``HubMetrics.delivered`` on its
-# way out (the hub's ``_poll_fields``), which removes the key from the copy.
+# The key under which older releases kept a queued message's publish time inside the message itself
+# (and so in the store): the store's load() removes it from what it reads back.
 PUBLISHED_AT = "__bridge_published_at"
+
+
+class Published(dict):
+    """A published message as the hub queues it: the map clients get, plus ``at``, its publish time
+    (monotonic seconds) for the delivery latency. ``at`` is no key: it never reaches a client or the store."""
+
+    __slots__ = ("at",)
 
 # Upper bounds in seconds (+Inf is implied).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -75,19 +81,19 @@ class HubMetrics:
         self._count(self.messages_dropped, (message.get("type", ""), message.get("channel", "")))
 
     def delivered(self, messages):
-        """``messages`` (copies from a queue) go out now: count them and strip their publish time."""
+        """``messages`` (queued originals, ``Published`` or made by the hub) go out now: count them, and the
+        latency of those published."""
         now = self.clock()
         out = self.messages_out
         observe = self.deliver_latency.observe
         for message in messages:
-            at = message.pop(PUBLISHED_AT, None)
             key = (message.get("type", ""), message.get("channel", ""))
             if key in out:
                 out[key] += 1
             else:
                 self._count(out, key)
-            if at is not None:
-                observe(max(0.0, now - at))
+            if type(message) is Published:
+                observe(max(0.0, now - message.at))
 
     def park(self, client_id):
         """A poll was parked for ``client_id``."""

@@ -15,10 +15,11 @@ import zmq
 
 from services import curve, protocol
 from services.protocol import ProtocolError
-from services.hub.handlers import HANDLERS, Context
+from services.hub.handlers import Context, dispatch
 from services.hub.hub import Hub
 from services.hub.store import open_store
 from services.hub.stream import StreamTracker
+from services.hub.changes import Changes
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,12 @@ class HubServer:
         self.held = []  # (peer, packed reply) waiting for this turn's commit
         self.batching = set()  # peers that sent a batch, so take batched replies
         self.store_failed_at = -1e9
-        store = open_store(config.store, config.store_sync)
-        self.hub = Hub(config, self._send_reply, clock=clock, store=store)
-        self.hub.stream = self.stream = StreamTracker(clock)
-        store.load(self.hub)
+        self.store = store = open_store(config.store, config.store_sync)
+        # The turn's change set: the hub's state records into it, the store writes it (services/hub/changes.py).
+        self.changes = Changes(clock)
+        self.hub = Hub(config, self._send_reply, clock=clock, store=store, changes=self.changes)
+        self.hub.stream = self.stream = StreamTracker(clock, changes=self.changes)
+        self.hub.restore(store.load())
         self.stopping = False
         self.bad = _RateLimitedLog(clock)
         # CURVE (docs/SECURITY.md): required by the config for a bind off loopback, optional on it.
@@ -127,7 +130,7 @@ class HubServer:
         message is larger than ``protocol.MAX_REPLY_BYTES``, what a gateway accepts.
         """
         try:
-            self.hub.store.commit(self.hub)
+            self.store.commit(self.changes)
         except Exception:
             now = self.clock()
             if now - self.store_failed_at >= 60.0:
@@ -194,7 +197,7 @@ class HubServer:
         self.request_ctx.peer = peer
         started = time.perf_counter()
         try:
-            fields = HANDLERS[req["op"]](self.hub, self.request_ctx, req)
+            fields = dispatch(self.hub, self.request_ctx, req)
         except ProtocolError as ex:
             log.debug("%s refused: %s", req["op"], ex.reason)
             self._send_error(peer, req["id"], ex.code, ex.reason, ex.field, ex.retry_after)
@@ -338,7 +341,7 @@ class HubServer:
             self.hub.remove_stale(self.config.stale_seconds)
             self.hub.prune()
             self._release()
-            self.hub.store.collect()
+            self.store.collect()
         self._release()
 
     def run(self):
@@ -360,7 +363,7 @@ class HubServer:
             self.hub.close()
             self._release()
             self.close()
-            self.hub.store.close()
+            self.store.close()
             log.info("hub stopped")
 
     def stop(self, *_):

@@ -41,10 +41,6 @@ class Session:
     in ``silent`` (ranges of seqs); it becomes one if a reader later resumes
     below it (``rewind``). So a reader that never acks (SSE) cannot make the
     overflow count lie, and memory stays within ``limit`` entries.
-
-    ``meta_changed`` is set by whatever changes what the store keeps as the
-    session's meta (client_type, client_name, info, subscriptions, secret),
-    so the store encodes it again only then.
     """
 
     __slots__ = (
@@ -53,7 +49,6 @@ class Session:
         "dropped_total", "dropped_unreported", "parked", "info",
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
-        "meta_changed",
         "ephemeral",  # removed when its stream ends (a dashboard tab): docs/TRANSPORTS.md
     )
 
@@ -79,7 +74,6 @@ class Session:
         self.transport = None  # "poll", "websocket" or "sse": how it last read
         self.secret = None  # proves the client owns this id (returned by the handshake)
         self.send_bucket = None
-        self.meta_changed = True  # the store has not written this session's meta yet
         self.ephemeral = False
 
     def enqueue(self, message, key=UNKNOWN):
@@ -161,7 +155,7 @@ class Session:
         queue = self.queue
         return bool(queue) and queue[-1][0] > start
 
-    def take(self, batch, keep, start=None, budget=None, size_of=None):
+    def take(self, batch, keep, start=None, budget=None, size_of=None, taken=None):
         """The next ``batch`` messages, each with its seq, and the bytes they take by ``size_of``.
 
         With ``keep`` (the client acknowledges) they stay queued until acked,
@@ -169,11 +163,14 @@ class Session:
         now, as the seed's drain-on-poll did. With ``budget`` the run stops
         before the message that would take it past ``budget`` bytes, but
         always holds at least one message (one message is bounded by the
-        largest frame, so it always fits a reply).
+        largest frame, so it always fits a reply). ``taken``, a list, gets the
+        queued originals of what is taken (the hub's metrics read them).
         """
         queue = self.queue
         out = []
         append = out.append
+        originals = taken if taken is not None else []
+        keep_original = originals.append
         total = 0
         if keep:
             for seq, message in queue.since(start or 0, batch):  # seqs have gaps where conflation removed
@@ -185,6 +182,7 @@ class Session:
                         break
                     total += size
                 append(msg)
+                keep_original(message)
             if out and out[-1]["seq"] > self.sent:
                 self.sent = out[-1]["seq"]
         else:
@@ -201,6 +199,7 @@ class Session:
                     total += size
                 popleft()
                 append(msg)
+                keep_original(message)
             if out:
                 self.acked = max(self.acked, out[-1]["seq"])
                 self.sent = max(self.sent, self.acked)

@@ -2,7 +2,10 @@
 
 The hub keeps working in memory; this module mirrors what changed to an
 embedded SQLite database once per loop turn (group commit), and reads it all
-back when the hub starts. The server sends the turn's replies only after
+back when the hub starts. It sees the hub only through plain values: the
+turn's change set (services/hub/changes.py) that ``commit()`` writes, one
+small writer per table, and the records (services/hub/records.py) that
+``load()`` returns for ``Hub.restore()``. The server sends the turn's replies only after
 ``commit()`` returns, so whatever a client or publisher was told was
 accepted is on disk (see docs/DURABILITY.md for the exact guarantees). The
 one exception waits for a checkpoint (at most a second, and ``close()``): a
@@ -46,7 +49,8 @@ from operator import itemgetter
 from pathlib import Path
 
 from services import protocol
-from services.hub.sessions import Session
+from services.hub.metrics import PUBLISHED_AT
+from services.hub.records import EMPTY, Snapshot, StoredChannel, StoredSession
 
 log = logging.getLogger(__name__)
 
@@ -145,21 +149,22 @@ def _session_meta(session):
     return protocol.encode_record(meta)
 
 
-def _forget_changes(hub):
-    hub.touched.clear()
-    hub.unacked_moves.clear()
-    hub.history.changes.__init__()
-    jobs = hub.jobs
-    jobs.changed.clear()
-    jobs.removed.clear()
-    jobs.system_changed = False
-    stream = getattr(hub, "stream", None)
-    if stream is not None:
-        stream.changed = False
-    commands = getattr(hub, "commands", None)
-    if commands is not None:
-        commands.changed.clear()
-        commands.removed.clear()
+class _Turn:
+    """The message ids one transaction gives out: each new message once, shared by queues and history."""
+
+    __slots__ = ("first_mid", "mids", "new_messages", "sids")
+
+    def __init__(self, first_mid):
+        self.first_mid = first_mid
+        self.mids = {}  # id(message) -> msg_id
+        self.new_messages = []  # encoded by _write_messages, a run at a time
+        self.sids = {}  # client_id -> session number given this turn
+
+    def mid_of(self, message):
+        """A new id for ``message``, stored this turn."""
+        mid = self.mids[id(message)] = self.first_mid + len(self.new_messages)
+        self.new_messages.append(message)
+        return mid
 
 
 class MemoryStore:
@@ -168,14 +173,13 @@ class MemoryStore:
     path = ":memory:"
     durable = False
 
-    def load(self, hub):
+    def load(self):
         """Nothing to restore."""
+        return EMPTY
 
-    def commit(self, hub):
-        """Drop the turn's change records; nothing is written."""
-        _forget_changes(hub)
-        hub.removed_seqs.clear()
-        hub.forgotten.clear()
+    def commit(self, changes):
+        """Drop the turn's change set; nothing is written."""
+        changes.clear()
         return False
 
     def collect(self):
@@ -256,61 +260,45 @@ class SqliteStore:
         self.group_refs = {}  # queue_groups id -> members whose entries there are not all below their head
         self.session_groups = {}  # client_id -> deque of (last seq, group id), oldest first
         self.garbage = 0  # references deleted since the last collect()
-        self.collected_freed = 0  # hub.history.freed_bytes at the last collect() it caused
+        self.freed = 0  # history bytes freed since the last collect() commit() caused
         self.commits = 0
         self.failures = 0
         self.last_error = None
 
     # ---------------------------------------------------------------- load
-    def load(self, hub):
-        """Rebuild the hub's sessions, queues, history and jobs from the database."""
+    def load(self):
+        """Everything the database holds, as plain records for ``Hub.restore()``."""
         db = self.db
         messages = {mid: protocol.decode_record(body) for mid, body in db.execute("SELECT id, body FROM messages")}
         for first, _, body in db.execute("SELECT id, last, body FROM message_runs"):
             messages.update(enumerate(protocol.decode_record(body)["m"], first))
-        now = hub.clock()
-        by_sid = {}
+        for message in messages.values():
+            message.pop(PUBLISHED_AT, None)  # an older release's publish time, stored in the message
+        by_sid = {}  # sid -> [client_id, meta, next_seq, dropped_total, dropped_unreported]
         heads = {}
         for cid, sid, head, next_seq, dropped_total, dropped_unreported, meta in db.execute("SELECT * FROM sessions"):
-            m = protocol.decode_record(meta)
-            session = Session(cid, m["client_type"], hub.config.queue_size, now, m["connected_at"])
-            session.client_name = m.get("client_name")
-            session.info = m.get("info") or {}
-            session.ephemeral = bool(m.get("ephemeral"))
-            session.next_seq = next_seq
-            session.dropped_total = dropped_total
-            session.dropped_unreported = dropped_unreported
-            admission = getattr(hub, "admission", None)
-            if admission is not None:
-                admission.new_session(session)  # a fresh send bucket (and secret, replaced next)
-            if _SECRET in m and _SECRET in Session.__slots__:
-                setattr(session, _SECRET, m[_SECRET])
-            hub.sessions[cid] = session
-            hub.by_type.setdefault(session.client_type, set()).add(session)
-            hub.subscribe(session, m.get("subscriptions") or ())
-            session.meta_changed = False  # as stored
+            by_sid[sid] = [cid, protocol.decode_record(meta), next_seq, dropped_total, dropped_unreported]
             self.metas[cid] = meta
             self.sids[cid] = sid
-            by_sid[sid] = session
             self.counters[cid] = (next_seq, dropped_total, dropped_unreported, head)
             self.heads[cid] = heads[sid] = head
             self.highs[cid] = 0
         orphans = 0
         holes = {k for (k,) in db.execute("SELECT k FROM holes")}
         for k in holes:
-            session = by_sid.get(k >> SEQ_BITS)
-            if session is not None:
-                cid = session.client_id
+            stored = by_sid.get(k >> SEQ_BITS)
+            if stored is not None:
+                cid = stored[0]
                 self.hole_highs[cid] = max(self.hole_highs.get(cid, 0), k & ((1 << SEQ_BITS) - 1))
-        stored = {}  # sid -> [(seq, mid)] from queue rows and groups
+        pairs_by_sid = {}  # sid -> [(seq, mid)] from queue rows and groups
         for k, last, body in db.execute("SELECT k, last, body FROM queue ORDER BY k"):
             sid = k >> SEQ_BITS
-            session = by_sid.get(sid)
-            if session is None:
+            stored = by_sid.get(sid)
+            if stored is None:
                 orphans += 1
                 continue
-            stored.setdefault(sid, []).extend(_unpack_body(k - (sid << SEQ_BITS), body))
-            self.highs[session.client_id] = max(self.highs[session.client_id], last)
+            pairs_by_sid.setdefault(sid, []).extend(_unpack_body(k - (sid << SEQ_BITS), body))
+            self.highs[stored[0]] = max(self.highs[stored[0]], last)
         dead_groups = []
         for gid, members, body in db.execute("SELECT id, members, body FROM queue_groups ORDER BY id"):
             mids = array("q")
@@ -319,14 +307,14 @@ class SqliteStore:
             pairs.frombytes(members)
             refs = 0
             for sid, first in zip(pairs[0::2], pairs[1::2]):
-                session = by_sid.get(sid)
+                stored = by_sid.get(sid)
                 last = first + len(mids) - 1
-                if session is None or last < heads[sid]:
+                if stored is None or last < heads[sid]:
                     continue
-                cid = session.client_id
+                cid = stored[0]
                 refs += 1
                 self.session_groups.setdefault(cid, deque()).append((last, gid))
-                stored.setdefault(sid, []).extend(zip(range(first, last + 1), mids))
+                pairs_by_sid.setdefault(sid, []).extend(zip(range(first, last + 1), mids))
                 self.highs[cid] = max(self.highs[cid], last)
             if refs:
                 self.group_refs[gid] = refs
@@ -336,111 +324,131 @@ class SqliteStore:
             db.execute("BEGIN")
             db.executemany("DELETE FROM queue_groups WHERE id=?", dead_groups)
             db.execute("COMMIT")
-        for sid, pairs in stored.items():
-            session, base, head = by_sid[sid], sid << SEQ_BITS, heads[sid]
+        sessions = []
+        queued = 0
+        for sid, (cid, meta, next_seq, dropped_total, dropped_unreported) in by_sid.items():
+            base, head = sid << SEQ_BITS, heads[sid]
+            pairs = pairs_by_sid.get(sid, [])
             pairs.sort(key=_SEQ)  # rows and groups, each in order
-            append = session.queue.append
+            queue = []
             for seq, mid in pairs:
                 message = messages.get(mid)
                 if seq >= head and base + seq not in holes and message is not None:
-                    append((seq, message))
-        for session in hub.sessions.values():
+                    queue.append((seq, message))
+            queued += len(queue)
             # The stored next_seq may predate the last checkpoint; the queue rows never do.
-            session.next_seq = max(session.next_seq, self.highs[session.client_id] + 1)
-            session.limit = max(session.limit, len(session.queue))
-            if hasattr(session, "acked"):  # everything below the queue's head was acknowledged
-                session.acked = session.sent = (session.queue[0][0] if session.queue else session.next_seq) - 1
+            next_seq = max(next_seq, self.highs[cid] + 1)
+            sessions.append(StoredSession(cid, meta, next_seq, dropped_total, dropped_unreported, queue))
         entries = {}
         for channel, offset, ts, mid in db.execute("SELECT channel, offset, ts, msg_id FROM history ORDER BY channel, offset"):
             if mid in messages:
                 entries.setdefault(channel, []).append((offset, ts, messages[mid]))
-        for name, epoch, next_offset, last_used in db.execute("SELECT * FROM channels"):
-            hub.history.load(name, epoch, next_offset, last_used, entries.get(name, ()))
-        hub.history.loaded()  # a smaller BRIDGE_HISTORY_MAX_BYTES than the last run's applies now
-        for key, body in db.execute("SELECT job_id, body FROM jobs"):
-            hub.jobs.load(key, protocol.decode_record(body))
+        channels = [StoredChannel(name, epoch, next_offset, last_used, entries.get(name, []))
+                    for name, epoch, next_offset, last_used in db.execute("SELECT * FROM channels")]
+        jobs = {key: protocol.decode_record(body) for key, body in db.execute("SELECT job_id, body FROM jobs")}
         row = db.execute("SELECT value FROM meta WHERE key='system_status'").fetchone()
-        if row is not None:
-            hub.jobs.system_status = protocol.decode_record(row[0])
+        system_status = None if row is None else protocol.decode_record(row[0])
         row = db.execute("SELECT value FROM meta WHERE key='stream'").fetchone()
-        if row is not None and getattr(hub, "stream", None) is not None:
-            hub.stream.load(protocol.decode_record(row[0]))
-        commands = getattr(hub, "commands", None)
-        if commands is not None:
-            for (body,) in db.execute("SELECT body FROM commands"):
-                commands.restore(protocol.decode_record(body))
-            commands.restored()
-        queued = sum(len(s.queue) for s in hub.sessions.values())
+        stream = None if row is None else protocol.decode_record(row[0])
+        commands = [protocol.decode_record(body) for (body,) in db.execute("SELECT body FROM commands")]
         log.info(
             "store %s: restored %d clients, %d queued messages, %d channels, %d jobs%s",
-            self.path, len(hub.sessions), queued, len(hub.history.channels), len(hub.jobs.jobs),
+            self.path, len(sessions), queued, len(channels), len(jobs),
             f" ({orphans} orphan rows skipped)" if orphans else "",
         )
+        return Snapshot(sessions, channels, jobs, system_status, stream, commands)
 
     # -------------------------------------------------------------- commit
-    def commit(self, hub):
-        """Write everything that changed since the last commit as one transaction.
+    def commit(self, changes):
+        """Write the turn's change set (services/hub/changes.py) as one transaction, then clear it.
 
         Returns ``True`` when something was written. On a database error the
-        transaction is rolled back, the change records are kept for the next
-        turn, and the error is raised for the server to log.
+        transaction is rolled back, the change set is kept for the next turn,
+        and the error is raised for the server to log. Each table has its
+        writer below: it returns its statements and what to remember once
+        they are committed.
         """
-        history = hub.history.changes
-        jobs = hub.jobs
         deferred = self.deferred
         checkpoint = bool(deferred) and (
-            len(deferred) >= self.checkpoint_sessions or hub.clock() >= self.next_checkpoint)
-        stream = getattr(hub, "stream", None)
-        stream_changed = stream is not None and stream.changed
-        commands = getattr(hub, "commands", None)
-        if not (hub.touched or hub.forgotten or hub.removed_seqs or history or jobs.changed or jobs.removed
-                or jobs.system_changed or checkpoint or stream_changed
-                or (commands is not None and (commands.changed or commands.removed))):
+            len(deferred) >= self.checkpoint_sessions or changes.clock() >= self.next_checkpoint)
+        if not (changes or checkpoint):
             return False
-        mids = {}  # id(message) -> msg_id, for this transaction
-        new_messages = []  # encoded below, a run at a time
-        encode = protocol.encode_record
+        turn = _Turn(self.next_mid)
+        parts = (
+            self._write_sessions(changes, checkpoint, turn),
+            self._write_queues(changes, turn),
+            self._write_history(changes.history, turn),
+            self._write_jobs(changes),
+            self._write_stream(changes),
+            self._write_commands(changes),
+            self._write_messages(turn),
+        )
+        writes = [(sql, rows) for steps, _ in parts for sql, rows in steps if rows]
+        db = self.db
+        try:
+            # A turn of polls whose acks all wait for the checkpoint has nothing to write: no transaction at all.
+            if writes:
+                db.execute("BEGIN")
+                for sql, rows in writes:
+                    db.executemany(sql, rows)
+                db.execute("COMMIT")
+        except sqlite3.Error as ex:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self.failures += 1
+            self.last_error = str(ex)
+            raise
+        # Only now does the database hold these; remember what it holds.
+        for _, done in parts:
+            if done is not None:
+                done()
+        self.commits += 1
+        self.last_error = None
+        self.freed += changes.history.freed
+        budget = changes.history.budget
+        changes.clear()
+        if self.freed >= max(budget // 8, COLLECT_MIN_BYTES):
+            # History churns through its byte budget: collect now, not at the next sweep, so the file
+            # holds about what the budget allows (docs/DURABILITY.md).
+            self.freed = 0
+            self.collect()
+        return True
 
-        def mid_of(message):
-            mid = mids[id(message)] = self.next_mid + len(new_messages)
-            new_messages.append(message)
-            return mid
+    def _write_sessions(self, changes, checkpoint, turn):
+        """The ``sessions`` rows: new and dropped sessions, meta, counters; the acknowledged heads' trims.
 
-        sids, heads, highs, metas, counters = {}, {}, {}, {}, {}
+        Also decides which sessions' counters wait for the checkpoint, and
+        which queue rows, holes and groups fall below a head now.
+        """
+        forgotten = changes.forgotten
+        deferred, stored_counters, known_sids = self.deferred, self.counters, self.sids
+        sids, heads, metas, counters = turn.sids, {}, {}, {}
         next_sid = self.next_sid
         drop_sessions, drop_ranges = [], []
-        for cid in hub.forgotten:
+        for cid in forgotten:
             drop_sessions.append((cid,))
-            sid = self.sids.get(cid)
+            sid = known_sids.get(cid)
             if sid is not None:
                 drop_ranges.append((sid << SEQ_BITS, (sid + 1) << SEQ_BITS))
-        upserts, counter_rows, rows, trims = [], [], [], []
-        meta_written = []  # sessions whose meta this transaction holds
+        upserts, counter_rows, trims, hole_trims = [], [], [], []
         defer = []  # sessions whose counters changed only in what may wait for the checkpoint
-        hole_trims = []
-        released = []  # (client_id, new head): their queue_groups references below it go
-        fanouts = {}  # row body (message ids) -> [(client_id, sid, first, last)]: candidates for queue_groups
-        unacked_moves = hub.unacked_moves
-        stored_counters = self.counters
-        get_mid = mids.get
-        shared = [None, None, None]  # the last fresh messages seen, their ids, the row body
-        sessions = hub.touched
+        released = [(cid, None) for cid in forgotten]  # (client_id, new head): their group references below it go
+        unacked_moves, meta_changed = changes.unacked_moves, changes.meta
+        sessions = changes.sessions
         if checkpoint:
             sessions = list(sessions)
-            sessions.extend(s for s in deferred.values() if s not in hub.touched)
+            sessions.extend(s for s in deferred.values() if s not in changes.sessions)
         for session in sessions:
             cid = session.client_id
-            if hub.sessions.get(cid) is not session:
+            if cid in forgotten:
                 continue  # dropped in this turn
-            sid = self.sids.get(cid)
+            sid = known_sids.get(cid)
             if sid is None:
                 sid = sids[cid] = next_sid
                 next_sid += 1
-            base = sid << SEQ_BITS
             meta = None
-            if session.meta_changed or cid in sids:  # encoded only when it may differ from what is stored
+            if session in meta_changed or cid in sids:  # encoded only when it may differ from what is stored
                 meta = _session_meta(session)
-                meta_written.append(session)
                 if cid not in sids and meta == self.metas.get(cid):
                     meta = None
             queue = session.queue
@@ -462,13 +470,69 @@ class SqliteStore:
                     # the queue rows, which are written now). Written at the checkpoint.
                     defer.append(session)
             if cid in counters and head > self.heads.get(cid, 1):
+                base = sid << SEQ_BITS
                 trims.append((base, base + head, head))  # rows go only with the next_seq that outlives them
                 heads[cid] = head
                 released.append((cid, head))
                 if cid in self.hole_highs:
                     hole_trims.append((base, base + head))
+        gone_groups = self._released_groups(released)
+        steps = (
+            ("DELETE FROM sessions WHERE client_id=?", drop_sessions),
+            ("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges),
+            ("DELETE FROM holes WHERE k>=? AND k<?", drop_ranges),
+            ("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)", upserts),
+            ("UPDATE sessions SET head=?, next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
+             counter_rows),
+            ("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims),
+            ("DELETE FROM holes WHERE k>=? AND k<?", hole_trims if trims else ()),
+            ("DELETE FROM queue_groups WHERE id=?", gone_groups),
+        )
+
+        def done():
+            self.next_sid = next_sid
+            for cid in forgotten:
+                for table in (self.sids, self.heads, self.highs, self.metas, self.counters, self.deferred,
+                              self.hole_highs):
+                    table.pop(cid, None)
+            for cid, head in heads.items():
+                if self.hole_highs.get(cid, head) < head:
+                    del self.hole_highs[cid]  # every hole below the head was deleted
+            self._release_groups(released)
+            self.garbage += len(gone_groups) + len(drop_sessions) + len(trims)
+            if checkpoint:
+                deferred.clear()
+            else:
+                for cid in counters:
+                    deferred.pop(cid, None)
+            if defer:
+                if not deferred:
+                    self.next_checkpoint = changes.clock() + self.checkpoint_seconds
+                for session in defer:
+                    deferred[session.client_id] = session
+            self.sids.update(sids)
+            self.heads.update(heads)
+            self.metas.update(metas)
+            self.counters.update(counters)
+
+        return steps, done
+
+    def _write_queues(self, changes, turn):
+        """The ``queue``, ``queue_groups`` and ``holes`` rows: what each touched session queued, what conflation
+        took out of the middle."""
+        forgotten, sids = changes.forgotten, turn.sids
+        rows, highs = [], {}
+        fanouts = {}  # row body (message ids) -> [(client_id, sid, first, last)]: candidates for queue_groups
+        get_mid, mid_of = turn.mids.get, turn.mid_of
+        shared = [None, None, None]  # the last fresh messages seen, their ids, the row body
+        for session in changes.sessions:
+            cid = session.client_id
+            queue = session.queue
+            if cid in forgotten or not queue:
+                continue
             high = self.highs.get(cid, 0)
-            if queue and queue[-1][0] > high:
+            if queue[-1][0] > high:
+                sid = self.sids.get(cid, sids.get(cid))
                 last = highs[cid] = queue[-1][0]
                 fresh = queue.after(high)  # from the newest back: never over entries written in earlier turns
                 first = fresh[0][0]
@@ -480,7 +544,7 @@ class SqliteStore:
                     shared[:] = [msgs, ids, array("q", ids).tobytes()]
                 _, ids, body = shared
                 if last - first + 1 != len(fresh):  # a gap (conflation) inside this turn's entries
-                    rows.append((base + first, last, _pack_pairs(list(map(_SEQ, fresh)), ids)))
+                    rows.append(((sid << SEQ_BITS) + first, last, _pack_pairs(list(map(_SEQ, fresh)), ids)))
                 else:
                     members = fanouts.get(body)
                     if members is None:
@@ -496,133 +560,110 @@ class SqliteStore:
             groups.append((next_gid, pairs.tobytes(), body))
             new_groups.append((next_gid, [(cid, last) for cid, _, _, last in members]))
             next_gid += 1
-        released.extend((cid, None) for cid in hub.forgotten)
-        gone_groups = self._released_groups(released)
         holes = []
         hole_highs = {}
-        for cid, seq in hub.removed_seqs:
+        for cid, seq in changes.removed_seqs:
             sid = self.sids.get(cid, sids.get(cid))
-            if sid is not None and cid not in hub.forgotten:
+            if sid is not None and cid not in forgotten:
                 holes.append(((sid << SEQ_BITS) + seq,))
                 hole_highs[cid] = max(seq, hole_highs.get(cid, 0), self.hole_highs.get(cid, 0))
+        steps = (
+            ("INSERT OR IGNORE INTO holes VALUES (?)", holes),
+            ("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows),
+            ("INSERT INTO queue_groups VALUES (?, ?, ?)", groups),
+        )
+
+        def done():
+            self.hole_highs.update(hole_highs)
+            by_session = self.session_groups
+            for gid, members in new_groups:
+                self.group_refs[gid] = len(members)
+                for cid, last in members:
+                    session_groups = by_session.get(cid)
+                    if session_groups is None:
+                        session_groups = by_session[cid] = deque()
+                    session_groups.append((last, gid))
+            self.next_gid = next_gid
+            self.highs.update(highs)
+            self.garbage += len(holes)
+
+        return steps, done
+
+    def _write_history(self, history, turn):
+        """The ``channels`` and ``history`` rows: new channels and offsets, kept messages, trims, evictions."""
+        get_mid, mid_of = turn.mids.get, turn.mid_of
         history_rows = []
         for channel, offset, ts, message in history.added:
-            if channel in hub.history.channels and offset >= history.trimmed.get(channel, 0):
+            if channel in history.meta and offset >= history.trimmed.get(channel, 0):
                 mid = get_mid(id(message))
                 history_rows.append((channel, offset, ts, mid if mid is not None else mid_of(message)))
-        channel_rows = []
-        for name in history.meta:
-            ch = hub.history.channels.get(name)
-            if ch is not None:
-                channel_rows.append((name, ch.epoch, ch.next_offset, ch.last_used))
-        job_rows = [(key, encode(jobs.jobs[key])) for key in jobs.changed if key in jobs.jobs]
+        channel_rows = [(name, ch.epoch, ch.next_offset, ch.last_used) for name, ch in history.meta.items()]
+        gone = [(name,) for name in history.removed]
+        trimmed = list(history.trimmed.items())
+        steps = (
+            ("DELETE FROM history WHERE channel=?", gone),
+            ("DELETE FROM channels WHERE name=?", gone),
+            ("INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?)", channel_rows),
+            ("DELETE FROM history WHERE channel=? AND offset<?", trimmed),
+            ("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", history_rows),
+        )
+
+        def done():
+            self.garbage += len(trimmed) + len(gone)
+
+        return steps, done
+
+    def _write_jobs(self, changes):
+        """The ``jobs`` rows and the newest ``system_status``."""
+        encode = protocol.encode_record
+        system = changes.system_status
+        steps = (
+            ("DELETE FROM jobs WHERE job_id=?", [(k,) for k in changes.jobs_removed]),
+            ("INSERT OR REPLACE INTO jobs VALUES (?, ?)", [(k, encode(s)) for k, s in changes.jobs.items()]),
+            ("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", [(encode(system),)] if system else ()),
+        )
+        return steps, None
+
+    def _write_stream(self, changes):
+        """The notifier stream position: it commits with the state its events changed."""
+        stream = changes.stream
+        rows = [(protocol.encode_record(dict(stream)),)] if stream is not None else ()
+        return (("INSERT OR REPLACE INTO meta VALUES ('stream', ?)", rows),), None
+
+    def _write_commands(self, changes):
+        """The ``commands`` rows: each command's record as it changed this turn (services/hub/commands.py)."""
+        encode = protocol.encode_record
+        steps = (
+            ("DELETE FROM commands WHERE id=?", [(k,) for k in changes.commands_removed]),
+            ("INSERT OR REPLACE INTO commands VALUES (?, ?)", [(k, encode(r)) for k, r in changes.commands.items()]),
+        )
+        return steps, None
+
+    def _write_messages(self, turn):
+        """The ``message_runs`` (and, for a run too large, ``messages``) rows: every message first stored this turn.
+
+        Called after every writer that may give a message its id.
+        """
+        new_messages = turn.new_messages
+        encode = protocol.encode_record
         runs, singles = [], []
         for start in range(0, len(new_messages), RUN_MESSAGES):
             run = new_messages[start:start + RUN_MESSAGES]
-            first = self.next_mid + start
+            first = turn.first_mid + start
             body = encode({"m": run})
             if len(body) <= RUN_BYTES or len(run) == 1:
                 runs.append((first, first + len(run) - 1, body))
             else:
                 singles.extend(zip(range(first, first + len(run)), map(encode, run)))
-        db = self.db
-        gone = [(name,) for name in history.removed]
-        system = [(encode(jobs.system_status),)] if jobs.system_changed and jobs.system_status is not None else ()
-        steps = (  # in this order; a step with no rows is skipped
-            ("DELETE FROM sessions WHERE client_id=?", drop_sessions),
-            ("DELETE FROM queue WHERE k>=? AND k<?", drop_ranges),
-            ("DELETE FROM holes WHERE k>=? AND k<?", drop_ranges),
+        steps = (
             ("INSERT INTO message_runs VALUES (?, ?, ?)", runs),
             ("INSERT INTO messages (id, body) VALUES (?, ?)", singles),
-            ("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)", upserts),
-            ("UPDATE sessions SET head=?, next_seq=?, dropped_total=?, dropped_unreported=? WHERE client_id=?",
-             counter_rows),
-            ("DELETE FROM queue WHERE k>=? AND k<? AND last<?", trims),
-            ("DELETE FROM holes WHERE k>=? AND k<?", hole_trims if trims else ()),
-            ("INSERT OR IGNORE INTO holes VALUES (?)", holes),
-            ("INSERT OR REPLACE INTO queue VALUES (?, ?, ?)", rows),
-            ("INSERT INTO queue_groups VALUES (?, ?, ?)", groups),
-            ("DELETE FROM queue_groups WHERE id=?", gone_groups),
-            ("DELETE FROM history WHERE channel=?", gone),
-            ("DELETE FROM channels WHERE name=?", gone),
-            ("INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?)", channel_rows),
-            ("DELETE FROM history WHERE channel=? AND offset<?", list(history.trimmed.items())),
-            ("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", history_rows),
-            ("DELETE FROM jobs WHERE job_id=?", [(k,) for k in jobs.removed]),
-            ("INSERT OR REPLACE INTO jobs VALUES (?, ?)", job_rows),
-            ("INSERT OR REPLACE INTO meta VALUES ('system_status', ?)", system),
-            # the stream position commits with the state its events changed
-            ("INSERT OR REPLACE INTO meta VALUES ('stream', ?)", [(encode(stream.dump()),)] if stream_changed else ()),
-            ("DELETE FROM commands WHERE id=?", [(k,) for k in commands.removed] if commands else ()),
-            ("INSERT OR REPLACE INTO commands VALUES (?, ?)",
-             [(k, encode(commands.records[k])) for k in commands.changed if k in commands.records] if commands else ()),
         )
-        writes = [(sql, rows) for sql, rows in steps if rows]
-        try:
-            # A turn of polls whose acks all wait for the checkpoint has nothing to write: no transaction at all.
-            if writes:
-                db.execute("BEGIN")
-                for sql, rows in writes:
-                    db.executemany(sql, rows)
-                db.execute("COMMIT")
-        except sqlite3.Error as ex:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            self.failures += 1
-            self.last_error = str(ex)
-            raise
-        # Only now does the database hold these; remember what it holds.
-        self.next_mid += len(new_messages)
-        self.next_sid = next_sid
-        for cid in hub.forgotten:
-            for table in (self.sids, self.heads, self.highs, self.metas, self.counters, self.deferred,
-                          self.hole_highs):
-                table.pop(cid, None)
-        for cid, head in heads.items():
-            if self.hole_highs.get(cid, head) < head:
-                del self.hole_highs[cid]  # every hole below the head was deleted
-        self.hole_highs.update(hole_highs)
-        self._release_groups(released)
-        by_session = self.session_groups
-        for gid, members in new_groups:
-            self.group_refs[gid] = len(members)
-            for cid, last in members:
-                groups = by_session.get(cid)
-                if groups is None:
-                    groups = by_session[cid] = deque()
-                groups.append((last, gid))
-        self.next_gid = next_gid
-        self.garbage += len(gone_groups)
-        if checkpoint:
-            deferred.clear()
-        else:
-            for cid in counters:
-                deferred.pop(cid, None)
-        if defer:
-            if not deferred:
-                self.next_checkpoint = hub.clock() + self.checkpoint_seconds
-            for session in defer:
-                deferred[session.client_id] = session
-        self.sids.update(sids)
-        self.heads.update(heads)
-        self.highs.update(highs)
-        self.metas.update(metas)
-        self.counters.update(counters)
-        for session in meta_written:
-            session.meta_changed = False
-        self.garbage += len(drop_sessions) + len(trims) + len(holes) + len(history.trimmed) + len(history.removed)
-        self.commits += 1
-        self.last_error = None
-        _forget_changes(hub)
-        hub.removed_seqs.clear()
-        hub.forgotten.clear()
-        freed = hub.history.freed_bytes
-        if freed - self.collected_freed >= max(hub.history.max_bytes // 8, COLLECT_MIN_BYTES):
-            # History churns through its byte budget: collect now, not at the next sweep, so the file
-            # holds about what the budget allows (docs/DURABILITY.md).
-            self.collected_freed = freed
-            self.collect()
-        return True
+
+        def done():
+            self.next_mid += len(new_messages)
+
+        return steps, done
 
     def collect(self):
         """Delete stored messages no queue row and no history refers to any more (from the sweep).

@@ -19,6 +19,8 @@ Nothing here touches a socket; time comes from ``clock``.
 import time
 from collections import deque
 
+from services.hub.changes import Changes
+
 MAX_EPOCHS = 4  # notifier runs whose positions are kept
 REPLAY_TIMEOUT = 2.0  # seconds to wait for a replay answer before asking again
 RETRY_SECONDS = 0.2  # how soon to try again when the request could not be sent (no notifier connected)
@@ -39,7 +41,7 @@ class Request:
 class StreamTracker:
     """Per notifier epoch: the last seq applied, the highest seq known to exist, the replay to ask for."""
 
-    def __init__(self, clock=time.monotonic, timeout=REPLAY_TIMEOUT):
+    def __init__(self, clock=time.monotonic, timeout=REPLAY_TIMEOUT, changes=None):
         self.clock = clock
         self.timeout = timeout
         self.positions = {}  # epoch -> last seq applied, oldest epoch first (the store keeps this)
@@ -51,9 +53,15 @@ class StreamTracker:
         self.request = None
         self.next_id = 1
         self.next_try = 0.0
-        self.changed = False  # positions differ from what the store holds
+        # The loop's change set (services/hub/changes.py): the positions go in it when they move.
+        self.changes = Changes(clock) if changes is None else changes
         self.stats = {"gaps": 0, "replay_requests": 0, "replay_timeouts": 0, "replayed": 0, "duplicates": 0,
                       "lost": 0, "lost_unknown": 0, "epochs_gone": 0}
+
+    @property
+    def changed(self):
+        """The positions differ from what the store holds."""
+        return self.changes.stream is not None
 
     # ------------------------------------------------------------ storage
     def load(self, positions):
@@ -122,7 +130,7 @@ class StreamTracker:
         self.fresh = False
         self.positions[epoch] = pos
         self.heard[epoch] = pos
-        self.changed = True
+        self.changes.stream = self.positions
         while len(self.positions) > MAX_EPOCHS:
             self._give_up(next(iter(self.positions)))
 
@@ -133,13 +141,13 @@ class StreamTracker:
         self.stats["epochs_gone"] += 1
         self.unchecked.discard(epoch)
         self.gone.append(epoch)
-        self.changed = True
+        self.changes.stream = self.positions
 
     def _move(self, epoch, seq):
         self.positions[epoch] = seq
         if seq > self.heard.get(epoch, 0):
             self.heard[epoch] = seq
-        self.changed = True
+        self.changes.stream = self.positions
 
     # -------------------------------------------------------------- replay
     def wanted(self):

@@ -35,6 +35,7 @@ not accept looks like a notifier that is not there: ``False`` after the timeout.
 
 import atexit
 import collections
+import inspect
 import math
 import logging
 import os
@@ -75,6 +76,43 @@ _live = weakref.WeakSet()
 
 class NotifierUnavailable(RuntimeError):
     """The notifier did not take an event within the timeout (raised only with ``raise_on_drop``)."""
+
+
+def _typed(message_type):
+    """The ``Publisher`` method for one application type: its builder's fields, then ``channel``.
+
+    ``channel`` (also the one positional argument after the builder's own)
+    sends it elsewhere than its default channel (``messages.DEFAULT_CHANNELS``).
+    """
+    build = messages.BUILDERS[message_type]
+    signature = inspect.signature(build)
+    params = list(signature.parameters.values())
+    positional = sum(1 for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    default_channel = messages.DEFAULT_CHANNELS[message_type]
+
+    def send(self, *args, channel=None, **extra):
+        if len(args) == positional + 1:
+            *args, channel = args
+        return self.broadcast(build(*args, **extra), channel or default_channel)
+
+    channel = inspect.Parameter("channel", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+    params.insert(positional, channel)
+    send.__signature__ = signature.replace(
+        parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params)
+    send.__name__ = send.__qualname__ = message_type
+    send.__doc__ = f"``{message_type}`` to channel ``{default_channel}``: {build.__doc__}"
+    return send
+
+
+def _on_default(message_type):
+    """The module function for one application type: that ``Publisher`` method on the default publisher."""
+
+    def send(*args, **kwargs):
+        return getattr(get_websocket_fallback(), message_type)(*args, **kwargs)
+
+    send.__name__ = send.__qualname__ = message_type
+    send.__doc__ = f"``Publisher.{message_type}`` on the default publisher."
+    return send
 
 
 class Publisher:
@@ -166,49 +204,8 @@ class Publisher:
                 raise MessageError("data", f"does not fit {message_type}: {ex}") from None
         return self.broadcast(message, channel or DEFAULT_CHANNELS.get(message["type"]))
 
-    # ------------------------------------------------------------ helpers
-    def _app(self, message, channel):
-        return self.broadcast(message, channel or DEFAULT_CHANNELS[message["type"]])
-
-    def job_created(self, job_id, job_type=None, name=None, total=None, channel=None, **extra):
-        """``job_created`` to channel ``jobs``: a new job exists (``total`` items, if known)."""
-        return self._app(messages.job_created(job_id, job_type, name, total, **extra), channel)
-
-    def job_started(self, job_id, stage=None, channel=None, **extra):
-        """``job_started`` to channel ``jobs``."""
-        return self._app(messages.job_started(job_id, stage, **extra), channel)
-
-    def job_progress(self, job_id, progress, stage=None, message=None, channel=None, **extra):
-        """``job_progress`` to channel ``jobs``: ``progress`` in percent, 0-100 (else ``MessageError``)."""
-        return self._app(messages.job_progress(job_id, progress, stage, message, **extra), channel)
-
-    def job_completed(self, job_id, result=None, channel=None, **extra):
-        """``job_completed`` to channel ``jobs``, with a ``result`` object."""
-        return self._app(messages.job_completed(job_id, result, **extra), channel)
-
-    def job_failed(self, job_id, error, channel=None, **extra):
-        """``job_failed`` to channel ``jobs``; ``error`` is a string or an object."""
-        return self._app(messages.job_failed(job_id, error, **extra), channel)
-
-    def photo_imported(self, photo_id, path=None, job_id=None, channel=None, **extra):
-        """``photo_imported`` to channel ``photos``."""
-        return self._app(messages.photo_imported(photo_id, path, job_id, **extra), channel)
-
-    def photo_analyzed(self, photo_id, analysis=None, job_id=None, channel=None, **extra):
-        """``photo_analyzed`` to channel ``photos``, with an ``analysis`` object."""
-        return self._app(messages.photo_analyzed(photo_id, analysis, job_id, **extra), channel)
-
-    def session_created(self, session_id, name=None, channel=None, **extra):
-        """``session_created`` to channel ``sessions``."""
-        return self._app(messages.session_created(session_id, name, **extra), channel)
-
-    def system_status(self, status, channel=None, **extra):
-        """``system_status`` to channel ``system`` (the notifier also samples one itself)."""
-        return self._app(messages.system_status(status, **extra), channel)
-
-    def resource_warning(self, resource, value, threshold, level="warning", message=None, channel=None, **extra):
-        """``resource_warning`` to channel ``system``; ``level`` is warning, critical or ok."""
-        return self._app(messages.resource_warning(resource, value, threshold, level, message, **extra), channel)
+    # A method per application type (job_progress, photo_imported…) is added below the class, from the
+    # one list of them (services/messages.py BUILDERS): its builder's fields, then ``channel``.
 
     # ---------------------------------------------------------- transport
     def _socket(self):
@@ -389,6 +386,10 @@ class Publisher:
         self.close()
 
 
+for _name in messages.BUILDERS:
+    setattr(Publisher, _name, _typed(_name))
+
+
 @atexit.register
 def _flush_at_exit():
     for publisher in list(_live):
@@ -429,54 +430,10 @@ def send_websocket_notification(message_type, data, channel=None):
     return get_websocket_fallback().send_websocket_notification(message_type, data, channel)
 
 
-def job_created(*args, **kwargs):
-    """``Publisher.job_created`` on the default publisher."""
-    return get_websocket_fallback().job_created(*args, **kwargs)
-
-
-def job_started(*args, **kwargs):
-    """``Publisher.job_started`` on the default publisher."""
-    return get_websocket_fallback().job_started(*args, **kwargs)
-
-
-def job_progress(*args, **kwargs):
-    """``Publisher.job_progress`` on the default publisher."""
-    return get_websocket_fallback().job_progress(*args, **kwargs)
-
-
-def job_completed(*args, **kwargs):
-    """``Publisher.job_completed`` on the default publisher."""
-    return get_websocket_fallback().job_completed(*args, **kwargs)
-
-
-def job_failed(*args, **kwargs):
-    """``Publisher.job_failed`` on the default publisher."""
-    return get_websocket_fallback().job_failed(*args, **kwargs)
-
-
-def photo_imported(*args, **kwargs):
-    """``Publisher.photo_imported`` on the default publisher."""
-    return get_websocket_fallback().photo_imported(*args, **kwargs)
-
-
-def photo_analyzed(*args, **kwargs):
-    """``Publisher.photo_analyzed`` on the default publisher."""
-    return get_websocket_fallback().photo_analyzed(*args, **kwargs)
-
-
-def session_created(*args, **kwargs):
-    """``Publisher.session_created`` on the default publisher."""
-    return get_websocket_fallback().session_created(*args, **kwargs)
-
-
-def system_status(*args, **kwargs):
-    """``Publisher.system_status`` on the default publisher."""
-    return get_websocket_fallback().system_status(*args, **kwargs)
-
-
-def resource_warning(*args, **kwargs):
-    """``Publisher.resource_warning`` on the default publisher."""
-    return get_websocket_fallback().resource_warning(*args, **kwargs)
+# One function per application type, from the one list of them (services/messages.py BUILDERS).
+for _name in messages.BUILDERS:
+    globals()[_name] = _on_default(_name)
+del _name
 
 
 # ------------------------------------------------------------ calls into a client

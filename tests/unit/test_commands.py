@@ -6,8 +6,9 @@ import pytest
 
 from services import protocol
 from services.hub.config import HubConfig
-from services.hub.handlers import HANDLERS, Context
+from services.hub.handlers import Context, dispatch
 from services.hub.hub import Hub
+from services.hub.requests import PollRequest
 from services.hub.store import SqliteStore
 from services.protocol import ProtocolError
 
@@ -34,7 +35,7 @@ def make(store=None, **config):
 
 def request(hub, op, peer=b"backend", req_id=1, **fields):
     req = protocol.check_request(dict(fields, op=op, id=req_id))
-    return HANDLERS[op](hub, Context(peer, lambda event: None), req)
+    return dispatch(hub, Context(peer, lambda event: None), req)
 
 
 def call(hub, command_id="c1", to="client-1", timeout=10.0, wait=0, **extra):
@@ -48,8 +49,8 @@ def send(hub, session, message):
 
 def connected(hub):
     session = hub.create_session("lightroom")
-    hub.poll(b"gw", 0, session.client_id, 0, None)
-    hub.ack(session.client_id, 1)
+    hub.poll(session, PollRequest(b"gw", 0, 0, None))
+    hub.ack(session, 1)
     return session
 
 
@@ -57,12 +58,12 @@ def test_a_command_is_a_queued_message_and_its_result_answers_the_waiting_caller
     hub, _, replies = make()
     session = connected(hub)
     assert call(hub, wait=5) is None  # parked until it ends
-    fields = hub.poll(b"gw", 2, session.client_id, 0, 1)
+    fields = hub.poll(session, PollRequest(b"gw", 2, 0, 1))
     (msg,) = fields["messages"]
     assert msg["type"] == "command" and msg["command_id"] == "c1" and msg["action"] == "echo"
     assert msg["params"] == {"x": 1} and msg["seq"] == 2
     assert hub.commands.records["c1"]["state"] == "delivered"
-    hub.poll(b"gw", 3, session.client_id, 5, 2)  # acknowledged: running
+    hub.poll(session, PollRequest(b"gw", 3, 5, 2))  # acknowledged: running
     assert hub.commands.records["c1"]["state"] == "running"
     ack = send(hub, session, {"type": "command_result", "command_id": "c1", "ok": True, "result": {"y": 2}})
     assert ack == {"type": "command_ack", "command_id": "c1", "state": "done"}
@@ -83,14 +84,14 @@ def test_never_delivered_expires_and_leaves_the_queue():
     hub.expire()
     assert hub.commands.records["c1"]["state"] == "expired"
     assert list(session.queue) == []
-    assert hub.poll(b"gw", 2, session.client_id, 0, 1)["messages"] == []
+    assert hub.poll(session, PollRequest(b"gw", 2, 0, 1))["messages"] == []
 
 
 def test_delivered_without_answer_is_unknown_then_a_late_answer_is_kept():
     hub, clock, _ = make()
     session = connected(hub)
     call(hub, timeout=2)
-    hub.poll(b"gw", 2, session.client_id, 0, 1)  # handed out, the answer may be lost
+    hub.poll(session, PollRequest(b"gw", 2, 0, 1))  # handed out, the answer may be lost
     clock.now += 2.5
     hub.expire()
     assert hub.commands.records["c1"]["state"] == "unknown"
@@ -166,15 +167,15 @@ def test_records_survive_a_restart_and_deadlines_run_after_it(tmp_path):
     session = connected(hub)
     call(hub, "queued", timeout=5)
     call(hub, "handed", timeout=5)
-    hub.poll(b"gw", 9, session.client_id, 0, 1)
+    hub.poll(session, PollRequest(b"gw", 9, 0, 1))
     call(hub, "later", timeout=5)
-    store.commit(hub)
+    store.commit(hub.changes)
     store.db.close()  # a crash: nothing more written
 
     store2 = SqliteStore(path)
     hub2, clock2, _ = make(store=store2)
     clock2.now = clock.now
-    store2.load(hub2)
+    hub2.restore(store2.load())
     assert {k: r["state"] for k, r in hub2.commands.records.items()} == {
         "queued": "delivered", "handed": "delivered", "later": "queued"}
     clock2.now += 6
@@ -182,7 +183,7 @@ def test_records_survive_a_restart_and_deadlines_run_after_it(tmp_path):
     states = {k: r["state"] for k, r in hub2.commands.records.items()}
     assert states == {"queued": "unknown", "handed": "unknown", "later": "expired"}
     assert [m["type"] for _, m in hub2.sessions[session.client_id].queue] == ["command", "command"]
-    store2.commit(hub2)
+    store2.commit(hub2.changes)
     store2.close()
 
 

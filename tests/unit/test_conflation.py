@@ -7,6 +7,7 @@ import pytest
 from services import protocol
 from services.hub.config import HubConfig
 from services.hub.hub import Hub
+from services.hub.requests import PollRequest
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def hub():
 def client(hub):
     s = hub.create_session("lightroom")
     hub.subscribe(s, ["jobs", "system"])
-    hub.poll(b"gw", 0, s.client_id, 0, None)
+    hub.poll(s, PollRequest(b"gw", 0, 0, None))
     return s
 
 
@@ -40,7 +41,7 @@ def test_a_newer_progress_replaces_the_queued_ones_of_its_job(hub):
     pub(hub, "job_progress", job_id="a", n=5)  # replaces both of a's
     assert kinds(s) == [("job_progress", "b", 2), ("job_completed", "c", 3), ("job_progress", "a", 5)]
     assert [seq for seq, _ in s.queue] == [3, 4, 6]  # gaps (2, 5) where a's were
-    assert hub.poll(b"gw", 1, s.client_id, 0, None)["dropped"] == 2
+    assert hub.poll(s, PollRequest(b"gw", 1, 0, None))["dropped"] == 2
 
 
 def test_an_unkeyed_newcomer_pushes_out_the_oldest_conflatable_one_first(hub):

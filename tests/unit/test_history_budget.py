@@ -85,7 +85,7 @@ def _store_hub(path, max_bytes):
     store = SqliteStore(path)
     hub = Hub(HubConfig(history_max_bytes=max_bytes), lambda *a: None, clock=lambda: next(clock),
               wallclock=Wall(), new_id=lambda: next(ids), store=store)
-    store.load(hub)
+    hub.restore(store.load())
     return hub, store
 
 
@@ -103,7 +103,7 @@ def test_the_store_file_stops_growing_at_about_the_budget(tmp_path):
         for n in range(start, start + count):
             hub.publish(protocol.TARGET_CHANNEL, _blob(n, 100_000), f"ch{n % 50}")
             if n % 4 == 3:
-                store.commit(hub)
+                store.commit(hub.changes)
 
     churn(0, 200)  # 20 MB: ten budgets, the file reaches its size
     settled = _file_kib(path)
@@ -118,6 +118,6 @@ def test_the_store_file_stops_growing_at_about_the_budget(tmp_path):
     store.close()
     hub, store = _store_hub(path, budget // 4)
     assert hub.history.bytes <= budget // 4 and hub.history.evicted > 0
-    store.commit(hub)
+    store.commit(hub.changes)
     assert store.counts()["history"] == hub.history.count()
     store.close()

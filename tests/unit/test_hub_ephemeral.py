@@ -3,6 +3,7 @@
 from services import protocol
 from services.hub import handlers
 from services.hub.hub import EPHEMERAL_IDLE_SECONDS, POLL_GAP_SECONDS
+from services.hub.requests import PollRequest
 from tests.unit.test_store import Rig
 
 
@@ -10,17 +11,17 @@ def handshake(hub, ephemeral):
     """A new session, its welcome already read (so a stream's first poll parks)."""
     req = {"client_type": "dashboard", "protocol_version": "1.0", "ephemeral": ephemeral}
     session = hub.sessions[handlers.handshake(hub, None, req)["client_id"]]
-    hub.poll(b"gw", 0, session.client_id, 0, None)
+    hub.poll(session, PollRequest(b"gw", 0, 0, None))
     return session
 
 
 def attach(hub, session, reader):
     """A WebSocket/SSE connection's first poll, parked."""
-    hub.poll(b"gw", 1, session.client_id, 10, None, after=0, reader=reader, transport="sse", attach=True)
+    hub.poll(session, PollRequest(b"gw", 1, 10, None, after=0, reader=reader, transport="sse", attach=True))
 
 
 def detach(hub, session, reader):
-    handlers.detach(hub, None, {"client_id": session.client_id, "reader": reader})
+    handlers.dispatch(hub, None, {"op": "detach", "client_id": session.client_id, "reader": reader})
 
 
 def test_an_ephemeral_session_goes_when_its_stream_ends_and_a_plain_one_stays(make_hub):
@@ -66,7 +67,7 @@ def test_status_counts_sessions_without_a_reader_apart_with_what_they_dropped(ma
     for n in range(5):
         hub.publish(protocol.TARGET_CHANNEL, {"type": "photo_imported", "n": n}, "jobs")
         hub.flush()  # answers the live reader's parked poll; it asks again at once
-        hub.poll(b"gw", 2, live.client_id, 10, None, after=live.sent, reader="r", transport="sse")
+        hub.poll(live, PollRequest(b"gw", 2, 10, None, after=live.sent, reader="r", transport="sse"))
     status = hub.status()
     assert (status["clients_live"], status["clients_idle"]) == (1, 1)
     assert status["dropped_live"] == 0
@@ -89,7 +90,7 @@ def test_the_ephemeral_mark_survives_a_restart(tmp_path):
 def test_a_long_poller_between_two_polls_stays_live_for_a_moment(make_hub):
     hub, clock, _ = make_hub()
     plugin = handshake(hub, False)  # its welcome read by a plain poll
-    hub.poll(b"gw", 1, plugin.client_id, 10, None)  # parked: live
+    hub.poll(plugin, PollRequest(b"gw", 1, 10, None))  # parked: live
     assert hub.status()["clients_live"] == 1
     clock.now += 10
     hub.expire()  # the hold ended with nothing to say; the plugin polls again a moment later

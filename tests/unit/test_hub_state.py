@@ -6,6 +6,7 @@ import pytest
 from services import protocol
 from services.hub.config import HubConfig
 from services.protocol import ProtocolError
+from services.hub.requests import PollRequest
 
 
 @pytest.fixture
@@ -15,14 +16,14 @@ def env(make_hub):
 
 def welcome(hub, client_type="lightroom"):
     session = hub.create_session(client_type)
-    hub.poll(b"gw", 0, session.client_id, 0, None)
+    hub.poll(session, PollRequest(b"gw", 0, 0, None))
     return session
 
 
 def test_new_session_has_connection_established_queued(env):
     hub, _, _ = env
     session = hub.create_session("lightroom")
-    fields = hub.poll(b"gw", 1, session.client_id, 0, None)
+    fields = hub.poll(session, PollRequest(b"gw", 1, 0, None))
     (msg,) = fields["messages"]
     assert msg["type"] == "connection_established" and msg["seq"] == 1
     assert msg["timestamp"] == "2023-11-14T22:13:20.000Z"
@@ -32,7 +33,7 @@ def test_poll_parks_then_publish_answers_on_flush(env):
     hub, _, replies = env
     s = welcome(hub)
     hub.subscribe(s, ["jobs"])
-    assert hub.poll(b"gw", 2, s.client_id, 10, None) is None
+    assert hub.poll(s, PollRequest(b"gw", 2, 10, None)) is None
     assert hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress"}, "jobs") == 1
     assert replies == []  # answered once per loop turn, not per message
     hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "n": 2}, "jobs")
@@ -46,7 +47,7 @@ def test_poll_parks_then_publish_answers_on_flush(env):
 def test_parked_poll_expires_empty_at_its_deadline(env):
     hub, clock, replies = env
     s = welcome(hub)
-    hub.poll(b"gw", 2, s.client_id, 5, None)
+    hub.poll(s, PollRequest(b"gw", 2, 5, None))
     clock.now += 4.9
     hub.expire()
     assert replies == []
@@ -60,7 +61,7 @@ def test_parked_poll_expires_empty_at_its_deadline(env):
 def test_wait_is_capped(env):
     hub, clock, replies = env
     s = welcome(hub)
-    hub.poll(b"gw", 2, s.client_id, 10_000, None)
+    hub.poll(s, PollRequest(b"gw", 2, 10_000, None))
     clock.now += 25.01
     hub.expire()
     assert len(replies) == 1
@@ -69,8 +70,8 @@ def test_wait_is_capped(env):
 def test_new_poll_supersedes_parked_one(env):
     hub, _, replies = env
     s = welcome(hub)
-    hub.poll(b"gw1", 2, s.client_id, 10, None)
-    hub.poll(b"gw2", 3, s.client_id, 10, None)
+    hub.poll(s, PollRequest(b"gw1", 2, 10, None))
+    hub.poll(s, PollRequest(b"gw2", 3, 10, None))
     assert replies[0][:2] == (b"gw1", 2) and replies[0][2]["superseded"] is True
     hub.publish(protocol.TARGET_CLIENT, {"type": "x"}, s.client_id)
     hub.flush()
@@ -82,7 +83,7 @@ def test_overflow_drops_oldest_and_counts(env):
     s = welcome(hub)
     for n in range(5):
         hub.publish(protocol.TARGET_ALL, {"type": "m", "n": n})
-    fields = hub.poll(b"gw", 2, s.client_id, 0, None)
+    fields = hub.poll(s, PollRequest(b"gw", 2, 0, None))
     assert [m["n"] for m in fields["messages"]] == [2, 3, 4]
     assert fields["dropped"] == 2 and s.dropped_total == 2
     assert hub.stats["dropped"] == 2
@@ -93,10 +94,10 @@ def test_ack_mode_keeps_until_acknowledged(env):
     s = welcome(hub)
     hub.publish(protocol.TARGET_ALL, {"type": "a"})
     hub.publish(protocol.TARGET_ALL, {"type": "b"})
-    first = hub.poll(b"gw", 2, s.client_id, 0, 1)["messages"]
+    first = hub.poll(s, PollRequest(b"gw", 2, 0, 1))["messages"]
     assert [m["seq"] for m in first] == [2, 3]
-    assert hub.poll(b"gw", 3, s.client_id, 0, 1)["messages"] == first
-    assert hub.poll(b"gw", 4, s.client_id, 0, 3)["messages"] == []
+    assert hub.poll(s, PollRequest(b"gw", 3, 0, 1))["messages"] == first
+    assert hub.poll(s, PollRequest(b"gw", 4, 0, 3))["messages"] == []
 
 
 def test_shared_message_is_not_mutated_per_recipient(env):
@@ -104,8 +105,8 @@ def test_shared_message_is_not_mutated_per_recipient(env):
     a, b = welcome(hub), welcome(hub)
     hub.publish(protocol.TARGET_ALL, {"type": "x"})
     hub.publish(protocol.TARGET_CLIENT, {"type": "y"}, b.client_id)
-    ma = hub.poll(b"gw", 2, a.client_id, 0, None)["messages"]
-    mb = hub.poll(b"gw", 3, b.client_id, 0, None)["messages"]
+    ma = hub.poll(a, PollRequest(b"gw", 2, 0, None))["messages"]
+    mb = hub.poll(b, PollRequest(b"gw", 3, 0, None))["messages"]
     assert [m["seq"] for m in ma] == [2] and [m["seq"] for m in mb] == [2, 3]
 
 
@@ -113,7 +114,7 @@ def test_drop_client_cleans_every_index(env):
     hub, _, replies = env
     s = welcome(hub, "dashboard")
     hub.subscribe(s, ["jobs", "photos"])
-    hub.poll(b"gw", 2, s.client_id, 10, None)
+    hub.poll(s, PollRequest(b"gw", 2, 10, None))
     hub.drop_client(s, "test")
     assert hub.sessions == {} and hub.channels == {} and hub.by_type == {}
     assert replies[-1][2]["closed"] is True
@@ -125,7 +126,7 @@ def test_drop_client_cleans_every_index(env):
 def test_stale_sessions_are_removed_but_parked_ones_are_not(env):
     hub, clock, _ = env
     idle, parked = welcome(hub), welcome(hub)
-    hub.poll(b"gw", 2, parked.client_id, 25, None)
+    hub.poll(parked, PollRequest(b"gw", 2, 25, None))
     clock.now += 61
     assert hub.remove_stale(60) == [idle.client_id]
     assert parked.client_id in hub.sessions

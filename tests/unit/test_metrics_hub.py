@@ -5,6 +5,7 @@ import pytest
 
 from services import protocol
 from services.hub.metrics import MAX_SERIES, PUBLISHED_AT
+from services.hub.requests import PollRequest
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def test_counts_in_out_dropped_by_type_and_channel(env):
     assert rows(m.messages_in) == {("photo_imported", "jobs"): 3, ("notice", ""): 1}
     assert rows(m.messages_dropped) == {("connection_established", ""): 1, ("photo_imported", "jobs"): 2}
     clock.now += 0.25
-    fields = hub.poll(b"gw", 1, s.client_id, 0, None)
+    fields = hub.poll(s, PollRequest(b"gw", 1, 0, None))
     assert [msg["type"] for msg in fields["messages"]] == ["photo_imported", "notice"]
     assert all(PUBLISHED_AT not in msg for msg in fields["messages"])
     assert rows(m.messages_out) == {("photo_imported", "jobs"): 1, ("notice", ""): 1}
@@ -38,8 +39,8 @@ def test_counts_in_out_dropped_by_type_and_channel(env):
 def test_poll_hold_is_measured_from_park_to_answer(env):
     hub, clock, replies = env
     s = hub.create_session("lightroom")
-    hub.poll(b"gw", 1, s.client_id, 0, None)
-    assert hub.poll(b"gw", 2, s.client_id, 10, None) is None
+    hub.poll(s, PollRequest(b"gw", 1, 0, None))
+    assert hub.poll(s, PollRequest(b"gw", 2, 10, None)) is None
     clock.now += 4.0
     hub.publish(protocol.TARGET_CLIENT, {"type": "hello"}, s.client_id)
     hub.flush()

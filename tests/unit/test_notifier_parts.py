@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from services import messages, protocol
+from services import messages, protocol, wire
 from services.notifier.config import NotifierConfig, load_config
 from services.notifier.outbox import Outbox
 from services.notifier.sampler import FileSource, MachineSource, NvidiaSmi, Sampler
@@ -33,7 +33,7 @@ def test_outbox_keeps_order_and_drops_the_oldest_when_full():
 
 
 def test_outbox_runs_are_cut_at_the_batch_size_and_a_refused_run_stays_at_the_front(monkeypatch):
-    monkeypatch.setattr(protocol, "BATCH_BYTES", 10)
+    monkeypatch.setattr(wire, "BATCH_BYTES", 10)  # the batching half of services/protocol.py
     box = Outbox(limit=10, max_age=60, clock=Clock())
     for i in range(5):
         box.put([b"abcd%d" % i])  # 5 bytes each: two per run

@@ -19,6 +19,7 @@ from services.hub import conflation
 from services.hub.config import HubConfig
 from services.hub.hub import Hub
 from services.hub.sessions import Session
+from services.hub.requests import PollRequest
 
 
 # ------------------------------------------------------------ the reference
@@ -144,7 +145,7 @@ def _full_hub(queue_size, sessions, keyed_every):
     for _ in range(sessions):
         s = hub.create_session("dashboard")
         hub.subscribe(s, ["jobs"])
-        hub.poll(b"gw", 0, s.client_id, 0, None)  # drains the welcome; never polls again
+        hub.poll(s, PollRequest(b"gw", 0, 0, None))  # drains the welcome; never polls again
     for n in range(queue_size):  # full: completions, and a progress of its own job every ``keyed_every``
         keyed = keyed_every and n % keyed_every == 0
         kind = {"type": "job_progress", "job_id": f"old{n}"} if keyed else {"type": "job_completed"}
@@ -202,7 +203,7 @@ def _store_work_per_turn(tmp_path, monkeypatch, queue_size):
 
     hub = _full_hub(queue_size, 3, 5)
     store = hub.store = SqliteStore(str(tmp_path / f"hub{queue_size}.sqlite3"))
-    store.commit(hub)
+    store.commit(hub.changes)
     counter = Counter(monkeypatch)
     rng = random.Random(11)
 
@@ -210,7 +211,7 @@ def _store_work_per_turn(tmp_path, monkeypatch, queue_size):
         for n in range(200):  # a few messages a turn, conflating in every full queue
             hub.publish(protocol.TARGET_CHANNEL, _message(rng, n), "jobs")
             if n % 4 == 3:
-                store.commit(hub)
+                store.commit(hub.changes)
 
     counter.run(turns)
     store.close()
@@ -229,16 +230,16 @@ def test_a_reader_resuming_anywhere_in_a_queue_with_gaps_gets_exactly_what_is_ab
     hub, _, replies = make_hub(queue_size=4)
     s = hub.create_session("lightroom")
     hub.subscribe(s, ["jobs"])
-    hub.poll(b"gw", 0, s.client_id, 0, None)
+    hub.poll(s, PollRequest(b"gw", 0, 0, None))
     for fields in ({"type": "job_completed", "job_id": "x"}, {"type": "job_progress", "job_id": "a"},
                    {"type": "job_completed", "job_id": "y"}, {"type": "job_completed", "job_id": "z"},
                    {"type": "job_completed", "job_id": "w"}):  # the last one removes the progress (seq 3)
         hub.publish(protocol.TARGET_CHANNEL, fields, "jobs")
     assert [seq for seq, _ in s.queue] == [2, 4, 5, 6]
     for n, after in enumerate(range(1, 7)):
-        reply = hub.poll(b"gw", n, s.client_id, 0, None, after=after, reader=f"r{n}", attach=True)
+        reply = hub.poll(s, PollRequest(b"gw", n, 0, None, after=after, reader=f"r{n}", attach=True))
         assert [m["seq"] for m in reply["messages"]] == [seq for seq, _ in s.queue if seq > after], after
     # A stream resuming after 5 is pushed seq 6 (it used to find nothing while 6 was pending, and fail).
-    assert hub.poll(b"gw", 9, s.client_id, 10, None, after=5, reader="rs", attach=True, window=10,
-                    window_bytes=1 << 20) is None
+    assert hub.poll(s, PollRequest(b"gw", 9, 10, None, after=5, reader="rs", attach=True, window=10,
+                                   window_bytes=1 << 20)) is None
     assert [m["seq"] for m in replies[-1][2]["messages"]] == [6]

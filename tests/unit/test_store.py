@@ -9,6 +9,7 @@ from services import protocol
 from services.hub.config import HubConfig
 from services.hub.hub import Hub
 from services.hub.store import SqliteStore, StoreError
+from services.hub.requests import PollRequest
 
 
 class Clock:
@@ -38,11 +39,11 @@ class Rig:
         self.store = SqliteStore(self.path)
         self.hub = Hub(self.config, lambda *a: self.replies.append(a), clock=self.mono, wallclock=self.wall,
                        new_id=lambda: next(self.ids), store=self.store)
-        self.store.load(self.hub)
+        self.hub.restore(self.store.load())
         return self.hub
 
     def commit(self):
-        return self.store.commit(self.hub)
+        return self.store.commit(self.hub.changes)
 
     def restart(self):
         """Like SIGKILL: whatever was not committed is gone; the file lock is released."""
@@ -52,11 +53,11 @@ class Rig:
     def client(self, channels=()):
         session = self.hub.create_session("lightroom")
         self.hub.subscribe(session, list(channels))
-        self.hub.poll(b"gw", 0, session.client_id, 0, None)  # drain the welcome
+        self.hub.poll(session, PollRequest(b"gw", 0, 0, None))  # drain the welcome
         return session
 
     def poll(self, client_id, ack=None):
-        return self.hub.poll(b"gw", 1, client_id, 0, ack)["messages"]
+        return self.hub.poll(self.hub.sessions[client_id], PollRequest(b"gw", 1, 0, ack))["messages"]
 
     def conflated_client(self):
         """A client on ``jobs`` (queue of 3) given jobs a, b, c, then a newer b that replaces the old one."""

@@ -5,6 +5,7 @@ import pytest
 from services import protocol
 from services.hub import handlers, store as store_module
 from services.hub.handlers import Context
+from services.hub.requests import PollRequest
 from tests.unit.test_store import Rig, publish
 
 
@@ -17,7 +18,7 @@ def rig(tmp_path):
 
 def send(rig, session, message):
     req = {"op": protocol.OP_SEND, "id": 1, "client_id": session.client_id, "message": message}
-    return handlers.send(rig.hub, Context(b"gw", lambda event: None), req)["response"]
+    return handlers.dispatch(rig.hub, Context(b"gw", lambda event: None), req)["response"]
 
 
 def test_meta_is_encoded_only_when_it_changed_and_every_change_survives_a_restart(rig, monkeypatch):
@@ -44,7 +45,7 @@ def test_meta_is_encoded_only_when_it_changed_and_every_change_survives_a_restar
     assert (a2.client_type, a2.client_name, a2.info) == ("dashboard", "desk", {"version": "2.1"})
     assert a2.secret == a.secret and b2.secret == b.secret
     assert b2.subscriptions == {"photos", "system"} and hub.channels["photos"] == {b2}
-    assert not a2.meta_changed and not b2.meta_changed  # loaded as stored: nothing to write
+    assert a2 not in rig.hub.changes.meta and b2 not in rig.hub.changes.meta  # loaded as stored: nothing to write
 
 
 def seqs(session):
@@ -128,7 +129,7 @@ def test_an_overflow_and_its_dropped_count_are_written_in_their_own_turn(tmp_pat
     hub = rig.restart()
     s2 = hub.sessions[s.client_id]
     assert seqs(s2) == [4, 5, 6] and s2.dropped_total == 2
-    fields = hub.poll(b"gw", 1, s.client_id, 0, 1)
+    fields = hub.poll(s, PollRequest(b"gw", 1, 0, 1))
     assert [m["seq"] for m in fields["messages"]] == [4, 5, 6] and fields["dropped"] == 2
     rig.commit()
     hub = rig.restart()

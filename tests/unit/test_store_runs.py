@@ -4,6 +4,7 @@ import pytest
 
 from services import protocol
 from services.hub import store as store_module
+from services.hub.requests import PollRequest
 from tests.unit.test_store import Rig, publish
 
 
@@ -56,7 +57,7 @@ def test_a_mostly_dead_run_leaves_its_survivors_as_single_rows(rig):
     assert counts["message_runs"] == 0 and counts["messages"] == 3
     rig.restart()
     s = rig.client([])
-    fields = rig.hub.poll(b"gw", 1, s.client_id, 0, None)
+    fields = rig.hub.poll(s, PollRequest(b"gw", 1, 0, None))
     assert fields["messages"] == []
     reports = rig.hub.recover(s, {"jobs": (0, rig.hub.history.channel("jobs").epoch)}, 100)
     assert reports["jobs"]["replayed"] == 3

@@ -4,6 +4,7 @@
 import pytest
 
 from services import protocol
+from services.hub.requests import PollRequest
 
 
 @pytest.fixture
@@ -21,8 +22,8 @@ def seqs(fields):
 
 
 def stream_poll(hub, session, after, reader="r1", attach=False, wait=0, req_id=1):
-    return hub.poll(b"gw", req_id, session.client_id, wait, None, after=after, reader=reader,
-                    transport="websocket", attach=attach)
+    return hub.poll(session, PollRequest(b"gw", req_id, wait, None, after=after, reader=reader,
+                                         transport="websocket", attach=attach))
 
 
 def test_after_skips_what_the_connection_pushed_but_keeps_it_until_acked(env):
@@ -33,7 +34,7 @@ def test_after_skips_what_the_connection_pushed_but_keeps_it_until_acked(env):
     assert seqs(stream_poll(hub, s, 1)) == [2, 3]
     assert seqs(stream_poll(hub, s, 3)) == []
     # A new connection that resumes from its last acked seq gets the rest again.
-    hub.ack(s.client_id, 1)
+    hub.ack(s, 1)
     assert seqs(stream_poll(hub, s, 1, reader="r2", attach=True)) == [2, 3]
     assert s.transport == "websocket" and hub.describe(s)["transport"] == "websocket"
 
@@ -59,7 +60,7 @@ def test_old_reader_is_superseded_by_attach_and_by_a_plain_poll(env):
     stream_poll(hub, s, 1, reader="r2", attach=True, req_id=3)
     assert replies[-1][1] == 2 and replies[-1][2]["superseded"]
     assert stream_poll(hub, s, 1, reader="r1", req_id=4)["superseded"]
-    hub.poll(b"gw", 5, s.client_id, 0, 1)
+    hub.poll(s, PollRequest(b"gw", 5, 0, 1))
     assert s.transport == "poll"
     assert stream_poll(hub, s, 1, reader="r2", req_id=6)["superseded"]
 
@@ -86,7 +87,7 @@ def test_resuming_below_evicted_deliveries_counts_them_lost(env):
     publish(hub, 3)
     stream_poll(hub, s, 1)  # pushed 2..4
     publish(hub, 2)  # 1 and 2 evicted silently
-    hub.ack(s.client_id, 1)  # the client confirms only 1: 2 is gone for good
+    hub.ack(s, 1)  # the client confirms only 1: 2 is gone for good
     fields = stream_poll(hub, s, 1, reader="r2", attach=True)
     assert fields["dropped"] == 1 and seqs(fields) == [3, 4, 5, 6]
     assert s.dropped_total == 1
@@ -95,7 +96,7 @@ def test_resuming_below_evicted_deliveries_counts_them_lost(env):
 def test_ack_beyond_the_last_seq_is_clamped(env):
     hub, _, _ = env
     s = hub.create_session("dash")
-    hub.ack(s.client_id, 10**9)
+    hub.ack(s, 10**9)
     assert s.acked == 1
     publish(hub, 1)
     assert seqs(stream_poll(hub, s, 0, attach=True)) == [2]
@@ -108,7 +109,7 @@ def test_detach_releases_the_parked_poll_and_counts_idle_from_then(env):
     assert stream_poll(hub, s, 1, wait=10, req_id=2) is None
     assert hub.describe(s)["connected"]
     clock.now += 5
-    hub.detach(s.client_id, "r1")
+    hub.detach(s, "r1")
     assert replies[-1][2]["closed"] and s.reader is None and not hub.describe(s)["connected"]
     assert hub.remove_stale(60) == []
     clock.now += 61
@@ -121,6 +122,6 @@ def test_status_counts_connected_clients_by_transport(env):
     b = hub.create_session("lightroom")
     stream_poll(hub, a, 0, attach=True)
     stream_poll(hub, a, 1, wait=10, req_id=2)
-    hub.poll(b"gw", 3, b.client_id, 0, None)  # drains connection_established
-    assert hub.poll(b"gw", 4, b.client_id, 10, None) is None
+    hub.poll(b, PollRequest(b"gw", 3, 0, None))  # drains connection_established
+    assert hub.poll(b, PollRequest(b"gw", 4, 10, None)) is None
     assert hub.status()["clients_by_transport"] == {"websocket": 1, "poll": 1}

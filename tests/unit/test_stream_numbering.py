@@ -9,6 +9,7 @@ from services.hub.store import SqliteStore
 from services.hub.stream import MAX_EPOCHS, StreamTracker
 from services.notifier.replay import ReplayLog
 from services.protocol import ProtocolError
+from services.hub.requests import PollRequest
 
 
 class Clock:
@@ -259,8 +260,8 @@ def test_the_position_commits_with_the_state_and_only_then(tmp_path):
     def start():
         store = SqliteStore(str(tmp_path / "hub.sqlite3"))
         hub = Hub(HubConfig(), lambda *a: None, store=store)
-        hub.stream = StreamTracker(Clock())
-        store.load(hub)
+        hub.stream = StreamTracker(Clock(), changes=hub.changes)
+        hub.restore(store.load())
         return store, hub
 
     store, hub = start()
@@ -269,7 +270,7 @@ def test_the_position_commits_with_the_state_and_only_then(tmp_path):
     assert hub.stream.live("e1", 1, 2) == 0
     hub.publish("channel", {"type": "t", "n": 1}, "c")
     hub.publish("channel", {"type": "t", "n": 2}, "c")
-    store.commit(hub)
+    store.commit(hub.changes)
     assert not hub.stream.changed
     assert hub.stream.live("e1", 3, 1) == 0  # applied, then the hub dies before its commit
     hub.publish("channel", {"type": "t", "n": 3}, "c")
@@ -292,6 +293,6 @@ def test_a_lost_run_is_counted_to_the_clients_its_target_names_with_a_gap_in_seq
     assert hub.stats["dropped"] == 8
     before = watcher.next_seq
     hub.publish("channel", {"type": "t"}, "jobs")
-    fields = hub.poll(b"gw", 1, watcher.client_id, 0, None)
+    fields = hub.poll(watcher, PollRequest(b"gw", 1, 0, None))
     assert fields["dropped"] == 5 and fields["messages"][-1]["seq"] == before
     assert before == 2 + 5  # the welcome took seq 1; the five lost ones took 2-6

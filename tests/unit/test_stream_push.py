@@ -3,6 +3,7 @@
 import pytest
 
 from services import protocol
+from services.hub.requests import PollRequest
 
 
 @pytest.fixture
@@ -16,8 +17,8 @@ def publish(hub, count, **fields):
 
 
 def stream(hub, session, after, window=1000, window_bytes=1 << 20, req_id=1, attach=True):
-    return hub.poll(b"gw", req_id, session.client_id, 10, None, after=after, reader="r1", transport="sse",
-                    attach=attach, window=window, window_bytes=window_bytes)
+    return hub.poll(session, PollRequest(b"gw", req_id, 10, None, after=after, reader="r1", transport="sse",
+                                         attach=attach, window=window, window_bytes=window_bytes))
 
 
 def pushed(replies, req_id=1):
@@ -30,7 +31,7 @@ def test_a_poll_answer_is_cut_to_the_byte_budget_and_says_more(env):
     publish(hub, 45, data="x" * 100_000)
     got, polls = [], 0
     while True:
-        fields = hub.poll(b"gw", polls, s.client_id, 0, got[-1] if got else 0)
+        fields = hub.poll(s, PollRequest(b"gw", polls, 0, got[-1] if got else 0))
         polls += 1
         assert len(protocol.encode_reply(1, **fields)[1]) <= protocol.POLL_REPLY_BYTES + protocol.REPLY_ENVELOPE_BYTES
         got += [m["seq"] for m in fields["messages"]]
@@ -42,10 +43,10 @@ def test_a_poll_answer_is_cut_to_the_byte_budget_and_says_more(env):
 def test_one_message_larger_than_the_budget_still_goes_alone(env):
     hub, _, _ = env
     s = hub.create_session("lightroom")
-    hub.poll(b"gw", 1, s.client_id, 0, None)  # drain the welcome
+    hub.poll(s, PollRequest(b"gw", 1, 0, None))  # drain the welcome
     big = "x" * (protocol.MAX_FRAME_BYTES - 1024)
     publish(hub, 2, data=big)
-    fields = hub.poll(b"gw", 2, s.client_id, 0, None)
+    fields = hub.poll(s, PollRequest(b"gw", 2, 0, None))
     assert [m["seq"] for m in fields["messages"]] == [2] and fields["more"]
     assert len(protocol.encode_reply(2, **fields)[1]) <= protocol.MAX_REPLY_BYTES
 
@@ -70,7 +71,7 @@ def test_a_stream_without_credit_loses_exactly_what_it_never_got(env):
     got = pushed(replies)
     assert got == list(range(1, 51))
     # 251 more were queued for a queue of 100 with no credit: 151 lost, counted; the rest follow the credit.
-    hub.credit(s.client_id, "r1", 1000, 1 << 20)
+    hub.credit(s, "r1", 1000, 1 << 20)
     hub.flush()
     got = pushed(replies)
     dropped = sum(fields["dropped"] for _, _, fields in replies)
@@ -86,11 +87,11 @@ def test_the_byte_window_bounds_what_is_pushed(env):
     hub.flush()
     sizes = [fields["bytes"] for _, _, fields in replies]
     assert sum(sizes) < 50_000 + 11_000  # the window, plus at most the one message that crossed it
-    hub.credit(s.client_id, "r1", 0, sum(sizes))  # what was written out comes back: about as much again
+    hub.credit(s, "r1", 0, sum(sizes))  # what was written out comes back: about as much again
     hub.flush()
     more = [fields["bytes"] for _, _, fields in replies][len(sizes):]
     assert 0 < sum(more) < sum(sizes) + 11_000
-    hub.credit(s.client_id, "r1", 0, 1 << 20)
+    hub.credit(s, "r1", 0, 1 << 20)
     hub.flush()
     assert pushed(replies) == list(range(1, 22))
 
@@ -120,10 +121,10 @@ def test_a_reader_that_never_acks_keeps_every_message_of_a_conflatable_run():
     hub = Hub(HubConfig(queue_size=100, poll_max_wait=25), lambda *a: replies.append(a))
     s = hub.create_session("dash")
     publish(hub, 99)
-    fields = hub.poll(b"gw", 1, s.client_id, 0, None, after=0, reader="r", transport="sse", attach=True)
+    fields = hub.poll(s, PollRequest(b"gw", 1, 0, None, after=0, reader="r", transport="sse", attach=True))
     assert len(fields["messages"]) == 100 and s.sent == 100
     for n in range(83):  # arrive between two polls of the reader
         hub.publish(protocol.TARGET_ALL, {"type": "job_progress", "job_id": "j1", "progress": n})
-    fields = hub.poll(b"gw", 2, s.client_id, 0, None, after=100, reader="r", transport="sse")
+    fields = hub.poll(s, PollRequest(b"gw", 2, 0, None, after=100, reader="r", transport="sse"))
     assert [m["progress"] for m in fields["messages"]] == list(range(83))
     assert fields["dropped"] == 0 and s.dropped_total == 0

@@ -70,6 +70,23 @@ describe("Transport.classify", function()
 		assert.are.equal('retry', Transport.classify('<html>', { status = 404 }).kind)
 		assert.are.equal('refused', Transport.classify(json(400, { success = false, code = 'bad_request', error = 'x' })).kind)
 	end)
+
+	-- The bridge's one catalogue of endings (services/endings.py), as `python -m services.endings` writes it.
+	it("does for every HTTP ending of the bridge's catalogue what its action says", function()
+		local file = assert(io.open('spec/support/endings.json', 'r'))
+		local rows = Json.decode(file:read('*a'))
+		file:close()
+		local kinds = { retry = 'retry', rehandshake = 'unknown_client', stop = 'refused' }
+		local checked = 0
+		for _, row in ipairs(rows) do
+			if row.http_status then
+				local r = Transport.classify(json(row.http_status, { success = false, code = row.code, error = row.reason }))
+				assert.are.equal(kinds[row.action], r.kind, row.code)
+				checked = checked + 1
+			end
+		end
+		assert.is_true(checked >= 10)
+	end)
 end)
 
 describe("Config", function()
