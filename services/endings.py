@@ -67,9 +67,10 @@ CATALOGUE = (
     Ending("too_many_commands", 429, action=RETRY, reason="too many commands pending: retry later", wire=True),
     Ending("command_expired", 504, action=RETRY, reason="never delivered before its deadline: safe to retry",
            wire=True),
-    Ending("command_unknown", 504, action=STOP, reason="delivered, no answer in time: it may have run", wire=True),
-    Ending("command_failed", 502, action=STOP, reason="the client ran it and it failed", wire=True),
-    Ending("not_supported", 501, action=STOP, reason="the client has no such action", wire=True),
+    # 4xx: a client must not repeat these as they are (5xx means "retry" to every client of the bridge)
+    Ending("command_unknown", 409, action=STOP, reason="delivered, no answer in time: it may have run", wire=True),
+    Ending("command_failed", 422, action=STOP, reason="the client ran it and it failed", wire=True),
+    Ending("not_supported", 422, action=STOP, reason="the client has no such action", wire=True),
     # errors the gateway answers with by itself
     Ending("unauthorized", 401, reason="a token is required"),
     Ending("forbidden", 403, reason="not allowed for this caller"),

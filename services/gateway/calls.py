@@ -7,7 +7,7 @@
 ``client`` is a client id, or a client type (``lightroom``: the one of that
 type heard from last). A call that did not end in a result answers the
 error shape with the code of how it ended (``command_expired`` 504,
-``command_unknown`` 504, ``command_failed`` 502, ``not_supported`` 501) and
+``command_unknown`` 409, ``command_failed`` 422, ``not_supported`` 422) and
 the ``command_id``.
 """
 

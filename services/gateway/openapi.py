@@ -220,7 +220,7 @@ PATHS = {
             "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3600},
             "wait": {"type": "boolean"}}}),
         params=[_path_param("client_id", {"type": "string", "minLength": 1, "maxLength": 200})],
-        extra=[_RATE, ["501", "502", "504"]], operator=True,
+        extra=[_RATE, ["409", "422", "504"]], operator=True,
     )},
     "/ws/commands": {"get": _op(
         "Pending commands and the most recent finished ones, with state, caller, client and duration", "operator",
@@ -325,9 +325,10 @@ _ERROR_TEXT = {
     "409": "LrSocket push: no current announcement, the port is held already, or nothing listens on it",
     "429": "too many clients, handshakes or sends: retry after Retry-After seconds",
     "503": "the hub is not reachable: retry after Retry-After seconds",
-    "501": "a call: the client has no such action (not_supported)",
-    "502": "a call: the client ran the command and it failed (command_failed, with its message)",
-    "504": "a call: no answer by the deadline (command_expired: it did not run; command_unknown: it may have)",
+    "409": "a call: delivered, no answer by the deadline (command_unknown: it may have run)",
+    "422": ("a call: the client ran the command and it failed (command_failed, with its message), "
+            "or has no such action (not_supported)"),
+    "504": "a call: never delivered before the deadline (command_expired: it did not run, retry at will)",
 }
 
 SPEC = {

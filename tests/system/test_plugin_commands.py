@@ -64,9 +64,9 @@ def test_the_operator_route_and_the_cli(stack, lua_clients):
     r = stack.post(f"/ws/call/{client_id}", {"action": "echo", "params": {"a": 1}, "timeout": 20}, timeout=30)
     assert r.status == 200 and r.json["result"] == {"a": 1} and r.json["command"]["state"] == "done", r
     r = stack.post(f"/ws/call/{client_id}", {"action": "fail", "params": {"message": "no photo selected"}}, timeout=40)
-    assert r.status == 502 and r.json["code"] == "command_failed" and r.json["error"] == "no photo selected", r
+    assert r.status == 422 and r.json["code"] == "command_failed" and r.json["error"] == "no photo selected", r
     r = stack.post(f"/ws/call/{client_id}", {"action": "nope"}, timeout=40)
-    assert r.status == 501 and r.json["code"] == "not_supported", r
+    assert r.status == 422 and r.json["code"] == "not_supported", r
     r = stack.post("/ws/call/nobody-here", {"action": "echo"})
     assert r.status == 404 and r.json["code"] == "unknown_client", r
     r = stack.post(f"/ws/call/{client_id}", {"action": "bad action!"})
