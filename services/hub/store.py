@@ -343,7 +343,10 @@ class SqliteStore:
             session.next_seq = max(session.next_seq, self.highs[session.client_id] + 1)
             session.limit = max(session.limit, len(session.queue))
             if hasattr(session, "acked"):  # everything below the queue's head was acknowledged
-                session.acked = session.sent = (session.queue[0][0] if session.queue else session.next_seq) - 1
+                session.acked = (session.queue[0][0] if session.queue else session.next_seq) - 1
+                # What is queued may have reached a reader before the restart (SSE acks only when it
+                # reconnects): evicting it is a loss only if the reader resumes below it (Session.rewind).
+                session.sent = session.next_seq - 1
         entries = {}
         for channel, offset, ts, mid in db.execute("SELECT channel, offset, ts, msg_id FROM history ORDER BY channel, offset"):
             if mid in messages:
