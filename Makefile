@@ -1,24 +1,37 @@
-# make run: install into .venv and start every Procfile process (gateway on 127.0.0.1:5100)
-# make test: install everything (pip packages, Debian's Lua 5.1 packages) and run every test
+# make run: install the runtime dependencies into .venv and start every Procfile process (gateway on 127.0.0.1:5100)
+# make test: install everything (pip packages with the test extras, Debian's Lua 5.1 packages) and run every test
 VENV ?= .venv
 PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install system-deps run test bench bench-compare plugin lint clean
+.PHONY: install install-run system-deps run test bench bench-compare plugin lint clean
 
-$(STAMP): pyproject.toml
+# runtime only: what `make run` needs (no test extras)
+$(RUN_STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+install-run: $(RUN_STAMP)
+
 install: $(STAMP)
+
+# the Procfile is written from the package's process table (services/procfile.py)
+Procfile: services/procfile.py
+	python3 -m services.procfile Procfile
 
 system-deps:
 	sh tools/install-system-deps.sh
 
-run: install
+run: install-run Procfile
+	$(VENV)/bin/lrbridge checkconfig
 	honcho start -f Procfile
 
 test: install system-deps

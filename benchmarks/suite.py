@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import scenarios
+from benchmarks import lrsocket, scenarios
 from benchmarks.backend import Backend
 from benchmarks.targets import Bridge, Nchan, nginx_installed
 
@@ -28,6 +28,8 @@ PROFILES = {
         "tp_count": 100_000, "tp_runs": 3, "hub_count": 200_000, "hub_runs": 3,
         "idle": (1000, 5000), "idle_controls": 300, "idle_runs": 1,
         "pubs": 200, "pubs_runs": 1,
+        "lrs_lat": 300, "lrs_warmup": 20, "lrs_clients": (1, 50), "lrs_messages": 200, "lrs_rate": 50.0,
+        "lrs_idle": 10.0, "lrs_runs": 1,
     },
     "quick": {
         "lat_count": 20, "lat_warmup": 2, "lat_runs": 1,
@@ -35,6 +37,8 @@ PROFILES = {
         "tp_count": 500, "tp_runs": 1, "hub_count": 2000, "hub_runs": 1,
         "idle": (10, 20), "idle_controls": 10, "idle_runs": 1,
         "pubs": 2, "pubs_runs": 1,
+        "lrs_lat": 5, "lrs_warmup": 1, "lrs_clients": (1, 3), "lrs_messages": 5, "lrs_rate": 50.0,
+        "lrs_idle": 0.5, "lrs_runs": 1,
     },
 }
 
@@ -78,7 +82,22 @@ ROWS = [
     ("pubs", "publish_p99", "", "publish p99 ms", None),
     ("pubs", "process_p50", "", "process p50 ms", None),
     ("pubs", "delivered", "", "delivered %", (">=", 100.0)),
+    # (f) the plug-in's push path: its Lua code under lua5.1 and the SDK stand-in (benchmarks/lrsocket.py)
+    ("lrs_lat_lrsocket", "p50", "(f) publish to Lua handler, LrSocket", "p50 ms", None),
+    ("lrs_lat_lrsocket", "p99", "", "p99 ms", ("<=", 2.0)),
+    ("lrs_lat_longpoll", "p50", "(f) publish to Lua handler, long-poll", "p50 ms", None),
+    ("lrs_lat_longpoll", "p99", "", "p99 ms", None),
+    ("lrs_cpu_lrsocket_0", "service_us", "(f) LrSocket, {n} plug-in(s)", "service µs/delivered msg", None),
+    ("lrs_cpu_longpoll_0", "service_us", "(f) long-poll, {n} plug-in(s)", "service µs/delivered msg", None),
+    ("lrs_cpu_lrsocket_1", "service_us", "(f) LrSocket, {n} plug-in(s)", "service µs/delivered msg", None),
+    ("lrs_cpu_lrsocket_1", "delivered", "", "delivered %", (">=", 100.0)),
+    ("lrs_cpu_longpoll_1", "service_us", "(f) long-poll, {n} plug-in(s)", "service µs/delivered msg", None),
+    ("lrs_idle_lrsocket", "idle_cpu", "(f) LrSocket, {n} plug-ins, nothing sent", "service CPU %", None),
+    ("lrs_idle_longpoll", "idle_cpu", "(f) long-poll, {n} plug-ins, nothing sent", "service CPU %", None),
+    ("lrs_idle_none", "idle_cpu", "(f) no plug-in, nothing sent (the baseline)", "service CPU %", None),
 ]
+
+LRS_KEYS = tuple(sorted({row[0] for row in ROWS if row[0].startswith("lrs_")}))
 
 # Figures of the bridge compared with a differently named nchan figure (nchan has no ZeroMQ side).
 NCHAN_EQUIVALENT = {"lat_zmq": "lat_http"}
@@ -144,7 +163,8 @@ class Suite:
         results = self.results.setdefault("bridge", {})
         for section, keys in ((self._bridge_main, ("lat_http", "lat_zmq", "fan_0", "fan_1", "pubs")),
                               (self._bridge_throughput, ("throughput",)), (self._bridge_hub, ("hub",)),
-                              (self._bridge_idle, ("idle_0", "idle_1"))):
+                              (self._bridge_idle, ("idle_0", "idle_1")),
+                              (self._bridge_lrsocket, LRS_KEYS)):
             if not any(self.wanted(k) for k in keys):
                 continue
             try:
@@ -219,6 +239,35 @@ class Suite:
                                      lambda n=n: scenarios.idle(fresh, n, p["idle_controls"]))
         finally:
             fresh.stop()
+
+    async def _bridge_lrsocket(self, results):
+        p = self.p
+        if not lrsocket.available():
+            for key in LRS_KEYS:
+                results[key] = Result(pending="lua5.1 (make system-deps)")
+            return
+        target = Bridge(self.workdir / "bridge-lrsocket", self.env)
+        try:
+            target.stack.start("hub", "gateway").wait_ready(timeout=30)
+            note = "one lua5.1 process, LrSocket stand-in; publish into the hub"
+            await self._scenario(results, "lrs_idle_none", p["lrs_runs"],
+                                 lambda: lrsocket.idle(target, None, 0, p["lrs_idle"]), note="hub and gateway alone")
+            for transport in ("lrsocket", "longpoll"):
+                await self._scenario(results, f"lrs_lat_{transport}", p["lrs_runs"],
+                                     lambda t=transport: lrsocket.latency(target, t, p["lrs_lat"], p["lrs_warmup"]),
+                                     note=note)
+                for idx, n in enumerate(p["lrs_clients"]):
+                    await self._scenario(
+                        results, f"lrs_cpu_{transport}_{idx}", p["lrs_runs"],
+                        lambda t=transport, n=n: lrsocket.cpu_per_message(target, t, n, p["lrs_messages"],
+                                                                          p["lrs_rate"]),
+                        note=f"{p['lrs_messages']} messages at {p['lrs_rate']:g}/s on one channel")
+                await self._scenario(
+                    results, f"lrs_idle_{transport}", p["lrs_runs"],
+                    lambda t=transport: lrsocket.idle(target, t, p["lrs_clients"][-1], p["lrs_idle"]),
+                    note=f"{p['lrs_idle']:g} s idle, default check and poll intervals")
+        finally:
+            target.stop()
 
     # ------------------------------------------------------------ scaling
     async def run_scaling(self, profile="full"):
@@ -301,6 +350,10 @@ class Suite:
                 n = p["idle"][int(key[-1])]
             elif key == "pubs":
                 n = p["pubs"]
+            elif key.startswith("lrs_cpu_"):
+                n = p["lrs_clients"][int(key[-1])]
+            elif key.startswith("lrs_idle_"):
+                n = p["lrs_clients"][-1]
             res = bridge.get(key)
             row = {
                 "scenario": key, "figure": fig, "label": label.format(n=n, rate=p["fan_rate"]), "unit": unit,

@@ -1,0 +1,1 @@
+"""The Lightroom bridge's services: hub, notifier, gateway, and the ``lrbridge`` command."""

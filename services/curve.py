@@ -2,7 +2,7 @@
 
 One folder (BRIDGE_CURVE_DIR) holds every key, made once with::
 
-    python -m services.curve /etc/bridge/curve
+    python -m services.curve [DIR]      (default: keys/ in the per-user data folder)
 
     server.key, server.key_secret   the hub's certificate (its public half is given to clients)
     client.key, client.key_secret   the certificate the gateway (and backends) present
@@ -32,6 +32,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from services import paths
 from services.settings import ConfigError
 
 
@@ -185,7 +186,12 @@ def generate_client(directory, name):
 
 
 def main(argv=sys.argv[1:]):
-    """``python -m services.curve DIR [--client NAME]``: make the keys, or one more authorized client pair."""
+    """``python -m services.curve [DIR] [--client NAME]``: make the keys, or one more authorized client pair.
+
+    Without DIR: ``keys/`` in the per-user data folder (services/paths.py).
+    """
+    if not argv or argv[0].startswith("--"):
+        argv = [paths.default_keys_dir()] + list(argv)
     if len(argv) == 1:
         root = generate(argv[0])
         print(f"CURVE keys written to {root}; set BRIDGE_CURVE_DIR={root} for the hub, notifier, gateway and backends")
@@ -199,7 +205,7 @@ def main(argv=sys.argv[1:]):
         print(f"client pair written to {secret} (and its public .key authorized); give a backend "
               f"{Path(argv[0]) / 'server.key'} and {secret}; restart the hub and the notifier to admit it")
         return 0
-    print("usage: python -m services.curve DIR [--client NAME]", file=sys.stderr)
+    print("usage: python -m services.curve [DIR] [--client NAME]", file=sys.stderr)
     return 2
 
 

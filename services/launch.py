@@ -30,6 +30,6 @@ def serve(service, load_config, server_class):
     # SIGTERM and SIGINT ask the loop to finish its turn; run() then closes cleanly.
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
-    parentwatch.watch_from_env(on_orphan=server.stop, name=service)  # started by `bridge run`: stop when it is gone
+    parentwatch.watch_from_env(on_orphan=server.stop, name=service)  # started by `lrbridge run`: stop when it is gone
     server.run()
     return 0

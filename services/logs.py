@@ -10,8 +10,8 @@ JSON lines with ``BRIDGE_LOG_FORMAT=json``::
      "logger": "services.hub.hub", "message": "client connected", "client_id": "3f…"}
 
 Context comes from ``extra={...}`` on a logging call. Records go to stderr and
-to a rotating file ``<BRIDGE_LOG_DIR>/<service>.log`` (default ``logs``; empty
-disables files). Several processes may share one file (gunicorn's workers all
+to a rotating file ``<BRIDGE_LOG_DIR>/<service>.log`` (default ``logs/`` in the
+per-user data folder, services/paths.py; empty disables files). Several processes may share one file (gunicorn's workers all
 write ``gateway.log``): ``SharedRotatingFileHandler`` rotates under a file
 lock and reopens a file another process rotated, so none writes past the size
 limit into a renamed file for long and no line is lost.
@@ -28,6 +28,8 @@ import logging.handlers
 import os
 import sys
 import time
+
+from services.paths import default_log_dir
 
 try:  # POSIX only; on Windows one process writes each file (uvicorn, no workers)
     import fcntl
@@ -187,7 +189,9 @@ def log_settings(environ=os.environ):
     if fmt not in FORMATS:
         print(f"BRIDGE_LOG_FORMAT must be text or json, got {fmt!r}; using text", file=sys.stderr)
         fmt = "text"
-    folder = environ.get("BRIDGE_LOG_DIR", "logs")
+    folder = environ.get("BRIDGE_LOG_DIR")
+    if folder is None:  # the per-user data folder's logs/, whatever folder the command was typed in
+        folder = default_log_dir(environ)
     sizes = []
     for key, default in (("BRIDGE_LOG_MAX_BYTES", DEFAULT_MAX_BYTES), ("BRIDGE_LOG_BACKUPS", DEFAULT_BACKUPS)):
         raw = environ.get(key, "").strip()

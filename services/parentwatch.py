@@ -12,8 +12,8 @@ Polling works the same on Linux, macOS and Windows (Linux's
 Who watches whom:
 
 - a gunicorn worker watches its master (services/gateway/worker.py);
-- a process started by ``bridge run`` (hub, notifier, gunicorn master, or the
-  gateway under uvicorn alone) watches ``bridge run``, which names itself in
+- a process started by ``lrbridge run`` (hub, notifier, gunicorn master, or the
+  gateway under uvicorn alone) watches ``lrbridge run``, which names itself in
   ``BRIDGE_PARENT_PID``. Started any other way (a shell, a service manager)
   a process has no such variable and outlives its parent as it always did.
 """

@@ -24,7 +24,24 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "plugin" / "LightroomBridge.lrdevplugin"
+PLUGIN_DIR = "LightroomBridge.lrdevplugin"
+SHARED = Path("share") / "lightroom-bridge" / PLUGIN_DIR  # where the wheel installs it (pyproject data-files)
+
+
+def _source():
+    """The plug-in folder: the checkout's, else the copy an installed wheel put under share/."""
+    checkout = ROOT / "plugin" / PLUGIN_DIR
+    if checkout.is_dir():
+        return checkout
+    import site
+    for prefix in (sys.prefix, getattr(site, "USER_BASE", None) or ""):
+        installed = Path(prefix) / SHARED
+        if prefix and installed.is_dir():
+            return installed
+    return checkout  # missing: build() says so
+
+
+SOURCE = _source()
 FOLDER = "LightroomBridge.lrplugin"  # the folder name inside the zip (a release plug-in)
 DISTRIBUTION = "lightroom-bridge"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold: the same bytes on every build

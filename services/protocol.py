@@ -61,12 +61,18 @@ OP_DETACH = "detach"  # a WebSocket/SSE connection ended
 OP_METRICS = "metrics"  # counters and histograms for /metrics and the dashboard
 OP_JOBS = "jobs"  # the latest state of each job (docs/DURABILITY.md)
 OP_CREDIT = "credit"  # a WebSocket/SSE reader wrote messages out: the hub may push that many more
+# LrSocket push into the plug-in (docs/TRANSPORTS.md, services/hub/lrsocket.py)
+OP_PUSH_ANNOUNCE = "push_announce"  # a session announces the port its LrSocket listens on
+OP_PUSH_WAIT = "push_wait"  # the gateway sent the probe: answered when the plug-in acknowledges it
+OP_PUSH_PROOF = "push_proof"  # the plug-in acknowledges the probe (over HTTP)
+OP_PUSH_CHECK = "push_check"  # the plug-in's ack and light check: is the bridge still pushing?
 
 # How a client reads its queue (shown in /ws/clients and /ws/status).
 TRANSPORT_POLL = "poll"
 TRANSPORT_WEBSOCKET = "websocket"
 TRANSPORT_SSE = "sse"
-TRANSPORTS = (TRANSPORT_POLL, TRANSPORT_WEBSOCKET, TRANSPORT_SSE)
+TRANSPORT_LRSOCKET = "lrsocket"
+TRANSPORTS = (TRANSPORT_POLL, TRANSPORT_WEBSOCKET, TRANSPORT_SSE, TRANSPORT_LRSOCKET)
 
 # Publish targets: who receives a published message.
 TARGET_ALL = "all"
@@ -101,6 +107,8 @@ ERRORS = {
         ErrorCode("unknown_op", 400, "stop"),
         ErrorCode("unknown_client", 404, "rehandshake"),
         ErrorCode("unknown_job", 404, "stop"),
+        ErrorCode("not_announced", 409, "stop"),  # an LrSocket probe ack without a current announcement
+        ErrorCode("port_in_use", 409, "stop"),  # the bridge holds a connection to that port already
         ErrorCode("too_many_clients", 429, "retry"),
         ErrorCode("rate_limited", 429, "retry"),
         ErrorCode("hub_unavailable", 503, "retry"),
@@ -187,6 +195,12 @@ REQUEST_FIELDS = {
         "client_id": ("str", True), "reader": ("str", True), "window": ("seq", True), "window_bytes": ("seq", True),
         "client_secret": ("str", False),
     },
+    OP_PUSH_ANNOUNCE: {"client_id": ("str", True), "client_secret": ("str", True), "port": ("int", True)},
+    OP_PUSH_WAIT: {"client_id": ("str", True), "probe": ("str", True), "reader": ("str", True)},
+    OP_PUSH_PROOF: {
+        "client_id": ("str", True), "client_secret": ("str", True), "port": ("int", True), "probe": ("str", True),
+    },
+    OP_PUSH_CHECK: {"client_id": ("str", True), "client_secret": ("str", True), "seq": ("seq", False)},
 }
 
 

@@ -1,8 +1,17 @@
 """Fixtures that start the real processes; see tests/stack.py."""
 
+import os
+
 import pytest
 
 from tests.stack import Stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_folder(tmp_path_factory):
+    """No test writes to the real per-user data folder: every process a test starts inherits this one."""
+    os.environ["BRIDGE_DATA_DIR"] = str(tmp_path_factory.mktemp("data-folder"))
+    yield
 
 
 @pytest.fixture

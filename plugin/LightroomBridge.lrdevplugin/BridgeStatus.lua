@@ -18,6 +18,9 @@ only reads it.
     redelivered    messages delivered again after a lost poll answer (processed once)
     launchState    'starting' | 'started' | 'failed' when the plug-in started the bridge (Launcher.lua)
     launchMessage  what the last start attempt said
+    transport      'longpoll' | 'lrsocket': how messages arrive now (SocketPush.lua)
+    transportReason  why: the setting, the push in use, or why it fell back to long-poll
+    pushBinds, pushFallbacks, pushStale   LrSocket binds, fall-backs, stale callbacks ignored
 ]]
 return {
 	state = 'disconnected',

@@ -33,6 +33,10 @@ M.DEFAULTS = {
 	START_TIMEOUT = 30, -- seconds a started bridge has to answer /ws/status
 	START_RETRY_DELAY = 60, -- after a start that did not come up; doubles per failure
 	START_RETRY_MAX_DELAY = 900,
+	TRANSPORT = 'longpoll', -- or 'lrsocket': the bridge pushes into an LrSocket, long-poll behind it (SocketPush.lua)
+	PUSH_PROBE_TIMEOUT = 2, -- seconds for the bridge's probe to arrive on the socket
+	PUSH_RETRY_DELAY = 30, -- seconds on long-poll after a fall-back before the socket is tried again
+	PUSH_CHECK_INTERVAL = 10, -- seconds between light checks (an ack) while the bridge pushes
 }
 
 -- LrPrefs key -> setting
@@ -45,13 +49,17 @@ M.PREF_KEYS = {
 	channels = 'CHANNELS',
 	clientName = 'CLIENT_NAME',
 	startCommand = 'START_COMMAND',
+	transport = 'TRANSPORT',
 }
+
+M.TRANSPORTS = { longpoll = true, lrsocket = true }
 
 local NUMBERS = {
 	RECONNECT_DELAY = 0.01, RECONNECT_MAX_DELAY = 0.01, MAX_RECONNECT_ATTEMPTS = 1, SLOW_RETRY_DELAY = 0.01,
 	PING_INTERVAL = 0.1, POLL_WAIT = 0, POLL_TIMEOUT = 0.1, POLL_TIMEOUT_MARGIN = 0, REQUEST_TIMEOUT = 0.1,
 	DISCONNECT_TIMEOUT = 0.1, SAVE_INTERVAL = 0,
 	START_TIMEOUT = 0.1, START_RETRY_DELAY = 0.01, START_RETRY_MAX_DELAY = 0.01,
+	PUSH_PROBE_TIMEOUT = 0.1, PUSH_RETRY_DELAY = 0.1, PUSH_CHECK_INTERVAL = 0.1,
 }
 
 local INTEGERS = { MAX_RECONNECT_ATTEMPTS = true }
@@ -105,6 +113,12 @@ local function parse(name, value)
 		return nil, url
 	elseif name == 'CHANNELS' then
 		return nil, M.channelList(value)
+	elseif name == 'TRANSPORT' then
+		local transport = trim(value):lower()
+		if not M.TRANSPORTS[transport] then
+			return 'must be longpoll or lrsocket, not ' .. tostring(value)
+		end
+		return nil, transport
 	end
 	return nil, type(value) == 'string' and trim(value) or value
 end

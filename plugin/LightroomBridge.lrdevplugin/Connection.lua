@@ -63,6 +63,7 @@ local Envelope = require 'Envelope'
 local Positions = require 'Positions'
 local SeqTracker = require 'SeqTracker'
 local SessionStore = require 'SessionStore'
+local SocketPush = require 'SocketPush'
 local Transport = require 'Transport'
 
 local M = {}
@@ -99,6 +100,7 @@ function M.new(config, runtime, dispatcher, status)
 	self.status.attempts = 0
 	self.status.cuts = self.status.cuts or 0
 	self.pendingSends = 0
+	self.push = SocketPush.new(self) -- LrSocket push, when TRANSPORT = 'lrsocket' (SocketPush.lua)
 	return self
 end
 
@@ -184,6 +186,7 @@ function M:stop(reason, keepSession)
 	local wasRunning = self.running
 	self.running = false
 	self.generation = self.generation + 1
+	self.push:stop() -- the socket is closed first: Reload Plug-in does not free its port
 	local shared = self.runtime.shared
 	if shared and shared.owner == self then
 		shared.generation = (shared.generation or 0) + 1
@@ -281,6 +284,7 @@ function M:_main(gen)
 end
 
 function M:_step(gen)
+	if self.clientId and self.push:active() then return self.push:hold(gen) end
 	if self.clientId then return self:_poll(gen) end
 	return self:_establish(gen)
 end
@@ -291,6 +295,7 @@ function M:_lost(result)
 	local id = self.clientId
 	self.clientId, self.clientSecret = nil, nil
 	self.status.clientId = nil
+	self.push:stop()
 	self.tracker:reset()
 	self.store:save(true)
 	self:_setState('connecting', 'the bridge no longer knows client ' .. tostring(id) .. ': handshaking again')
@@ -366,6 +371,7 @@ function M:_establish(gen)
 	self:_connected(gen, resumed)
 	if summary then self:_recovered(summary) end
 	self:_spawn('LightroomBridge ping', function() self:_pingLoop(gen, id) end)
+	self.push:start(gen, id)
 	return { ok = true }
 end
 
@@ -442,35 +448,46 @@ function M:_poll(gen)
 	end
 	if not self.connected then self:_connected(gen, true) end
 	local data = result.data
-	local dropped = tonumber(data.dropped) or 0
-	if dropped > 0 then
-		self.status.dropped = self.status.dropped + dropped
-		self.runtime.log.warn(string.format('the bridge dropped %d message(s) for this client (queue full)', dropped))
-		self:_emit('messages_dropped', { count = dropped })
-	end
+	self:_reportDropped(tonumber(data.dropped) or 0)
 	local messages = type(data.messages) == 'table' and data.messages or {}
 	self.status.lastBatch = #messages
 	self.status.more = data.more == true
 	self.status.lastPollAt = self.runtime.now()
 	for _, message in ipairs(messages) do
-		if not self:_alive(gen) or self.clientId ~= id then break end
-		if type(message) ~= 'table' then
-			self.runtime.log.warn('ignored a message that is not an object')
-		elseif self.tracker:isNew(message) then
-			self.status.received = self.status.received + 1
-			self.status.lastMessageAt = self.runtime.now()
-			self.dispatcher:dispatch(message)
-			self.tracker:done(message)
-			self.store:processed(message)
-		else
-			self.status.redelivered = self.status.redelivered + 1
-		end
+		if not self:_deliver(gen, id, message) then break end
 	end
 	self.store:save(false)
 	if data.closed and self:_alive(gen) then
 		return { ok = false, kind = 'closed', reason = 'the bridge closed this client' }
 	end
 	return { ok = true, polled = true }
+end
+
+-- The bridge lost `dropped` messages of this client (a poll's dropped, a pushed messages_dropped).
+function M:_reportDropped(dropped)
+	if dropped <= 0 then return end
+	self.status.dropped = self.status.dropped + dropped
+	self.runtime.log.warn(string.format('the bridge dropped %d message(s) for this client (queue full)', dropped))
+	self:_emit('messages_dropped', { count = dropped })
+end
+
+-- One message from a poll or a push: dispatched once (by seq), whatever path brought it.
+-- False when the connection moved on (stopped, another client id): deliver no more.
+function M:_deliver(gen, id, message)
+	if not self:_alive(gen) or self.clientId ~= id then return false end
+	if type(message) ~= 'table' then
+		self.runtime.log.warn('ignored a message that is not an object')
+	elseif self.tracker:isNew(message) then
+		self.status.received = self.status.received + 1
+		self.status.lastMessageAt = self.runtime.now()
+		self.dispatcher:dispatch(message)
+		self.tracker:done(message)
+		self.store:processed(message)
+		if self.push:active() then self.store:save(false) end
+	else
+		self.status.redelivered = self.status.redelivered + 1
+	end
+	return true
 end
 
 function M:_pingLoop(gen, id)

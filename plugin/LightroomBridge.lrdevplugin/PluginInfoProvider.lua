@@ -6,7 +6,9 @@ last message time; the queue and dropped counts from the poll answers),
 refreshed every second while the dialog is open, and edits every preference
 kept in LrPrefs: the connection settings (each checked as it is typed: a value
 that cannot be used shows why beside it, and is not saved), and three switches
-(a bezel when the connection is lost or back, logging, staying disconnected).
+(a bezel when the connection is lost or back, logging, staying disconnected),
+and the transport: long-poll, or LrSocket push with long-poll behind it
+(SocketPush.lua), with the one in use and why it fell back.
 Changed settings reconnect when the dialog closes, or at once with Connect.
 ]]
 local LrColor = import 'LrColor'
@@ -49,6 +51,12 @@ local SWITCHES = {
 	{ key = 'stayDisconnected', title = 'Stay disconnected (do not connect when Lightroom starts)' },
 }
 
+-- The transport menu (preference `transport`; the default is not stored).
+local TRANSPORTS = {
+	{ title = 'Long-poll', value = 'longpoll' },
+	{ title = 'LrSocket push (long-poll behind it)', value = 'lrsocket' },
+}
+
 local refreshing = nil -- token of the refresh task of the open dialog
 
 local function problemKey(key) return key .. 'Problem' end
@@ -62,6 +70,7 @@ local function refresh(propertyTable)
 	propertyTable.queueText = fields.queue
 	propertyTable.countsText = fields.counts
 	propertyTable.launchText = fields.launch
+	propertyTable.transportText = fields.transport
 end
 
 -- Check one field's value; its message (empty when fine) goes beside the field.
@@ -88,6 +97,12 @@ local function save(propertyTable)
 				changed = true
 			end
 		end
+	end
+	local transport = propertyTable.transport
+	if transport == D.TRANSPORT or not Config.TRANSPORTS[transport or ''] then transport = nil end
+	if prefs.transport ~= transport then
+		prefs.transport = transport
+		changed = true
 	end
 	for _, switch in ipairs(SWITCHES) do
 		local value = propertyTable[switch.key] == true
@@ -135,6 +150,7 @@ local function startDialog(propertyTable)
 		if value == nil then value = Config.SWITCHES[switch.key] end
 		propertyTable[switch.key] = value == true
 	end
+	propertyTable.transport = Config.TRANSPORTS[prefs.transport or ''] and prefs.transport or D.TRANSPORT
 	propertyTable.logFileText = (WebSocketClient.logFile())
 	refresh(propertyTable)
 	local token = {}
@@ -185,6 +201,8 @@ local function sectionsForTopOfDialog(f, propertyTable)
 		row(f, 'Messages:', f:static_text { title = bind 'countsText', fill_horizontal = 1 }),
 		row(f, 'Client id:', f:static_text { title = bind 'clientIdText', fill_horizontal = 1 }),
 		row(f, 'Bridge start:', f:static_text { title = bind 'launchText', fill_horizontal = 1 }),
+		row(f, 'Transport:', f:popup_menu { value = bind 'transport', items = TRANSPORTS }),
+		row(f, 'In use:', f:static_text { title = bind 'transportText', fill_horizontal = 1 }),
 		f:row {
 			f:static_text { title = '', width = share 'bridge_label_width' },
 			f:push_button {

@@ -85,6 +85,8 @@ function M.fields()
 		counts = counts,
 		serverUrl = url,
 		launch = s.launchMessage or '-',
+		transport = (s.transport == 'lrsocket' and 'LrSocket push' or 'long-poll')
+			.. (s.transportReason and (' (' .. s.transportReason .. ')') or ''),
 	}
 end
 
@@ -99,6 +101,7 @@ function M.describe()
 		'Queue: ' .. f.queue,
 		'Messages: ' .. f.counts,
 		'Bridge start: ' .. f.launch,
+		'Transport: ' .. f.transport,
 	}, '\n')
 end
 

@@ -19,11 +19,13 @@ See docs/PLUGIN.md.
 local LrDate = import 'LrDate'
 local LrDialogs = import 'LrDialogs'
 local LrFileUtils = import 'LrFileUtils'
+local LrFunctionContext = import 'LrFunctionContext'
 local LrHttp = import 'LrHttp'
 local LrLogger = import 'LrLogger'
 local LrPathUtils = import 'LrPathUtils'
 local LrPrefs = import 'LrPrefs'
 local LrShell = import 'LrShell'
+local LrSocket = import 'LrSocket'
 local LrTasks = import 'LrTasks'
 
 local BridgeStatus = require 'BridgeStatus'
@@ -74,6 +76,9 @@ local runtime = {
 		if WIN_ENV then command = '"' .. command .. '"' end
 		return LrTasks.execute(command)
 	end,
+	-- LrSocket push (SocketPush.lua, setting TRANSPORT = 'lrsocket')
+	bindSocket = function(params) return LrSocket.bind(params) end,
+	withContext = function(name, fn) return LrFunctionContext.callWithContext(name, fn) end,
 }
 
 local dispatcher = Dispatcher.new(LrTasks.pcall, function(what, eventType, err)

@@ -1,5 +1,6 @@
-"""``bridge``: the command line of the person running the bridge (docs/OPERATOR.md).
+"""``lrbridge``: the command line of the person running the bridge (docs/OPERATOR.md).
 
-``bridge run`` starts the Procfile's processes; every other command asks the
+``lrbridge run`` starts the bridge's processes; ``config`` and ``checkconfig``
+read the settings without starting anything; every other command asks the
 running gateway over HTTP and prints a table (or JSON with ``--json``).
 """

@@ -92,7 +92,7 @@ def jobs(args, bridge, out):
     code, reply, _ = bridge.request("GET", "/ws/jobs")
     if code == 404 and (reply or {}).get("code") in (None, "not_found"):
         out.write("this bridge has no /ws/jobs route (its gateway is older): "
-                  "watch jobs with `bridge tail --channel jobs` instead\n")
+                  "watch jobs with `lrbridge tail --channel jobs` instead\n")
         return exits.UNSUPPORTED
     if not 200 <= code < 300:
         raise ApiError(code, reply)

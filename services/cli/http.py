@@ -29,12 +29,20 @@ class ApiError(Exception):
         return self.body.get("code", f"http_{self.status}")
 
 
-def default_address(environ=os.environ):
-    """``(host, port)`` of the gateway from BRIDGE_HTTP_HOST/PORT; a wildcard host means loopback."""
+def default_host(environ=os.environ):
+    """The gateway's host from BRIDGE_HTTP_HOST; a wildcard host means loopback."""
     host = settings.env_str(environ, "BRIDGE_HTTP_HOST", "127.0.0.1")
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return host, settings.env_int(environ, "BRIDGE_HTTP_PORT", 5100, minimum=0, maximum=65535)
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def default_port(environ=os.environ):
+    """The gateway's port from BRIDGE_HTTP_PORT; ``ConfigError`` (naming it) when it is not a port."""
+    return settings.env_int(environ, "BRIDGE_HTTP_PORT", 5100, minimum=0, maximum=65535)
+
+
+def default_address(environ=os.environ):
+    """``(host, port)`` of the gateway from BRIDGE_HTTP_HOST/PORT."""
+    return default_host(environ), default_port(environ)
 
 
 class Bridge:
@@ -51,7 +59,7 @@ class Bridge:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def headers(self, extra=None):
-        hdrs = {"Accept": "application/json", "User-Agent": "bridge-cli"}
+        hdrs = {"Accept": "application/json", "User-Agent": "lrbridge-cli"}
         if self.token:
             hdrs["Authorization"] = f"Bearer {self.token}"
         hdrs.update(extra or {})

@@ -1,16 +1,24 @@
-"""``bridge run``: start the Procfile's processes together, stop them all together.
+"""``lrbridge run``: check the settings and ports, start the bridge's processes together, stop them all together.
 
-The commands come from the Procfile (one source of truth with ``make run``
-and the test harness). On POSIX each process gets its own process group, so
-stopping it (SIGTERM, then SIGKILL after a grace period) also reaches
-gunicorn's workers and nothing is orphaned. On Windows, where gunicorn does
-not run, the gateway line is replaced by ``python -m services.gateway``
-(uvicorn serving the same ASGI app) and processes are stopped with
-``terminate()``; that path uses no fork, no POSIX signal and no fixed
-folder, and ``--platform windows`` forces it on any system so it is tested.
+The commands come from the process table in the package (services/procfile.py,
+from which the Procfile that ``make run`` and the test harness read is
+written), or from the Procfile named by BRIDGE_PROCFILE. Before anything is
+started every setting of every process is checked (one line per bad one,
+exit 2) and so is every port it will listen on: a bridge already answering at
+the gateway's address is exit 5, a port held by another program exit 6.
+
+On POSIX each process gets its own process group, so stopping it (SIGTERM,
+then SIGKILL after a grace period) also reaches gunicorn's workers and
+nothing is orphaned. On Windows, where gunicorn does not run, the gateway
+line is replaced by ``python -m services.gateway`` (uvicorn serving the same
+ASGI app) and processes are stopped with ``terminate()``; that path uses no
+fork, no POSIX signal and no fixed folder, and ``--platform windows`` forces
+it on any system so it is tested.
 
 Every line the processes print goes to this terminal and to
-``<BRIDGE_LOG_DIR>/main.log``, written by this process alone.
+``<BRIDGE_LOG_DIR>/main.log``, written by this process alone; the store and
+the logs are in the per-user data folder unless BRIDGE_STORE/BRIDGE_LOG_DIR
+say otherwise (services/paths.py), whatever folder this was started in.
 """
 
 import logging
@@ -23,37 +31,34 @@ import threading
 import time
 from pathlib import Path
 
-import services
-from services.cli import exits
-from services.cli.http import NotRunning
+import psutil
+
+from services import procfile
+from services.cli import checks, exits
+from services.cli.http import Bridge, NotRunning
+from services.gateway.config import load_config as gateway_config
 from services.logs import file_handler, log_settings, make_formatter
 
-ROOT = Path(services.__file__).resolve().parent.parent
 WINDOWS_GATEWAY = ["-m", "services.gateway"]  # with sys.executable: uvicorn alone (services/gateway/__main__.py)
 GRACE_SECONDS = 10.0  # from SIGTERM to SIGKILL
 READY_SECONDS = 30.0
 
-log = logging.getLogger("bridge.run")
+log = logging.getLogger("lrbridge.run")
+BUILT_IN = "the built-in process table"
 
 
-def find_procfile(environ=os.environ):
-    """The Procfile: BRIDGE_PROCFILE, else ./Procfile, else the one beside the ``services`` package."""
-    candidates = [environ.get("BRIDGE_PROCFILE"), Path.cwd() / "Procfile", ROOT / "Procfile"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FileNotFoundError("no Procfile found (set BRIDGE_PROCFILE to its path)")
+def process_commands(environ=os.environ):
+    """``({name: command}, where from)``: the Procfile at BRIDGE_PROCFILE, else the package's own table.
 
-
-def read_procfile(path):
-    """``{name: command}`` in file order."""
-    commands = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            commands[name.strip()] = command.strip()
-    return commands
+    Never a Procfile that happens to lie in the working folder: an installed
+    ``lrbridge`` starts the same processes wherever it is typed.
+    """
+    path = environ.get("BRIDGE_PROCFILE")
+    if not path:
+        return procfile.commands(), BUILT_IN
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"BRIDGE_PROCFILE={path}: no such file")
+    return procfile.read(path), path
 
 
 def plan(commands, windows, python=sys.executable):
@@ -123,8 +128,8 @@ class Supervisor:
                 self.main_log.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
 
     def say(self, message):
-        """A line from ``bridge run`` itself, in the services' format."""
-        record = logging.LogRecord("bridge.run", logging.INFO, __file__, 0, message, (), None)
+        """A line from ``lrbridge run`` itself, in the services' format."""
+        record = logging.LogRecord("lrbridge.run", logging.INFO, __file__, 0, message, (), None)
         record.service = "run"
         self.write(self.formatter.format(record))
 
@@ -196,14 +201,20 @@ def _install_signals(handler, windows):
 
 
 def wait_ready(bridge, supervisor, timeout=READY_SECONDS):
-    """True once the gateway answers /ws/health with a reachable hub; False if a process died first."""
+    """True once our gateway answers /ws/health with a reachable hub; False if a process died first.
+
+    The answer must come from one of the processes started here (its ``pid``),
+    not from another bridge that took the port after the start-up check.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.stopping.is_set():
         if supervisor.exited():
             return False
         try:
             code, body, _ = bridge.request("GET", "/ws/health", timeout=2)
-            if code in (200, 401) and (code == 401 or body.get("hub", {}).get("reachable")):
+            if code == 401:  # the admin token is not ours to know: it answers, which is all we can tell
+                return True
+            if code == 200 and body.get("hub", {}).get("reachable") and _ours(supervisor, body):
                 return True
         except NotRunning:
             pass
@@ -211,28 +222,49 @@ def wait_ready(bridge, supervisor, timeout=READY_SECONDS):
     return False
 
 
-def run(args, bridge, out, environ=os.environ):
-    """Start everything, report the dashboard's address, and wait for Ctrl-C or a process to end."""
+def _ours(supervisor, health):
+    pid = (health.get("gateway") or {}).get("pid")
+    if pid is None:  # an older gateway does not say
+        return True
+    family = set()
+    for proc in supervisor.procs.values():
+        family.add(proc.pid)
+        try:
+            family.update(child.pid for child in psutil.Process(proc.pid).children(recursive=True))
+        except psutil.Error:
+            pass
+    return pid in family
+
+
+def run(args, out, environ=os.environ, err=None):
+    """Check, start everything, report the dashboard's address, and wait for Ctrl-C or a process to end."""
+    err = err or sys.stderr
     windows = args.platform == "windows" or (args.platform == "auto" and os.name == "nt")
     try:
-        procfile = find_procfile(environ)
+        commands, source = process_commands(environ)
     except FileNotFoundError as ex:
-        out.write(f"bridge run: {ex}\n")
+        out.write(f"lrbridge run: {ex}\n")
         return exits.USAGE
-    commands = read_procfile(procfile)
     if args.only:
         unknown = set(args.only) - set(commands)
         if unknown:
-            out.write(f"bridge run: no process named {', '.join(sorted(unknown))} in {procfile}\n")
+            out.write(f"lrbridge run: no process named {', '.join(sorted(unknown))} in {source}\n")
             return exits.USAGE
         commands = {name: cmd for name, cmd in commands.items() if name in args.only}
+    if args.port is not None:
+        environ = dict(environ, BRIDGE_HTTP_PORT=str(args.port))
+    code = preflight(commands, environ, err)
+    if code != exits.OK:
+        return code
     level, fmt, folder, max_bytes, backups = log_settings(environ)
     log_dir = os.path.abspath(folder) if folder else ""
+    env = _child_env(environ, log_dir)
     main_log = file_handler(log_dir, "main", max_bytes, backups) if log_dir else None
     if main_log is not None:
         main_log.setFormatter(logging.Formatter("%(message)s"))
-    env = _child_env(environ, log_dir)
-    env["BRIDGE_HTTP_PORT"] = str(bridge.port)
+    config = gateway_config(env)
+    bridge = Bridge(checks.connect_host(config.http_host), config.http_port,
+                    env.get("BRIDGE_ADMIN_TOKEN") or None, timeout=args.timeout)
     supervisor = Supervisor(plan(commands, windows), env, windows, out, main_log, make_formatter(fmt))
     _install_signals(supervisor.request_stop, windows)
     code = exits.OK
@@ -241,7 +273,7 @@ def run(args, bridge, out, environ=os.environ):
         if "gateway" in commands:
             if wait_ready(bridge, supervisor):
                 supervisor.say(f"bridge running: dashboard at http://{bridge.address}/ws/dashboard "
-                               f"(Ctrl-C stops everything)")
+                               f"(Ctrl-C stops everything); logs in {log_dir or 'stderr only'}")
             elif not supervisor.stopping.is_set():
                 supervisor.say("the gateway did not come up; see the lines above")
         while not supervisor.stopping.is_set():
@@ -258,3 +290,20 @@ def run(args, bridge, out, environ=os.environ):
         if main_log is not None:
             main_log.close()
     return code
+
+
+def preflight(commands, env, err):
+    """Every setting, then every listen address, of the processes about to start; an exit code, OK to go on."""
+    problems = checks.settings_problems(env, names=set(commands))
+    if problems:
+        for line in problems:
+            print(f"lrbridge: {line}", file=err)
+        print(f"lrbridge run: {len(problems)} bad setting(s): nothing was started "
+              "(`lrbridge checkconfig` checks again without starting anything)", file=err)
+        return exits.USAGE
+    try:
+        checks.check_ports(list(commands), env)
+    except checks.PortProblem as ex:
+        print(f"lrbridge run: {ex}; nothing was started", file=err)
+        return exits.ALREADY_RUNNING if ex.running else exits.PORT_TAKEN
+    return exits.OK

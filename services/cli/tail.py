@@ -1,4 +1,4 @@
-"""``bridge tail``: join as a client and print messages as they flow.
+"""``lrbridge tail``: join as a client and print messages as they flow.
 
 Reads the session over Server-Sent Events (``/ws/events``) when the gateway
 has it, else by long-polling ``/ws/poll``; either way every read has a
@@ -43,8 +43,8 @@ class Session:
         self.client_id = reply["client_id"]
         if reply.get("client_secret"):
             self.headers = {"X-Client-Secret": reply["client_secret"]}
-        self.send({"type": "register", "client_type": "cli", "client_name": "bridge tail"})
-        # live messages only: no snapshot of jobs/system state (bridge jobs shows that)
+        self.send({"type": "register", "client_type": "cli", "client_name": "lrbridge tail"})
+        # live messages only: no snapshot of jobs/system state (lrbridge jobs shows that)
         self.send({"type": "subscribe", "channels": self.channels, "snapshot": False})
 
     def send(self, message):

@@ -2,7 +2,7 @@
 
 import falcon.asgi
 
-from services.gateway import dashboard, errors, health, jobs, metrics, resources, sse, websocket
+from services.gateway import dashboard, errors, health, jobs, lrsocket, metrics, resources, sse, websocket
 from services.gateway.access_log import AccessLog
 from services.gateway.compression import GzipResponses
 from services.gateway.auth import ClientSecrets, OperatorAuth
@@ -45,6 +45,9 @@ def create_app(config, hub):
         "/metrics": metrics.Metrics,
         "/ws": websocket.WebSocketEndpoint,
         "/ws/events": sse.Events,
+        "/ws/lrsocket": lrsocket.Announce,
+        "/ws/lrsocket/probe": lrsocket.Probe,
+        "/ws/lrsocket/ack": lrsocket.Ack,
         "/ws/openapi.json": OpenAPI,
     }
     for route, resource in routes.items():

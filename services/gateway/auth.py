@@ -24,6 +24,9 @@ CLIENT_ROUTES = frozenset({
     "/ws/send",
     "/ws/disconnect",
     "/ws/events",
+    "/ws/lrsocket",  # LrSocket push (docs/TRANSPORTS.md): these always need the client_secret
+    "/ws/lrsocket/probe",
+    "/ws/lrsocket/ack",
     "/ws",
     "/ws/openapi.json",
     "/ws/dashboard",  # the page and its files hold no data: its calls to operator routes carry the token

@@ -46,7 +46,7 @@ def _read(environ):
     return GatewayConfig(
         http_host=settings.env_str(environ, "BRIDGE_HTTP_HOST", "127.0.0.1"),
         http_port=settings.env_int(environ, "BRIDGE_HTTP_PORT", 5100, minimum=0, maximum=65535),
-        hub_rpc=settings.env_str(environ, "BRIDGE_HUB_RPC", settings.DEFAULT_HUB_RPC),
+        hub_rpc=settings.env_endpoint(environ, "BRIDGE_HUB_RPC", settings.DEFAULT_HUB_RPC),
         hub_timeout=settings.env_float(environ, "BRIDGE_HUB_TIMEOUT", 3.0, minimum=0.05, maximum=60),
         poll_max_wait=settings.env_float(environ, "BRIDGE_POLL_MAX_WAIT", 25.0, minimum=0, maximum=300),
         max_body=settings.env_int(environ, "BRIDGE_MAX_BODY", 1024 * 1024, minimum=1024),

@@ -34,7 +34,7 @@ logger_class = "services.gateway.gunicorn_logging.GatewayLogger"  # the bridge's
 
 
 def when_ready(server):
-    """Under ``bridge run``, the master stops (and its workers with it) once ``bridge run`` is gone."""
+    """Under ``lrbridge run``, the master stops (and its workers with it) once ``lrbridge run`` is gone."""
     parentwatch.watch_from_env(name="gateway")
 
 

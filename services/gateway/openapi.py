@@ -190,9 +190,9 @@ PATHS = {
     )},
     "/ws/cleanup": {"post": _op(
         "Remove clients idle longer than timeout_minutes (default: the stale timeout)", "operator",
-        _success("removed", {"removed": {"type": "integer"},
+        _success("removed", {"removed": {"type": "integer"}, "removed_count": {"type": "integer"},
                              "removed_clients": {"type": "array", "items": {"type": "string"}}},
-                 ["removed", "removed_clients"]),
+                 ["removed", "removed_count", "removed_clients"]),
         body=_body({"type": "object", "properties": {"timeout_minutes": {"type": "number", "minimum": 0}}},
                    required=False),
         operator=True,
@@ -225,6 +225,41 @@ PATHS = {
             _query("client_secret", {"type": "string", "maxLength": 200}),
             _SECRET_HEADER,
         ],
+    )},
+    "/ws/lrsocket": {"post": _op(
+        "Announce the plug-in's LrSocket port: the bridge connects to 127.0.0.1 on it and writes a probe line "
+        "(docs/TRANSPORTS.md)", "client",
+        _success("the probe was written", {"port": {"type": "integer"}, "probe_sent": {"type": "boolean"}},
+                 ["port", "probe_sent"]),
+        body=_body({"type": "object", "required": ["client_id", "port"], "properties": {
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "client_secret": {"type": "string", "maxLength": 200},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "host": {"type": "string", "enum": ["127.0.0.1"]},
+        }}),
+        params=[_SECRET_HEADER], extra=[["401", "409"], _RATE],
+    )},
+    "/ws/lrsocket/probe": {"post": _op(
+        "Acknowledge the probe read on the LrSocket: the bridge may push to it", "client",
+        _success("acknowledged", {"port": {"type": "integer"}}, ["port"]),
+        body=_body({"type": "object", "required": ["client_id", "port", "probe"], "properties": {
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "client_secret": {"type": "string", "maxLength": 200},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "probe": {"type": "string", "minLength": 1, "maxLength": 64},
+        }}),
+        params=[_SECRET_HEADER], extra=[["401", "409"]],
+    )},
+    "/ws/lrsocket/ack": {"post": _op(
+        "Acknowledge pushed messages up to seq; pushing false: long-poll again", "client",
+        _success("acknowledged", {"acked": {"type": "integer"}, "pushing": {"type": "boolean"},
+                                  "next_seq": {"type": "integer"}}, ["acked", "pushing"]),
+        body=_body({"type": "object", "required": ["client_id"], "properties": {
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "client_secret": {"type": "string", "maxLength": 200},
+            "seq": {"type": "integer", "minimum": 0, "maximum": INT_MAX},
+        }}),
+        params=[_SECRET_HEADER], extra=[["401"]],
     )},
     "/ws/health": {"get": {
         "summary": "Gateway, hub and notifier health", "tags": ["operator"], "security": [{}, {"bearer": []}],
@@ -260,6 +295,7 @@ _ERROR_TEXT = {
     "413": "the body or the message is larger than the limit",
     "415": "a body that is not Content-Type: application/json",
     "421": "the Host header or request line names another server",
+    "409": "LrSocket push: no current announcement, the port is held already, or nothing listens on it",
     "429": "too many clients, handshakes or sends: retry after Retry-After seconds",
     "503": "the hub is not reachable: retry after Retry-After seconds",
 }

@@ -217,4 +217,6 @@ class Cleanup(_Resource):
         minutes = optional_number(body, "timeout_minutes")
         fields = {} if minutes is None else {"timeout_seconds": minutes * 60}
         reply = await self.hub.request(protocol.OP_CLEANUP, **fields)
-        ok(resp, {"removed": reply["removed"], "removed_clients": reply["removed_clients"]})
+        # removed_count: the seed implementation's name for it; removed: this bridge's, kept for its clients
+        ok(resp, {"removed": reply["removed"], "removed_count": reply["removed"],
+                  "removed_clients": reply["removed_clients"]})

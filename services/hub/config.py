@@ -3,10 +3,10 @@
 import os
 from dataclasses import dataclass
 
-from services import security, settings
+from services import paths, security, settings
 
-# Relative to the working directory; ':memory:' keeps nothing across restarts.
-DEFAULT_STORE = "state/hub.sqlite3"
+# The default store is state/hub.sqlite3 in the per-user data folder (services/paths.py);
+# ':memory:' keeps nothing across restarts.
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,10 @@ def load_config(environ=os.environ):
 
 def _read(environ):
     return HubConfig(
-        rpc_endpoint=settings.env_str(environ, "BRIDGE_HUB_RPC", settings.DEFAULT_HUB_RPC),
-        events_endpoint=settings.env_str(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
-        client_events_endpoint=settings.env_str(environ, "BRIDGE_CLIENT_EVENTS", settings.DEFAULT_CLIENT_EVENTS),
-        notifier_rpc_endpoint=settings.env_str(environ, "BRIDGE_NOTIFIER_RPC", settings.DEFAULT_NOTIFIER_RPC),
+        rpc_endpoint=settings.env_endpoint(environ, "BRIDGE_HUB_RPC", settings.DEFAULT_HUB_RPC),
+        events_endpoint=settings.env_endpoint(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
+        client_events_endpoint=settings.env_endpoint(environ, "BRIDGE_CLIENT_EVENTS", settings.DEFAULT_CLIENT_EVENTS),
+        notifier_rpc_endpoint=settings.env_endpoint(environ, "BRIDGE_NOTIFIER_RPC", settings.DEFAULT_NOTIFIER_RPC),
         queue_size=settings.env_int(environ, "BRIDGE_QUEUE_SIZE", 100, minimum=1, maximum=1_000_000),
         stale_seconds=settings.env_float(environ, "BRIDGE_STALE_SECONDS", 300.0, minimum=0.1),
         poll_max_wait=settings.env_float(environ, "BRIDGE_POLL_MAX_WAIT", 25.0, minimum=0, maximum=300),
@@ -69,7 +69,7 @@ def _read(environ):
         max_channels_per_client=settings.env_int(environ, "BRIDGE_MAX_CHANNELS_PER_CLIENT", 64, minimum=1),
         max_channels_per_subscribe=settings.env_int(environ, "BRIDGE_MAX_CHANNELS_PER_SUBSCRIBE", 32, minimum=1),
         curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
-        store=settings.env_str(environ, "BRIDGE_STORE", DEFAULT_STORE),
+        store=settings.env_str(environ, "BRIDGE_STORE", paths.default_store(environ)),
         store_sync=_store_sync(environ),
         history_size=settings.env_int(environ, "BRIDGE_HISTORY_SIZE", 1000, minimum=0, maximum=1_000_000),
         history_seconds=settings.env_float(environ, "BRIDGE_HISTORY_SECONDS", 86400.0, minimum=0),
@@ -82,7 +82,4 @@ def _read(environ):
 
 
 def _store_sync(environ):
-    value = settings.env_str(environ, "BRIDGE_STORE_SYNC", "normal").lower()
-    if value not in ("normal", "full"):
-        raise settings.ConfigError(f"BRIDGE_STORE_SYNC must be normal or full, got {value!r}")
-    return value
+    return settings.env_choice(environ, "BRIDGE_STORE_SYNC", "normal", ("normal", "full"))

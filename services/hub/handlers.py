@@ -8,7 +8,7 @@ by the server's one dispatch wrapper.
 
 from services import protocol
 from services.protocol import ProtocolError
-from services.hub import recovery
+from services.hub import lrsocket, recovery
 
 # Client messages the hub answers itself; every other type is an application
 # message, acknowledged and handed to backends on BRIDGE_CLIENT_EVENTS.
@@ -242,4 +242,5 @@ HANDLERS = {
     protocol.OP_CREDIT: credit,
     protocol.OP_METRICS: metrics,
     protocol.OP_JOBS: jobs,
+    **lrsocket.HANDLERS,
 }

@@ -34,8 +34,8 @@ class NotifierConfig:
 def load_config(environ=os.environ):
     """Build a ``NotifierConfig`` from the environment; raises ``ConfigError`` naming a bad key."""
     config = NotifierConfig(
-        events_in=settings.env_str(environ, "BRIDGE_EVENTS_IN", settings.DEFAULT_EVENTS_IN),
-        events_out=settings.env_str(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
+        events_in=settings.env_endpoint(environ, "BRIDGE_EVENTS_IN", settings.DEFAULT_EVENTS_IN),
+        events_out=settings.env_endpoint(environ, "BRIDGE_EVENTS_OUT", settings.DEFAULT_EVENTS_OUT),
         ingest_hwm=settings.env_int(environ, "BRIDGE_INGEST_HWM", 10000, minimum=1, maximum=1_000_000),
         hold_size=settings.env_int(environ, "BRIDGE_EVENTS_HOLD", 10000, minimum=1, maximum=1_000_000),
         hold_seconds=settings.env_float(environ, "BRIDGE_EVENTS_HOLD_SECONDS", 60.0, minimum=0, maximum=86400),
@@ -48,7 +48,7 @@ def load_config(environ=os.environ):
         warn_gpu_temp=settings.env_float(environ, "BRIDGE_WARN_GPU_TEMP", 85.0, minimum=0),
         warn_hysteresis=settings.env_float(environ, "BRIDGE_WARN_HYSTERESIS", 5.0, minimum=0),
         curve_dir=settings.env_str(environ, "BRIDGE_CURVE_DIR", None),
-        rpc_endpoint=settings.env_str(environ, "BRIDGE_NOTIFIER_RPC", settings.DEFAULT_NOTIFIER_RPC),
+        rpc_endpoint=settings.env_endpoint(environ, "BRIDGE_NOTIFIER_RPC", settings.DEFAULT_NOTIFIER_RPC),
         replay_size=settings.env_int(environ, "BRIDGE_REPLAY_SIZE", 50000, minimum=1, maximum=10_000_000),
         replay_bytes=settings.env_int(environ, "BRIDGE_REPLAY_BYTES", 32 * 1024 * 1024, minimum=1),
         replay_index=settings.env_int(environ, "BRIDGE_REPLAY_INDEX", 100000, minimum=1, maximum=10_000_000),

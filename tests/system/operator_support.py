@@ -35,7 +35,7 @@ def poll(stack, client_id, headers, wait=0):
 
 
 def bridge(stack, *args, timeout=60, env=None):
-    """Run ``bridge ARGS`` against ``stack`` as a process; returns the CompletedProcess."""
+    """Run ``lrbridge ARGS`` against ``stack`` as a process; returns the CompletedProcess."""
     environ = dict(stack.env)
     environ.update(env or {})
     return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=environ,

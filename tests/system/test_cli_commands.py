@@ -1,4 +1,4 @@
-"""``bridge`` commands against the real hub, notifier and gateway: output, exit codes, --json."""
+"""``lrbridge`` commands against the real hub, notifier and gateway: output, exit codes, --json."""
 
 import json
 import subprocess
@@ -66,7 +66,7 @@ def test_send_to_one_client_and_its_errors(live):
     assert r.returncode == 1 and "unknown_client" in r.stderr and r.stdout == ""
     for bad in ("{not json", '["a list"]', '{"no": "type"}'):
         r = bridge(live, "send", client_id, bad)
-        assert r.returncode == 2 and "bridge send:" in r.stderr, (bad, r)
+        assert r.returncode == 2 and "lrbridge send:" in r.stderr, (bad, r)
     r = bridge(live, "broadcast", "--channel", "bad channel!", '{"type": "notice"}')
     assert r.returncode == 1 and "(bad_request)" in r.stderr
 
@@ -93,7 +93,7 @@ def test_tail_prints_messages_as_they_flow(live):
         def tail_subscribed():
             clients = live.get("/ws/clients").json["clients"]
             return any(c["client_type"] == "cli" and c["subscriptions"] == ["photos"] for c in clients)
-        wait_for(tail_subscribed, 15, message="bridge tail to subscribe")
+        wait_for(tail_subscribed, 15, message="lrbridge tail to subscribe")
         for n in (1, 2):
             r = live.post("/ws/broadcast", {"channel": "photos", "message": {"type": "photo_analyzed", "n": n}})
             assert r.status == 200 and r.json["delivered"] >= 1
@@ -119,7 +119,7 @@ def test_tail_reads_live_by_sse_as_a_cli_client(live):
             for c in live.get("/ws/clients").json["clients"]:
                 if c["client_type"] == "cli" and c.get("polling"):
                     return c.get("transport")
-        assert wait_for(transport, 15, message="bridge tail to read") == "sse"
+        assert wait_for(transport, 15, message="lrbridge tail to read") == "sse"
         live.post("/ws/broadcast", {"channel": "sessions", "message": {"type": "session_created", "session_id": "s9"}})
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -150,16 +150,16 @@ def test_nothing_answers_is_one_line_and_exit_3(tmp_path):
         r = subprocess.run([sys.executable, "-m", "services.cli", *args, "--port", str(port)], cwd=ROOT,
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 3, r
-        assert r.stderr == f"bridge: nothing answers at 127.0.0.1:{port} — start it with `bridge run`\n"
+        assert r.stderr == f"lrbridge: nothing answers at 127.0.0.1:{port} — start it with `lrbridge run`\n"
         assert r.stdout == ""
 
 
-@pytest.mark.parametrize("command", ["run", "status", "clients", "jobs", "broadcast", "send", "tail", "cleanup",
-                                     "dashboard"])
+@pytest.mark.parametrize("command", ["run", "config", "checkconfig", "status", "clients", "jobs", "broadcast", "send",
+                                     "tail", "cleanup", "dashboard"])
 def test_every_command_has_help(command):
     r = subprocess.run([sys.executable, "-m", "services.cli", command, "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0 and r.stdout.startswith(f"usage: bridge {command}") and "--json" in r.stdout
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: lrbridge {command}") and "--json" in r.stdout
 
 
 def test_bad_command_line_exits_2():

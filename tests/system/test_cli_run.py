@@ -1,4 +1,4 @@
-"""``bridge run``: the Procfile's processes start together and stop together on SIGINT/SIGTERM, no orphans.
+"""``lrbridge run``: the Procfile's processes start together and stop together on SIGINT/SIGTERM, no orphans.
 
 The Windows path (uvicorn instead of gunicorn, terminate() instead of
 process groups) is forced with ``--platform windows`` so it runs here too.
@@ -17,7 +17,7 @@ from tests.system.operator_support import connect
 
 
 def start_run(tmp_path, *args, env=None):
-    """``bridge run ARGS`` on free ports; returns ``(process, stack)`` (the stack only for its env and HTTP)."""
+    """``lrbridge run ARGS`` on free ports; returns ``(process, stack)`` (the stack only for its env and HTTP)."""
     stack = Stack(tmp_path / "run", dict({"BRIDGE_STATUS_INTERVAL": "1"}, **(env or {})))
     out = open(tmp_path / "run.out", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run", *args], cwd=ROOT, env=stack.env,
@@ -46,7 +46,7 @@ def stop_and_check(proc, tree, sig, tmp_path):
         code = proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError(f"bridge run did not stop:\n{output(tmp_path)[-3000:]}")
+        raise AssertionError(f"lrbridge run did not stop:\n{output(tmp_path)[-3000:]}")
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert alive == [], f"orphans left: {[(p.pid, p.cmdline()) for p in alive]}"
     return code
@@ -68,7 +68,7 @@ def cleanup():
 def test_run_starts_every_procfile_process_and_sigint_stops_them_all(tmp_path, cleanup):
     proc, stack = start_run(tmp_path)
     cleanup.append(proc)
-    wait_for(lambda: healthy(stack), 30, interval=0.2, message=f"bridge run to be healthy\n{output(tmp_path)}")
+    wait_for(lambda: healthy(stack), 30, interval=0.2, message=f"lrbridge run to be healthy\n{output(tmp_path)}")
     tree = family(proc)
     commands = [" ".join(p.cmdline()) for p in tree]
     assert any("services.hub" in c for c in commands)
@@ -84,7 +84,7 @@ def test_run_starts_every_procfile_process_and_sigint_stops_them_all(tmp_path, c
     for service in ("hub", "notifier", "gateway"):
         assert (log_dir / f"{service}.log").exists()
         assert f" {service} INFO " in main_log, service
-    assert " run INFO bridge.run: stopped: hub (0), notifier (0), gateway (0)" in main_log
+    assert " run INFO lrbridge.run: stopped: hub (0), notifier (0), gateway (0)" in main_log
     assert output(tmp_path).count("stopped: hub (0)") == 1
 
 
@@ -100,7 +100,7 @@ def posix_only_packages_missing(tmp_path):
 def test_windows_path_serves_the_api_with_uvicorn_and_stops_on_sigterm(tmp_path, cleanup):
     proc, stack = start_run(tmp_path, "--platform", "windows", env={"PYTHONPATH": posix_only_packages_missing(tmp_path)})
     cleanup.append(proc)
-    wait_for(lambda: healthy(stack), 30, interval=0.2, message=f"bridge run to be healthy\n{output(tmp_path)}")
+    wait_for(lambda: healthy(stack), 30, interval=0.2, message=f"lrbridge run to be healthy\n{output(tmp_path)}")
     tree = family(proc)
     commands = [" ".join(p.cmdline()) for p in tree]
     assert not any("gunicorn" in c for c in commands), commands
@@ -121,7 +121,7 @@ def test_windows_path_serves_the_api_with_uvicorn_and_stops_on_sigterm(tmp_path,
 def test_run_stops_everything_when_one_process_dies(tmp_path, cleanup):
     proc, stack = start_run(tmp_path)
     cleanup.append(proc)
-    wait_for(lambda: healthy(stack), 30, interval=0.2, message=f"bridge run to be healthy\n{output(tmp_path)}")
+    wait_for(lambda: healthy(stack), 30, interval=0.2, message=f"lrbridge run to be healthy\n{output(tmp_path)}")
     tree = family(proc)
     (hub,) = [p for p in tree if "services.hub" in " ".join(p.cmdline())]
     hub.kill()

@@ -44,7 +44,7 @@ def _closed_within(sock, deadline):
 @pytest.fixture(params=["gunicorn", "uvicorn"])
 def gateway(request, tmp_path):
     stack = Stack(tmp_path, {"BRIDGE_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "BRIDGE_POLL_MAX_WAIT": "25"})
-    if request.param == "uvicorn":  # as `bridge run` starts it on Windows
+    if request.param == "uvicorn":  # as `lrbridge run` starts it on Windows
         stack.commands["gateway"] = "python -m services.gateway"
     stack.start("hub", "gateway").wait_ready()
     yield stack

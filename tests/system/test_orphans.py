@@ -1,7 +1,7 @@
 """No orphans: a process the bridge starts stops soon after the process that started it dies by SIGKILL.
 
-A gunicorn worker watches its master; the processes of ``bridge run`` watch
-``bridge run`` (services/parentwatch.py). Before, two workers of a killed
+A gunicorn worker watches its master; the processes of ``lrbridge run`` watch
+``lrbridge run`` (services/parentwatch.py). Before, two workers of a killed
 master kept serving with parent 1 for minutes and held the port.
 """
 
@@ -78,14 +78,14 @@ def test_every_process_of_a_killed_bridge_run_exits(tmp_path, platform):
             assert proc.poll() is None, (tmp_path / "run.out").read_text(errors="replace")[-3000:]
             r = stack.get("/ws/health", timeout=2)
             return r.status == 200 and r.json["status"] == "ok"
-        wait_for(healthy, 40, interval=0.2, message="bridge run to be healthy")
+        wait_for(healthy, 40, interval=0.2, message="lrbridge run to be healthy")
         tree = psutil.Process(proc.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         assert "services.hub" in names and "services.notifier" in names and "services.gateway" in names
         assert len(tree) == (3 if platform == "windows" else 5)  # with gunicorn: master + 2 workers
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
-        _wait_gone(tree, "the processes of the killed bridge run")
+        _wait_gone(tree, "the processes of the killed lrbridge run")
     finally:
         if proc.poll() is None:
             proc.kill()

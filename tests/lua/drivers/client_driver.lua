@@ -24,6 +24,11 @@ and the stand-in's (lr_shim.confine), as in Lightroom. LR_SHIM_PREFS_FILE keeps 
 in a file, so a second process ("Lightroom started again") finds what the first saved.
 DRIVER_FAILING_LISTENER=1 adds, before the recording listeners, a listener that raises
 for every type. DRIVER_DEADLINE (seconds, default 60) bounds the run.
+DRIVER_LRSOCKET_QUIRKS='{"timeout": 1, ...}' sets the LrSocket stand-in's switches (lr_shim/LrSocket.lua);
+the `lrsocket` command prints {"ev": "lrsocket", "open": N, "stats": {...}, "errors": [...], "tasks": N},
+and `reload` plays Reload Plug-in: Shutdown.lua, the stand-in's _reload(), the plug-in's modules loaded
+afresh and started again, then a late onMessage and onError of every socket of before, as Lightroom
+may still call them: {"ev": "reloaded", "old_stale": N} (the old instance's count of ignored callbacks).
 ]]
 local here = (arg and arg[0] or ''):match('^(.*)/drivers/[^/]*$') or '.'
 -- PLUGIN_DIR: run the plug-in from another folder (a copy, the release zip unpacked)
@@ -33,10 +38,13 @@ package.path = here .. '/?.lua;' .. here .. '/?/init.lua;' .. package.path
 -- from here on `require` sees what Lightroom's does: the plug-in folder (and the stand-in)
 require('lr_shim').confine(pluginDir)
 local LrTasks = import 'LrTasks'
+local LrSocket = import 'LrSocket'
 local socket = require('lr_shim.system')('socket')
 local Json = require 'Json'
 local WebSocketClient = require 'WebSocketClient'
 local BridgeStatus = require 'BridgeStatus'
+local wire -- registers the driver's handlers and listeners on WebSocketClient (again after a reload)
+local options
 
 local HANDLED_TYPES = { 'job_created', 'custom_message' }
 local LISTENED_TYPES = { 'job_created', 'job_progress', 'job_completed', 'job_failed', 'photo_imported',
@@ -89,6 +97,31 @@ local ACTIONS = {
 		WebSocketClient.disconnect()
 		finished = { reason = 'disconnected', t0 = t0 }
 	end,
+	lrsocket = function()
+		emit({ ev = 'lrsocket', open = #LrSocket._open(), stats = LrSocket._stats, errors = LrSocket._errors,
+			tasks = LrTasks._count(), names = LrTasks._names() })
+	end,
+	reload = function()
+		local before, oldStatus = LrSocket._open(), BridgeStatus
+		WebSocketClient.shutdown() -- Shutdown.lua (LrShutdownPlugin)
+		LrSocket._reload()
+		for name in pairs(package.loaded) do
+			local file = io.open(pluginDir .. '/' .. name .. '.lua', 'r')
+			if file then
+				file:close()
+				package.loaded[name] = nil
+			end
+		end
+		WebSocketClient = require 'WebSocketClient'
+		BridgeStatus = require 'BridgeStatus'
+		wire()
+		WebSocketClient.init(options)
+		for _, old in ipairs(before) do
+			LrSocket._fire(old, 'onMessage', '{"type":"custom_message","seq":999999,"stale":true}')
+			LrSocket._fire(old, 'onError', 'timeout')
+		end
+		emit({ ev = 'reloaded', old_sockets = #before, old_stale = oldStatus.pushStale })
+	end,
 	-- what LrShutdownApp does when Lightroom quits: stop, keeping the session for the next start
 	shutdown = function()
 		local t0 = socket.gettime()
@@ -99,7 +132,7 @@ local ACTIONS = {
 
 -- A command runs in its own task, after `delay` seconds, so that the poll task
 -- is parked again meanwhile: a send then shows it does not wait behind the poll.
-WebSocketClient.registerHandler('test_command', function(message)
+local function onCommand(message)
 	local action = ACTIONS[message.action]
 	if not action then
 		emit({ ev = 'bad_command', data = message })
@@ -109,29 +142,37 @@ WebSocketClient.registerHandler('test_command', function(message)
 		if message.delay then LrTasks.sleep(message.delay) end
 		action(message)
 	end, 'driver command')
-end)
+end
 
 LrTasks._onExecute = function(record)
 	emit({ ev = 'execute', command = record.command, pid = record.pid, status = record.status, output = record.output })
 end
 
-if os.getenv('DRIVER_FAILING_LISTENER') == '1' then
-	for _, name in ipairs(LISTENED_TYPES) do
-		WebSocketClient.addEventListener(name, function() error('a failing listener for ' .. name) end)
+wire = function()
+	WebSocketClient.registerHandler('test_command', onCommand)
+	if os.getenv('DRIVER_FAILING_LISTENER') == '1' then
+		for _, name in ipairs(LISTENED_TYPES) do
+			WebSocketClient.addEventListener(name, function() error('a failing listener for ' .. name) end)
+		end
 	end
+	for _, name in ipairs(HANDLED_TYPES) do
+		WebSocketClient.registerHandler(name, function(data) emit({ ev = 'handler', type = name, data = data }) end)
+	end
+	for _, name in ipairs(LISTENED_TYPES) do
+		WebSocketClient.addEventListener(name, function(data) emit({ ev = 'listener', type = name, data = data }) end)
+	end
+	for _, name in ipairs(EVENTS) do
+		WebSocketClient.addEventListener(name, function(data) emit({ ev = name, data = data }) end)
+	end
+	WebSocketClient.addEventListener('*', function(data) emit({ ev = 'message', data = data }) end)
 end
-for _, name in ipairs(HANDLED_TYPES) do
-	WebSocketClient.registerHandler(name, function(data) emit({ ev = 'handler', type = name, data = data }) end)
-end
-for _, name in ipairs(LISTENED_TYPES) do
-	WebSocketClient.addEventListener(name, function(data) emit({ ev = 'listener', type = name, data = data }) end)
-end
-for _, name in ipairs(EVENTS) do
-	WebSocketClient.addEventListener(name, function(data) emit({ ev = name, data = data }) end)
-end
-WebSocketClient.addEventListener('*', function(data) emit({ ev = 'message', data = data }) end)
+wire()
 
-local options = Json.decode(os.getenv('DRIVER_OPTIONS') or '{}') or {}
+for key, value in pairs(Json.decode(os.getenv('DRIVER_LRSOCKET_QUIRKS') or '{}') or {}) do
+	LrSocket._quirks[key] = value
+end
+
+options = Json.decode(os.getenv('DRIVER_OPTIONS') or '{}') or {}
 options.HTTP_FALLBACK_URL = options.HTTP_FALLBACK_URL or os.getenv('BRIDGE_URL')
 
 emit({ ev = 'ready' })

@@ -124,10 +124,21 @@ describe("SDK glue", function()
 			for _, child in pairs(view) do walk(child) end
 		end
 		walk(sections)
-		-- every preference the settings read has its edit field
+		-- every preference the settings read has its edit field; the transport has its menu
 		local expected = {}
 		for key in pairs(require('Config').PREF_KEYS) do expected[key] = true end
+		expected.transport = nil
 		assert.are.same(expected, bound)
+		local popups = {}
+		local function menus(view)
+			if type(view) ~= 'table' then return end
+			if view._kind == 'popup_menu' then popups[view.value.bind] = #view.items end
+			for _, child in pairs(view) do menus(child) end
+		end
+		menus(sections)
+		assert.are.same({ transport = 2 }, popups)
+		assert.are.equal('longpoll', props.transport)
+		assert.matches('^long%-poll', props.transportText)
 		assert.are.equal('', props.startCommand)
 		props.serverUrl = 'http://127.0.0.1:1'
 		props.startCommand = '/opt/bridge/bin/lrbridge run'

@@ -53,7 +53,7 @@ describe("the Plug-in Manager section", function()
 		local provider, props, views = openDialog()
 		local fields, boxes = {}, {}
 		for _, v in ipairs(views) do
-			if v._kind == 'edit_field' then fields[v.value.key] = true end
+			if v._kind == 'edit_field' or v._kind == 'popup_menu' then fields[v.value.key] = true end -- transport: a menu
 			if v._kind == 'checkbox' then boxes[v.value.key] = true end
 		end
 		for key in pairs(require('Config').PREF_KEYS) do assert.is_true(fields[key], 'no field for ' .. key) end
