@@ -25,11 +25,10 @@ from falcon.errors import PayloadTypeError, WebSocketDisconnected
 from services import protocol
 from services.gateway.hub_client import HubError, HubUnavailable
 from services.gateway.inputs import InputError, int_value, message_field, optional_str, parse_json, secret_value
-from services.gateway.stream import SessionStream, StreamEnded, resume_point
+from services.gateway.stream import SessionStream, StreamEnded, resume_point, stop_tasks, within
 
 log = logging.getLogger(__name__)
 
-_CANCEL_AGAIN = 1.0  # seconds a cancelled connection task may take to end before it is cancelled again
 HANDSHAKE_TIMEOUT = 10.0  # seconds a new connection has to send its handshake frame
 
 # Close codes (4000-4999 are the application's own; see docs/TRANSPORTS.md).
@@ -46,21 +45,6 @@ _ENDINGS = {
     "closed": (CLOSE_SESSION_CLOSED, "session closed by the bridge"),
     "unknown_client": (CLOSE_UNKNOWN_CLIENT, "unknown client: handshake again"),
 }
-
-
-if hasattr(asyncio, "timeout"):
-    async def _within(awaitable, seconds):
-        """``awaitable`` with a deadline (TimeoutError after ``seconds``).
-
-        Not ``asyncio.wait_for``: before Python 3.12 it swallows a cancellation
-        that arrives as the awaited write completes, and a reader task that
-        missed its cancellation kept a connection open (and its pusher gone)
-        for as long as the client stayed.
-        """
-        async with asyncio.timeout(seconds):
-            return await awaitable
-else:  # Python 3.10: no asyncio.timeout; serve() sends a missed cancellation again
-    _within = asyncio.wait_for
 
 
 def _error_frame(code, message, field=None, ref=None):
@@ -117,7 +101,7 @@ class Connection:
         text = orjson.dumps(frame).decode()
         async with self.write_lock:
             try:
-                await _within(self.ws.send_text(text), self.write_timeout)
+                await within(self.ws.send_text(text), self.write_timeout)
             except asyncio.TimeoutError:
                 raise _Closing(CLOSE_TOO_SLOW, "the client did not read for two ping intervals") from None
 
@@ -144,7 +128,7 @@ class Connection:
         code, reason = CLOSE_NORMAL, "bye"
         try:
             try:
-                established = await _within(self.handshake(), HANDSHAKE_TIMEOUT)
+                established = await within(self.handshake(), HANDSHAKE_TIMEOUT)
             except asyncio.TimeoutError:
                 raise _Closing(CLOSE_HANDSHAKE_TIMEOUT, "no handshake frame in time") from None
             await self.send(established)
@@ -160,7 +144,7 @@ class Connection:
         if code is not None and not self.ws.closed:
             log.info("websocket %s closed: %s", self.stream.client_id if self.stream else "-", reason)
             try:
-                await _within(self.ws.close(code, reason), self.write_timeout)
+                await within(self.ws.close(code, reason), self.write_timeout)
             except (asyncio.TimeoutError, WebSocketDisconnected):
                 pass
 
@@ -170,7 +154,7 @@ class Connection:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await _stop(tasks)
+            await stop_tasks(tasks)
         ex = next(iter(done)).exception()
         if ex is None:
             return CLOSE_NORMAL, "disconnected"
@@ -298,17 +282,6 @@ class Connection:
         if ref is not None:
             response["ref"] = ref
         await self.send(response)
-
-
-async def _stop(tasks):
-    """Cancel ``tasks`` and wait until they end, cancelling again any that missed it (see ``_within``)."""
-    pending = [task for task in tasks if not task.done()]
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=_CANCEL_AGAIN)
-        if pending:
-            log.warning("a websocket task ignored its cancellation: cancelling it again")
 
 
 def uvicorn_ws_options(config):
