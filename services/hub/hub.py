@@ -433,8 +433,8 @@ class Hub:
             parked.window_bytes -= size  # below 0 by at most one message: the gateway's bound allows one more
             self.metrics.delivered(messages)
             self.stats["delivered"] += len(messages)
-            fields = {"messages": messages, "dropped": session.take_dropped(parked.start), "timestamp": self.now_iso(),
-                      "bytes": size, "open": True}
+            fields = {"messages": messages, "dropped": session.take_dropped(messages[0]["seq"]),
+                      "timestamp": self.now_iso(), "bytes": size, "open": True}
             self.reply(parked.peer, parked.req_id, fields)
 
     def _poll_fields(self, session, keep, start=None):
@@ -445,7 +445,7 @@ class Hub:
             self.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(messages)
         self.stats["delivered"] += len(messages)
-        upto = (messages[-1]["seq"] if messages else start or 0) if keep else None
+        upto = (messages[0]["seq"] if messages else start or 0) if keep else None
         fields = {"messages": messages, "dropped": session.take_dropped(upto), "timestamp": self.now_iso()}
         if session.queue and not keep:
             fields["more"] = True

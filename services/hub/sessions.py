@@ -213,10 +213,11 @@ class Session:
     def take_dropped(self, upto=None):
         """How many messages were lost since the last report, resetting the count.
 
-        With ``upto`` (acknowledged delivery: the last seq of the reply that
-        tells the count, or the poll's start when it carries none) the report
-        is kept until the client confirms that reply, by acknowledging or
-        resuming at ``upto`` or above. A client that comes back below it never
+        With ``upto`` (acknowledged delivery: the first seq of the reply that
+        tells the count, which a push transport writes right after the notice;
+        or the poll's start when it carries none) the report is kept until the
+        client confirms that reply, by acknowledging or resuming at ``upto`` or
+        above. A client that comes back below it never
         got the reply (the gateway gave up on it, the link died with it in
         flight): ``reads_from`` counts the report again, so ``dropped`` adds up to
         exactly what the client never received (docs/TRANSPORTS.md).
