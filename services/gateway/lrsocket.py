@@ -34,7 +34,7 @@ from services import protocol
 from services.gateway.hub_client import HubError, HubUnavailable
 from services.gateway.inputs import InputError, client_secret, int_value, required_str
 from services.gateway.resources import _Resource, ok
-from services.gateway.stream import SessionStream, StreamEnded
+from services.gateway.stream import SessionStream, StreamEnded, stop_tasks, within
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Pusher:
     async def _write(self, items):
         self.writer.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
         try:
-            await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT)
+            await within(self.writer.drain(), WRITE_TIMEOUT)
         except asyncio.TimeoutError:
             raise _Doubt(f"a write did not finish in {WRITE_TIMEOUT:g} s") from None
         except OSError as ex:
@@ -128,9 +128,7 @@ class Pusher:
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await stop_tasks(tasks)
             ex = next(iter(done)).exception()
             if isinstance(ex, StreamEnded):
                 self.reason = ex.reason

@@ -38,6 +38,35 @@ STREAM_WINDOW_BYTES = 1024 * 1024
 _ENDED = {"superseded": "another reader took over this session", "closed": "the session was closed"}
 
 
+_CANCEL_AGAIN = 1.0  # seconds a cancelled connection task may take to end before it is cancelled again
+
+
+if hasattr(asyncio, "timeout"):
+    async def within(awaitable, seconds):
+        """``awaitable`` with a deadline (TimeoutError after ``seconds``).
+
+        Not ``asyncio.wait_for``: before Python 3.12 it swallows a cancellation
+        that arrives as the awaited write completes, and a WebSocket reader task
+        that missed its cancellation kept a connection open (and its pusher
+        gone) for as long as the client stayed.
+        """
+        async with asyncio.timeout(seconds):
+            return await awaitable
+else:  # Python 3.10: no asyncio.timeout; stop_tasks() sends a missed cancellation again
+    within = asyncio.wait_for
+
+
+async def stop_tasks(tasks):
+    """Cancel ``tasks`` and wait until they end, cancelling again any that missed it (see ``within``)."""
+    pending = [task for task in tasks if not task.done()]
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=_CANCEL_AGAIN)
+        if pending:
+            log.warning("a connection task ignored its cancellation: cancelling it again")
+
+
 class StreamEnded(Exception):
     """The stream must stop; ``reason`` is the code of its ending (services/endings.py): ``superseded``,
     ``closed`` or ``unknown_client``."""

@@ -26,7 +26,7 @@ from services import protocol
 from services.endings import ENDINGS
 from services.gateway.hub_client import HubError, HubUnavailable
 from services.gateway.inputs import InputError, int_value, message_field, optional_str, parse_json, secret_value
-from services.gateway.stream import SessionStream, StreamEnded, resume_point
+from services.gateway.stream import SessionStream, StreamEnded, resume_point, stop_tasks, within
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Connection:
         text = orjson.dumps(frame).decode()
         async with self.write_lock:
             try:
-                await asyncio.wait_for(self.ws.send_text(text), self.write_timeout)
+                await within(self.ws.send_text(text), self.write_timeout)
             except asyncio.TimeoutError:
                 raise _Closing(CLOSE_TOO_SLOW, "the client did not read for two ping intervals") from None
 
@@ -120,7 +120,7 @@ class Connection:
         code, reason = CLOSE_NORMAL, "bye"
         try:
             try:
-                established = await asyncio.wait_for(self.handshake(), HANDSHAKE_TIMEOUT)
+                established = await within(self.handshake(), HANDSHAKE_TIMEOUT)
             except asyncio.TimeoutError:
                 raise _Closing(CLOSE_HANDSHAKE_TIMEOUT, "no handshake frame in time") from None
             await self.send(established)
@@ -136,7 +136,7 @@ class Connection:
         if code is not None and not self.ws.closed:
             log.info("websocket %s closed: %s", self.stream.client_id if self.stream else "-", reason)
             try:
-                await asyncio.wait_for(self.ws.close(code, reason), self.write_timeout)
+                await within(self.ws.close(code, reason), self.write_timeout)
             except (asyncio.TimeoutError, WebSocketDisconnected):
                 pass
 
@@ -146,9 +146,7 @@ class Connection:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
         ex = next(iter(done)).exception()
         if ex is None:
             return CLOSE_NORMAL, "disconnected"

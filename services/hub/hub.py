@@ -117,7 +117,10 @@ class Hub:
                 append(entry)
             session.limit = max(session.limit, len(session.queue))
             # everything below the queue's head was acknowledged
-            session.acked = session.sent = (session.queue[0][0] if session.queue else session.next_seq) - 1
+            session.acked = (session.queue[0][0] if session.queue else session.next_seq) - 1
+            # What is queued may have reached a reader before the restart (SSE acks only when it
+            # reconnects): evicting it is a loss only if the reader resumes below it (Session.rewind).
+            session.sent = session.next_seq - 1
         self.changes.sessions.clear()  # as stored
         self.changes.meta.clear()
         for ch in snapshot.channels:
@@ -440,6 +443,8 @@ class Hub:
         keep = ack is not None or after is not None
         start = max(session.acked, after or 0)
         self.stats["dropped"] += session.rewind(start)
+        if keep:
+            session.reads_from(start)  # losses told in a reply the client never got are told again
         wait = max(0.0, min(float(wait or 0), self.config.poll_max_wait))
         stream = window is not None and keep and wait > 0
         if wait <= 0 or (session.pending(start) and not stream):
@@ -481,8 +486,8 @@ class Hub:
             self.stats["delivered"] += len(messages)
             if session.client_id in self.commands.pending:
                 self.commands.observe(session)
-            fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso(),
-                      "bytes": size, "open": True}
+            fields = {"messages": messages, "dropped": session.take_dropped(messages[0]["seq"]),
+                      "timestamp": self.now_iso(), "bytes": size, "open": True}
             self.reply(parked.peer, parked.req_id, fields)
 
     def _poll_fields(self, session, keep, start=None):
@@ -496,7 +501,8 @@ class Hub:
         self.stats["delivered"] += len(messages)
         if session.client_id in self.commands.pending:
             self.commands.observe(session)
-        fields = {"messages": messages, "dropped": session.take_dropped(), "timestamp": self.now_iso()}
+        upto = (messages[0]["seq"] if messages else start or 0) if keep else None
+        fields = {"messages": messages, "dropped": session.take_dropped(upto), "timestamp": self.now_iso()}
         if session.queue and not keep:
             fields["more"] = True
         elif keep and messages and session.pending(messages[-1]["seq"]):
@@ -525,7 +531,7 @@ class Hub:
         parked, session.parked = session.parked, None
         self.metrics.unpark(session.client_id)
         # A stream's last reply also reports losses no push has told yet (a dropped newcomer).
-        dropped = session.take_dropped() if parked.window is not None and not extra else 0
+        dropped = session.take_dropped(parked.start) if parked.window is not None and not extra else 0
         fields = {"messages": messages, "dropped": dropped, "timestamp": self.now_iso()}
         fields.update(extra)
         self.reply(parked.peer, parked.req_id, fields)

@@ -7,6 +7,8 @@ from services.hub.queues import MessageQueue
 
 # Ranges of delivered-then-evicted seqs a session remembers (see Session.rewind).
 MAX_SILENT_RANGES = 64
+# Loss reports a session keeps until the client confirms them (see Session.take_dropped).
+MAX_REPORTS = 64
 
 
 class Parked:
@@ -46,7 +48,7 @@ class Session:
     __slots__ = (
         "client_id", "client_type", "client_name", "connected_at", "last_seen",
         "last_poll", "subscriptions", "queue", "limit", "next_seq",
-        "dropped_total", "dropped_unreported", "parked", "info",
+        "dropped_total", "dropped_unreported", "reports", "parked", "info",
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
         "ephemeral",  # removed when its stream ends (a dashboard tab): docs/TRANSPORTS.md
@@ -65,6 +67,7 @@ class Session:
         self.next_seq = 1
         self.dropped_total = 0
         self.dropped_unreported = 0
+        self.reports = deque()  # [upto, count]: losses told in replies the client has not confirmed yet
         self.parked = None
         self.info = {}
         self.acked = 0
@@ -119,6 +122,7 @@ class Session:
         self.acked = seq
         if self.sent < seq:
             self.sent = seq
+        self.confirm(seq)
         queue = self.queue
         while queue and queue[0][0] <= seq:
             queue.popleft()
@@ -205,7 +209,38 @@ class Session:
                 self.sent = max(self.sent, self.acked)
         return out, total
 
-    def take_dropped(self):
-        """How many messages were lost since the last report, resetting the count."""
+    def take_dropped(self, upto=None):
+        """How many messages were lost since the last report, resetting the count.
+
+        With ``upto`` (acknowledged delivery: the first seq of the reply that
+        tells the count, which a push transport writes right after the notice;
+        or the poll's start when it carries none) the report is kept until the
+        client confirms that reply, by acknowledging or resuming at ``upto`` or
+        above. A client that comes back below it never
+        got the reply (the gateway gave up on it, the link died with it in
+        flight): ``reads_from`` counts the report again, so ``dropped`` adds up to
+        exactly what the client never received (docs/TRANSPORTS.md).
+        """
         dropped, self.dropped_unreported = self.dropped_unreported, 0
+        if dropped and upto is not None:
+            reports = self.reports
+            if reports and reports[-1][0] >= upto:
+                reports[-1][1] += dropped  # told with no message past the last report: one confirmation for both
+            else:
+                reports.append([upto, dropped])
+                if len(reports) > MAX_REPORTS:
+                    reports.popleft()  # bounded: the oldest is taken as received
         return dropped
+
+    def confirm(self, seq):
+        """The client has every reply up to ``seq``: reports of losses told there need no repeating."""
+        reports = self.reports
+        while reports and reports[0][0] <= seq:
+            reports.popleft()
+
+    def reads_from(self, start):
+        """The client reads on from ``start``: reports told above it never arrived and are told again."""
+        self.confirm(start)
+        reports = self.reports
+        while reports:
+            self.dropped_unreported += reports.popleft()[1]

@@ -136,3 +136,33 @@ def test_a_silent_peer_is_noticed_within_two_ping_intervals_then_goes_stale(stac
         assert time.monotonic() - silent_since >= 3
     finally:
         sock.close()
+
+
+def test_a_stopped_hub_closes_the_reader_with_1013_and_it_resumes_losing_nothing(stack):
+    # The link is declared dead while an ack is in flight: the ack's error frame and the stream's end
+    # land on the same turn, and the reader must still be closed for the client to resume.
+    publisher = HubPublisher(stack)
+    with ws_connect(stack) as ws:
+        client_id = ws_handshake(ws)["client_id"]
+        publisher.publish([{"type": "item", "n": n} for n in range(5)], target="client", to=client_id)
+        frames = ws_collect(ws, 6)
+        stack.signal("hub", signal.SIGSTOP)
+        try:
+            send_frame(ws, {"type": "ack", "seq": 6})
+            error = recv_frame(ws, 10)
+            assert error["type"] == "error" and error["code"] == "hub_unavailable", error
+        finally:
+            stack.signal("hub", signal.SIGCONT)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                frames.append(recv_frame(ws, 10))  # TimeoutError: the connection was left open and mute
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013, closed.value
+    last = frames[-1]["seq"]
+    publisher.publish([{"type": "item", "n": n} for n in range(5, 10)], target="client", to=client_id)
+    with ws_connect(stack) as ws:
+        established = ws_handshake(ws, client_id=client_id, last_seq=last)
+        assert established["resumed"] and established["last_seq"] == last
+        frames = ws_collect(ws, 11, frames=frames)
+    publisher.close()
+    assert [f["seq"] for f in frames] == list(range(2, 12))
+    assert [f["n"] for f in frames] == list(range(10))

@@ -1,0 +1,50 @@
+"""Session loss reports in acknowledged mode: told again only when the reply that told them was lost."""
+
+from services.hub.sessions import MAX_REPORTS, Session
+
+
+def full_session(limit=3, queued=5):
+    session = Session("c", "t", limit, 0.0, "now")
+    for n in range(queued):
+        session.enqueue({"type": "item", "n": n})
+    return session
+
+
+def test_a_report_confirmed_by_an_ack_at_its_last_seq_is_never_told_again():
+    session = full_session()  # seqs 1-5, 1 and 2 lost
+    messages, _ = session.take(10, True, 0)
+    assert session.take_dropped(messages[0]["seq"]) == 2
+    session.ack(5)
+    session.reads_from(5)
+    assert session.take_dropped(5) == 0
+
+
+def test_a_client_back_below_the_reply_is_told_again_exactly_once():
+    session = full_session()
+    messages, _ = session.take(10, True, 0)
+    assert session.take_dropped(messages[0]["seq"]) == 2
+    session.reads_from(0)  # polled again with its old ack: the reply never arrived
+    assert session.take_dropped(5) == 2
+    session.reads_from(5)
+    assert session.take_dropped(5) == 0
+    assert session.dropped_total == 2
+
+
+def test_reports_of_several_pushes_are_told_again_only_above_the_resume_point():
+    session = full_session(limit=3, queued=5)
+    assert session.take_dropped(4) == 2
+    session.enqueue({"type": "item", "n": 5})  # seq 6; seq 3 goes
+    assert session.take_dropped(6) == 1
+    session.reads_from(4)  # the push up to 4 arrived, the one up to 6 did not
+    assert session.take_dropped(6) == 1
+
+
+def test_the_bound_takes_the_oldest_report_as_received():
+    session = Session("c", "t", 1, 0.0, "now")
+    for n in range(MAX_REPORTS + 5):
+        session.enqueue({"n": n})
+        session.enqueue({"n": n})
+        session.take_dropped(session.next_seq - 1)
+    assert len(session.reports) == MAX_REPORTS
+    session.reads_from(0)
+    assert session.take_dropped() == 2 * MAX_REPORTS  # two lost per report; the first five dropped out
