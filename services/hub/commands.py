@@ -231,12 +231,17 @@ class Commands:
         return record
 
     # ------------------------------------------------------ observation
-    def observe(self, session):
-        """Note what ``session`` was handed (delivered) and acknowledged (running); the hub calls it after delivery."""
+    def observe(self, session, handed=None):
+        """Note what ``session`` acknowledged (running) and, after a delivery, was handed up to seq ``handed``.
+
+        Only a real hand-out counts as delivery: a restored session's
+        ``sent`` assumes everything may be in flight, which says nothing
+        about a command still queued.
+        """
         mine = self.pending.get(session.client_id)
         if mine:
             for record in list(mine.values()):
-                self._observe(session, record)
+                self._observe(session, record, handed)
 
     def observe_record(self, record):
         if record["state"] in PENDING:
@@ -244,11 +249,11 @@ class Commands:
             if session is not None:
                 self._observe(session, record)
 
-    def _observe(self, session, record):
+    def _observe(self, session, record, handed=None):
         seq = record["seq"]
         if session.acked >= seq:
             self._advance(record, RUNNING)
-        elif session.sent >= seq:
+        elif handed is not None and handed >= seq:
             self._advance(record, DELIVERED)
 
     def _advance(self, record, state):

@@ -485,7 +485,7 @@ class Hub:
             self.metrics.delivered(taken)
             self.stats["delivered"] += len(messages)
             if session.client_id in self.commands.pending:
-                self.commands.observe(session)
+                self.commands.observe(session, messages[-1]["seq"])
             fields = {"messages": messages, "dropped": session.take_dropped(messages[0]["seq"]),
                       "timestamp": self.now_iso(), "bytes": size, "open": True}
             self.reply(parked.peer, parked.req_id, fields)
@@ -499,8 +499,8 @@ class Hub:
             self.changes.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(taken)
         self.stats["delivered"] += len(messages)
-        if session.client_id in self.commands.pending:
-            self.commands.observe(session)
+        if messages and session.client_id in self.commands.pending:
+            self.commands.observe(session, messages[-1]["seq"])
         upto = (messages[0]["seq"] if messages else start or 0) if keep else None
         fields = {"messages": messages, "dropped": session.take_dropped(upto), "timestamp": self.now_iso()}
         if session.queue and not keep:
