@@ -17,6 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
+from benchmarks import calls as bench_calls
 from benchmarks import lrsocket, scenarios
 from benchmarks.backend import Backend
 from benchmarks.targets import Bridge, Nchan, nginx_installed
@@ -30,6 +31,7 @@ PROFILES = {
         "pubs": 200, "pubs_runs": 1,
         "lrs_lat": 300, "lrs_warmup": 20, "lrs_clients": (1, 50), "lrs_messages": 200, "lrs_rate": 50.0,
         "lrs_idle": 10.0, "lrs_runs": 1,
+        "calls": 500, "calls_warmup": 20, "calls_rate": 2000, "calls_runs": 1,
     },
     "quick": {
         "lat_count": 20, "lat_warmup": 2, "lat_runs": 1,
@@ -39,6 +41,7 @@ PROFILES = {
         "pubs": 2, "pubs_runs": 1,
         "lrs_lat": 5, "lrs_warmup": 1, "lrs_clients": (1, 3), "lrs_messages": 5, "lrs_rate": 50.0,
         "lrs_idle": 0.5, "lrs_runs": 1,
+        "calls": 10, "calls_warmup": 2, "calls_rate": 20, "calls_runs": 1,
     },
 }
 
@@ -95,6 +98,9 @@ ROWS = [
     ("lrs_idle_lrsocket", "idle_cpu", "(f) LrSocket, {n} plug-ins, nothing sent", "service CPU %", None),
     ("lrs_idle_longpoll", "idle_cpu", "(f) long-poll, {n} plug-ins, nothing sent", "service CPU %", None),
     ("lrs_idle_none", "idle_cpu", "(f) no plug-in, nothing sent (the baseline)", "service CPU %", None),
+    ("calls", "p50", "(g) call round trip to 1 plug-in, long-poll", "p50 ms", None),
+    ("calls", "p99", "", "p99 ms", None),
+    ("calls", "rate", "", "calls/s, trivial command", None),
 ]
 
 LRS_KEYS = tuple(sorted({row[0] for row in ROWS if row[0].startswith("lrs_")}))
@@ -164,7 +170,7 @@ class Suite:
         for section, keys in ((self._bridge_main, ("lat_http", "lat_zmq", "fan_0", "fan_1", "pubs")),
                               (self._bridge_throughput, ("throughput",)), (self._bridge_hub, ("hub",)),
                               (self._bridge_idle, ("idle_0", "idle_1")),
-                              (self._bridge_lrsocket, LRS_KEYS)):
+                              (self._bridge_lrsocket, LRS_KEYS), (self._bridge_calls, ("calls",))):
             if not any(self.wanted(k) for k in keys):
                 continue
             try:
@@ -239,6 +245,21 @@ class Suite:
                                      lambda n=n: scenarios.idle(fresh, n, p["idle_controls"]))
         finally:
             fresh.stop()
+
+    async def _bridge_calls(self, results):
+        p = self.p
+        if not bench_calls.available():
+            results["calls"] = Result(pending="lua5.1 for the plug-in under the SDK stand-in")
+            return
+        target = Bridge(self.workdir / "bridge-calls", self.env)
+        try:
+            target.start()
+            await self._scenario(results, "calls", p["calls_runs"],
+                                 lambda: bench_calls.calls(target, self.workdir / "calls-plugin", p["calls"],
+                                                           p["calls_warmup"], p["calls_rate"]),
+                                 note="the plug-in under lua5.1 and the SDK stand-in; 32 calls in flight for the rate")
+        finally:
+            target.stop()
 
     async def _bridge_lrsocket(self, results):
         p = self.p

@@ -62,6 +62,15 @@ CATALOGUE = (
     Ending("hub_unavailable", 503, 1013, action=RETRY,
            reason="the bridge hub is unavailable: reconnect and resume", wire=True),
     Ending("internal", 500, action=RETRY, reason="internal error", wire=True),
+    # commands (docs/BACKENDS.md): how a call ended when it did not end in a result
+    Ending("unknown_command", 404, action=STOP, reason="no such command (never made, or forgotten)", wire=True),
+    Ending("too_many_commands", 429, action=RETRY, reason="too many commands pending: retry later", wire=True),
+    Ending("command_expired", 504, action=RETRY, reason="never delivered before its deadline: safe to retry",
+           wire=True),
+    # 4xx: a client must not repeat these as they are (5xx means "retry" to every client of the bridge)
+    Ending("command_unknown", 409, action=STOP, reason="delivered, no answer in time: it may have run", wire=True),
+    Ending("command_failed", 422, action=STOP, reason="the client ran it and it failed", wire=True),
+    Ending("not_supported", 422, action=STOP, reason="the client has no such action", wire=True),
     # errors the gateway answers with by itself
     Ending("unauthorized", 401, reason="a token is required"),
     Ending("forbidden", 403, reason="not allowed for this caller"),

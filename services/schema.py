@@ -27,6 +27,9 @@ OP_DETACH = "detach"  # a WebSocket/SSE connection ended
 OP_METRICS = "metrics"  # counters and histograms for /metrics and the dashboard
 OP_JOBS = "jobs"  # the latest state of each job (docs/DURABILITY.md)
 OP_CREDIT = "credit"  # a WebSocket/SSE reader wrote messages out: the hub may push that many more
+OP_CALL = "call"  # a backend asks a client to run a command and waits for its outcome (docs/BACKENDS.md)
+OP_COMMAND = "command"  # one command's state, waiting for its end
+OP_COMMANDS = "commands"  # pending and recent commands
 # LrSocket push into the plug-in (docs/TRANSPORTS.md, services/hub/lrsocket.py)
 OP_PUSH_ANNOUNCE = "push_announce"  # a session announces the port its LrSocket listens on
 OP_PUSH_WAIT = "push_wait"  # the gateway sent the probe: answered when the plug-in acknowledges it
@@ -142,6 +145,13 @@ REQUEST_FIELDS = {
         "client_id": ("str", True), "client_secret": ("str", True), "port": ("int", True), "probe": ("str", True),
     },
     OP_PUSH_CHECK: {"client_id": ("str", True), "client_secret": ("str", True), "seq": ("seq", False)},
+    OP_CALL: {
+        "command_id": ("str", True), "target": ("target", True), "to": ("str", True), "action": ("str", True),
+        "within": ("number", True), "caller": ("str", False), "wait": ("number", False),
+        "progress": ("bool", False),  # params: any value (a map, usually)
+    },
+    OP_COMMAND: {"command_id": ("str", True), "wait": ("number", False), "progress": ("bool", False)},
+    OP_COMMANDS: {},
 }
 
 

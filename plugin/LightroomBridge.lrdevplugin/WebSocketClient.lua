@@ -29,6 +29,7 @@ local LrSocket = import 'LrSocket'
 local LrTasks = import 'LrTasks'
 
 local BridgeStatus = require 'BridgeStatus'
+local Commands = require 'Commands'
 local Config = require 'Config'
 local Connection = require 'Connection'
 local Dispatcher = require 'Dispatcher'
@@ -309,6 +310,16 @@ end
 --- The one handler for messages of `messageType` (called before the listeners).
 function M.registerHandler(messageType, handler)
 	dispatcher:registerHandler(messageType, handler)
+end
+
+-- Commands from backends (docs/PLUGIN.md): each runs in its own task, its outcome goes back to the caller.
+local commands = Commands.new(runtime, function(message) return M.send(message) end)
+dispatcher:registerHandler('command', function(message) commands:handle(message) end)
+
+--- Run `fn(params, command)` for each backend call of `action`; what it returns goes back to the caller,
+--- an error it raises goes back as CommandFailed; command:progress(pct, text) reports progress.
+function M.registerCommand(action, fn)
+	commands:register(action, fn)
 end
 
 return M

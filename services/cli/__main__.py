@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from services.cli import commands, exits, offline, run, tail
+from services.cli import calls, commands, exits, offline, run, tail
 from services.cli.http import ApiError, Bridge, NotRunning, default_address, default_host, default_port
 from services.settings import ConfigError
 
@@ -78,6 +78,13 @@ def build_parser(environ=os.environ):
     p.add_argument("--count", type=int, default=0, help="stop after this many messages")
     p = add("cleanup", commands.cleanup, "remove clients that stopped polling")
     p.add_argument("--minutes", type=float, help="idle longer than this (default: BRIDGE_STALE_SECONDS)")
+    p = add("call", calls.call, "run an action on a client and print its result (docs/BACKENDS.md)")
+    p.add_argument("client", help="the client's id, or a client type (lightroom: the one heard from last)")
+    p.add_argument("action", help="the action the plug-in registered, e.g. ping")
+    p.add_argument("params", nargs="?", default="{}", help='its parameters as JSON (default {}), e.g. \'{"n": 1}\'')
+    p.add_argument("--within", type=float, default=30.0, help="the command's deadline in seconds (default 30)")
+    p.add_argument("--no-wait", action="store_true", help="print the command id at once instead of the result")
+    add("commands", calls.commands, "pending and recent commands: state, caller, client, duration")
     p = add("dashboard", commands.dashboard, "print the dashboard's address and open it in the browser")
     p.add_argument("--no-open", action="store_true", help="only print the address")
     return parser

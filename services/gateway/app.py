@@ -2,7 +2,7 @@
 
 import falcon.asgi
 
-from services.gateway import dashboard, errors, health, jobs, lrsocket, metrics, resources, sse, websocket
+from services.gateway import calls, dashboard, errors, health, jobs, lrsocket, metrics, resources, sse, websocket
 from services.gateway.access_log import AccessLog
 from services.gateway.compression import GzipResponses
 from services.gateway.auth import ClientSecrets, OperatorAuth
@@ -41,6 +41,9 @@ def create_app(config, hub):
         "/ws/cleanup": resources.Cleanup,
         "/ws/jobs": jobs.Jobs,
         "/ws/jobs/{job_id}": jobs.Job,
+        "/ws/call/{client_id}": calls.Call,
+        "/ws/commands": calls.Commands,
+        "/ws/commands/{command_id}": calls.Command,
         "/ws/health": health.Health,
         "/metrics": metrics.Metrics,
         "/ws": websocket.WebSocketEndpoint,

@@ -210,6 +210,33 @@ PATHS = {
         params=[_path_param("job_id", {"type": "string", "minLength": 1, "maxLength": 200})],
         operator=True,
     )},
+    "/ws/call/{client_id}": {"post": _op(
+        "Run an action on a client (a client id, or a client type) and answer with its result (docs/BACKENDS.md)",
+        "operator",
+        _success("the command's result", {"command_id": {"type": "string"}, "result": {},
+                                          "command": {"type": "object"}}, ["command_id", "command"]),
+        body=_body({"type": "object", "required": ["action"], "properties": {
+            "action": {"type": "string", "pattern": IDENT}, "params": {},
+            "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3600},
+            "wait": {"type": "boolean"}}}),
+        params=[_path_param("client_id", {"type": "string", "minLength": 1, "maxLength": 200})],
+        extra=[_RATE, ["409", "422", "504"]], operator=True,
+    )},
+    "/ws/commands": {"get": _op(
+        "Pending commands and the most recent finished ones, with state, caller, client and duration", "operator",
+        _success("the commands", {"pending": {"type": "array", "items": {"type": "object"}},
+                                  "recent": {"type": "array", "items": {"type": "object"}},
+                                  "count": {"type": "integer"}, "stats": {"type": "object"}},
+                 ["pending", "recent", "count"]),
+        operator=True,
+    )},
+    "/ws/commands/{command_id}": {"get": _op(
+        "One command (404, code unknown_command, when unknown); ?wait= seconds for it to end", "operator",
+        _success("the command", {"command": {"type": "object"}}, ["command"]),
+        params=[_path_param("command_id", {"type": "string", "minLength": 1, "maxLength": 64}),
+                _query("wait", {"type": "number", "minimum": 0})],
+        operator=True,
+    )},
     "/ws": {"get": {
         "summary": "The WebSocket endpoint (docs/TRANSPORTS.md); a plain GET is told to upgrade",
         "tags": ["client"], "x-websocket": True,
@@ -298,6 +325,10 @@ _ERROR_TEXT = {
     "409": "LrSocket push: no current announcement, the port is held already, or nothing listens on it",
     "429": "too many clients, handshakes or sends: retry after Retry-After seconds",
     "503": "the hub is not reachable: retry after Retry-After seconds",
+    "409": "a call: delivered, no answer by the deadline (command_unknown: it may have run)",
+    "422": ("a call: the client ran the command and it failed (command_failed, with its message), "
+            "or has no such action (not_supported)"),
+    "504": "a call: never delivered before the deadline (command_expired: it did not run, retry at will)",
 }
 
 SPEC = {

@@ -49,11 +49,13 @@ class Changes:
     queue; ``forgotten``: client ids dropped; ``history``; ``jobs`` (key ->
     state to write) and ``jobs_removed``; ``system_status`` (the newest, or
     ``None``: unchanged); ``stream`` (the notifier stream positions, or
-    ``None``: unchanged). ``clock`` is the loop's monotonic clock.
+    ``None``: unchanged); ``commands`` (id -> record to write) and
+    ``commands_removed`` (services/hub/commands.py). ``clock`` is the loop's
+    monotonic clock.
     """
 
     __slots__ = ("clock", "sessions", "meta", "unacked_moves", "removed_seqs", "forgotten", "history", "jobs",
-                 "jobs_removed", "system_status", "stream")
+                 "jobs_removed", "system_status", "stream", "commands", "commands_removed")
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
@@ -67,10 +69,13 @@ class Changes:
         self.jobs_removed = set()
         self.system_status = None
         self.stream = None
+        self.commands = {}
+        self.commands_removed = set()
 
     def __bool__(self):
         return bool(self.sessions or self.forgotten or self.removed_seqs or self.history or self.jobs
-                    or self.jobs_removed or self.system_status is not None or self.stream is not None)
+                    or self.jobs_removed or self.system_status is not None or self.stream is not None
+                    or self.commands or self.commands_removed)
 
     def meta_changed(self, session):
         """``session``'s stored meta changed (and so did the session)."""
@@ -95,3 +100,5 @@ class Changes:
         self.jobs_removed.clear()
         self.system_status = None
         self.stream = None
+        self.commands.clear()
+        self.commands_removed.clear()

@@ -49,6 +49,18 @@ SETTINGS = (
             "how long a finished job is remembered"),
     Setting("BRIDGE_JOB_STALE_SECONDS", "job_stale_seconds", "float", 120.0, 0.1, None,
             "a running job with no event for this long is shown as stalled"),
+    # docs/BACKENDS.md: commands (calls into a client)
+    Setting("BRIDGE_COMMANDS_PER_CLIENT", "commands_per_client", "int", 100, 1, 100_000,
+            "commands pending at once for one client"),
+    Setting("BRIDGE_COMMANDS_PER_CALLER", "commands_per_caller", "int", 1000, 1, 1_000_000,
+            "commands pending at once from one caller"),
+    Setting("BRIDGE_COMMAND_MAX_TIMEOUT", "command_max_timeout", "float", 3600.0, 0.1, 7 * 86400,
+            "the longest deadline a call may ask for, seconds"),
+    Setting("BRIDGE_COMMANDS_KEEP", "commands_keep", "int", 1000, 0, 1_000_000, "ended commands kept"),
+    Setting("BRIDGE_COMMANDS_KEEP_BYTES", "commands_keep_bytes", "int", 64 * 1024 * 1024, 0, None,
+            "ended commands kept, in encoded bytes"),
+    Setting("BRIDGE_COMMANDS_KEEP_SECONDS", "commands_keep_seconds", "float", 86400.0, 0, None,
+            "how long an ended command is kept"),
 )
 
 HubConfig = settings.config_class(

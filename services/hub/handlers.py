@@ -11,12 +11,12 @@ dispatch wrapper.
 
 from services import protocol
 from services.protocol import ProtocolError
-from services.hub import lrsocket, recovery
+from services.hub import commands, lrsocket, recovery
 from services.hub.requests import PollRequest
 
 # Client messages the hub answers itself; every other type is an application
 # message, acknowledged and handed to backends on BRIDGE_CLIENT_EVENTS.
-BUILTIN_TYPES = ("ping", "register", "subscribe", "unsubscribe")
+BUILTIN_TYPES = ("ping", "register", "subscribe", "unsubscribe", "command_result", "command_progress")
 
 
 class Context:
@@ -216,6 +216,8 @@ CLIENT_MESSAGES = {
     "register": register,
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
+    "command_result": commands.client_result,
+    "command_progress": commands.client_progress,
 }
 
 def jobs(hub, ctx, req):
@@ -245,4 +247,7 @@ HANDLERS = {
     protocol.OP_METRICS: metrics,
     protocol.OP_JOBS: jobs,
     **lrsocket.HANDLERS,
+    protocol.OP_CALL: commands.call,
+    protocol.OP_COMMAND: commands.command,
+    protocol.OP_COMMANDS: commands.listing,
 }

@@ -19,6 +19,7 @@ from services.protocol import ProtocolError
 from services.hub.metrics import HubMetrics, Published
 from services.hub.admission import Admission
 from services.hub.changes import Changes
+from services.hub.commands import Commands
 from services.hub import conflation
 from services.hub.history import History
 from services.hub.jobs import Jobs
@@ -90,6 +91,7 @@ class Hub:
                                max_bytes=config.history_max_bytes, changes=changes.history)
         self.jobs = Jobs(config.jobs_max, config.jobs_keep_seconds, wallclock, config.job_stale_seconds, changes)
         self.store = store or MemoryStore()
+        self.commands = Commands(self, config)  # docs/BACKENDS.md: calls into a client
 
     # ----------------------------------------------------------- restore
     def restore(self, snapshot=EMPTY):
@@ -130,6 +132,9 @@ class Hub:
             self.jobs.system_status = snapshot.system_status
         if snapshot.stream is not None and getattr(self, "stream", None) is not None:
             self.stream.load(snapshot.stream)
+        for record in snapshot.commands:
+            self.commands.restore(record)
+        self.commands.restored()
 
     # ----------------------------------------------------------- sessions
     def now_iso(self):
@@ -406,6 +411,7 @@ class Hub:
         """Age out channel history and finished jobs (from the stale sweep)."""
         self.history.prune()
         self.jobs.prune()
+        self.commands.prune()
 
     def poll(self, session, request):
         """Answer a poll (a ``PollRequest``, services/hub/requests.py) now, or park it; returns reply fields or
@@ -428,6 +434,8 @@ class Hub:
             return {"messages": [], "dropped": 0, "timestamp": self.now_iso(), "superseded": True}
         if ack is not None:
             session.ack(ack)
+            if session.client_id in self.commands.pending:
+                self.commands.observe(session)  # an acknowledged command is running
         session.reader = reader
         session.transport = transport or protocol.TRANSPORT_POLL
         if session.parked is not None:
@@ -476,6 +484,8 @@ class Hub:
             parked.window_bytes -= size  # below 0 by at most one message: the gateway's bound allows one more
             self.metrics.delivered(taken)
             self.stats["delivered"] += len(messages)
+            if session.client_id in self.commands.pending:
+                self.commands.observe(session, messages[-1]["seq"])
             fields = {"messages": messages, "dropped": session.take_dropped(messages[0]["seq"]),
                       "timestamp": self.now_iso(), "bytes": size, "open": True}
             self.reply(parked.peer, parked.req_id, fields)
@@ -489,6 +499,8 @@ class Hub:
             self.changes.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(taken)
         self.stats["delivered"] += len(messages)
+        if messages and session.client_id in self.commands.pending:
+            self.commands.observe(session, messages[-1]["seq"])
         upto = (messages[0]["seq"] if messages else start or 0) if keep else None
         fields = {"messages": messages, "dropped": session.take_dropped(upto), "timestamp": self.now_iso()}
         if session.queue and not keep:
@@ -502,6 +514,8 @@ class Hub:
         self.seen(session)
         if seq is not None:
             session.ack(max(0, seq))
+            if session.client_id in self.commands.pending:
+                self.commands.observe(session)
         return session
 
     def detach(self, session, reader):
@@ -546,13 +560,17 @@ class Hub:
             if parked is not None and parked.deadline == deadline:
                 session.last_seen = now
                 self._answer(session, [])
+        self.commands.expire()
 
     def next_deadline(self):
         """The monotonic time of the next parked-poll deadline, or ``None``."""
         deadlines = self.deadlines
         while deadlines and (deadlines[0][2].parked is None or deadlines[0][2].parked.deadline != deadlines[0][0]):
             heapq.heappop(deadlines)
-        return deadlines[0][0] if deadlines else None
+        wake = self.commands.next_wake()
+        if deadlines and (wake is None or deadlines[0][0] < wake):
+            return deadlines[0][0]
+        return wake
 
     def remove_stale(self, older_than):
         """Drop sessions idle for more than ``older_than`` seconds (ephemeral ones sooner); returns their ids."""
@@ -569,6 +587,7 @@ class Hub:
         for session in list(self.sessions.values()):
             if session.parked is not None:
                 self._answer(session, [], closed=True)
+        self.commands.close()
 
     # ------------------------------------------------------------- reports
     def describe(self, session):
@@ -646,4 +665,5 @@ class Hub:
             "jobs": len(self.jobs.jobs),
             "stream": self.stream.describe() if getattr(self, "stream", None) is not None else None,
             "job_stale_seconds": self.config.job_stale_seconds,
+            "commands": self.commands.summary(),
         }

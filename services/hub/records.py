@@ -38,6 +38,7 @@ class Snapshot(NamedTuple):
     jobs: dict
     system_status: object
     stream: object
+    commands: list = ()  # command records (services/hub/commands.py)
 
 
 EMPTY = Snapshot([], [], {}, None, None)

@@ -34,6 +34,7 @@ Tables (records are msgpack maps, written with ``protocol.encode_record``)::
     jobs     (job_id PK, body)
     meta     (key PK, value)            schema version, newest system_status, the notifier stream position
                                         (``stream``: {epoch: last seq applied}, services/hub/stream.py)
+    commands (id PK, body)              one record per command (services/hub/commands.py)
 
 ``MemoryStore`` is the ``BRIDGE_STORE=:memory:`` stand-in: same interface,
 nothing kept.
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS history (
     channel TEXT NOT NULL, offset INTEGER NOT NULL, ts REAL NOT NULL, msg_id INTEGER NOT NULL,
     PRIMARY KEY (channel, offset)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 """
 
 # The session attribute holding the client's secret (services/hub/admission.py).
@@ -233,7 +235,7 @@ class SqliteStore:
             # No older layout was ever released; start afresh (clients see new epochs and handshake again).
             log.warning("store %s has the older schema %s: starting with an empty store", self.path, row[0])
             tables = ("meta", "sessions", "queue", "queue_groups", "holes", "messages", "message_runs", "channels",
-                      "history", "jobs")
+                      "history", "jobs", "commands")
             self.db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in tables) + _SCHEMA)
             row = None
         if row is None:
@@ -348,12 +350,13 @@ class SqliteStore:
         system_status = None if row is None else protocol.decode_record(row[0])
         row = db.execute("SELECT value FROM meta WHERE key='stream'").fetchone()
         stream = None if row is None else protocol.decode_record(row[0])
+        commands = [protocol.decode_record(body) for (body,) in db.execute("SELECT body FROM commands")]
         log.info(
             "store %s: restored %d clients, %d queued messages, %d channels, %d jobs%s",
             self.path, len(sessions), queued, len(channels), len(jobs),
             f" ({orphans} orphan rows skipped)" if orphans else "",
         )
-        return Snapshot(sessions, channels, jobs, system_status, stream)
+        return Snapshot(sessions, channels, jobs, system_status, stream, commands)
 
     # -------------------------------------------------------------- commit
     def commit(self, changes):
@@ -377,6 +380,7 @@ class SqliteStore:
             self._write_history(changes.history, turn),
             self._write_jobs(changes),
             self._write_stream(changes),
+            self._write_commands(changes),
             self._write_messages(turn),
         )
         writes = [(sql, rows) for steps, _ in parts for sql, rows in steps if rows]
@@ -626,6 +630,15 @@ class SqliteStore:
         rows = [(protocol.encode_record(dict(stream)),)] if stream is not None else ()
         return (("INSERT OR REPLACE INTO meta VALUES ('stream', ?)", rows),), None
 
+    def _write_commands(self, changes):
+        """The ``commands`` rows: each command's record as it changed this turn (services/hub/commands.py)."""
+        encode = protocol.encode_record
+        steps = (
+            ("DELETE FROM commands WHERE id=?", [(k,) for k in changes.commands_removed]),
+            ("INSERT OR REPLACE INTO commands VALUES (?, ?)", [(k, encode(r)) for k, r in changes.commands.items()]),
+        )
+        return steps, None
+
     def _write_messages(self, turn):
         """The ``message_runs`` (and, for a run too large, ``messages``) rows: every message first stored this turn.
 
@@ -701,7 +714,7 @@ class SqliteStore:
     def counts(self):
         """Rows per table, and for ``messages`` the messages stored (tests use it to show the store is bounded)."""
         tables = ("sessions", "queue", "queue_groups", "holes", "messages", "message_runs", "channels", "history",
-                  "jobs")
+                  "jobs", "commands")
         counts = {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
         counts["messages"] += self.db.execute("SELECT COALESCE(SUM(last - id + 1), 0) FROM message_runs").fetchone()[0]
         return counts

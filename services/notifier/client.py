@@ -47,6 +47,10 @@ import zmq
 
 from services import curve, messages, protocol, settings
 from services.messages import DEFAULT_CHANNELS, MessageError
+from services.notifier.calls import (
+    AsyncCaller, BridgeUnavailable, CallError, Caller, CommandFailed, Expired, NoSuchClient, NoSuchCommand,
+    NotSupported, StillPending, TooManyCommands, Unknown,
+)
 from services.notifier.listener import ClientEvent, Listener
 from services.protocol import ProtocolError
 
@@ -55,6 +59,9 @@ __all__ = [
     "broadcast", "get_websocket_fallback", "send_to_client", "send_to_client_type", "send_websocket_notification",
     "job_created", "job_started", "job_progress", "job_completed", "job_failed", "photo_imported",
     "photo_analyzed", "session_created", "system_status", "resource_warning",
+    # calls into a client (services/notifier/calls.py)
+    "AsyncCaller", "BridgeUnavailable", "CallError", "Caller", "CommandFailed", "Expired", "NoSuchClient",
+    "NoSuchCommand", "NotSupported", "StillPending", "TooManyCommands", "Unknown", "call", "result",
 ]
 
 log = logging.getLogger(__name__)
@@ -427,3 +434,26 @@ def send_websocket_notification(message_type, data, channel=None):
 for _name in messages.BUILDERS:
     globals()[_name] = _on_default(_name)
 del _name
+
+
+# ------------------------------------------------------------ calls into a client
+_caller = None
+_caller_lock = threading.Lock()
+
+
+def _default_caller():
+    global _caller
+    with _caller_lock:
+        if _caller is None:
+            _caller = Caller()
+        return _caller
+
+
+def call(target, action, params=None, timeout=30.0, **options):
+    """``Caller().call`` on a shared caller: run ``action`` on a client, return its result (services/notifier/calls.py)."""
+    return _default_caller().call(target, action, params, timeout, **options)
+
+
+def result(command_id, timeout=30.0, **options):
+    """``Caller().result`` on the shared caller: wait for a command made with ``call(..., wait=False)``."""
+    return _default_caller().result(command_id, timeout, **options)

@@ -11,6 +11,7 @@ It prints one JSON object per line on stdout:
     {"ev": "handler", "type": ..., "data": ...}  registerHandler for HANDLED_TYPES
     {"ev": "listener", "type": ..., "data": ...} addEventListener for LISTENED_TYPES
     {"ev": "sent", "action": ..., "ok": ..., "response"|"error": ..., "seconds": ...}
+    {"ev": "command_ran", "action": ..., "id": ...}   a backend's command ran (echo, fail, slow)
     {"ev": "stopped", "tasks": N, "seconds": S}  after a disconnect or shutdown command, once every task ended
     {"ev": "exit", "reason": ...}
     {"ev": "execute", "command": ..., "pid": ..., "status": ...}   LrTasks.execute ran a command (the plug-in
@@ -143,6 +144,25 @@ local function onCommand(message)
 		action(message)
 	end, 'driver command')
 end
+
+-- Commands a backend may call (tests/system/test_plugin_commands.py); each run prints {"ev": "command_ran"}.
+WebSocketClient.registerCommand('echo', function(params, command)
+	emit({ ev = 'command_ran', action = 'echo', id = command.id })
+	return params
+end)
+WebSocketClient.registerCommand('fail', function(params, command)
+	emit({ ev = 'command_ran', action = 'fail', id = command.id })
+	error(params.message or 'failed')
+end)
+WebSocketClient.registerCommand('slow', function(params, command)
+	emit({ ev = 'command_ran', action = 'slow', id = command.id })
+	local steps = tonumber(params.steps) or 3
+	for i = 1, steps do
+		LrTasks.sleep(tonumber(params.pause) or 0.2)
+		command:progress(100 * i / steps, 'step ' .. i)
+	end
+	return { steps = steps }
+end)
 
 LrTasks._onExecute = function(record)
 	emit({ ev = 'execute', command = record.command, pid = record.pid, status = record.status, output = record.output })

@@ -5,7 +5,7 @@ local shim = require 'lr_shim'
 
 local DIR = shim.pluginDir .. '/' -- the folder `require` searches (spec/support/helper.lua)
 local PURE = { 'Json', 'Backoff', 'Envelope', 'SeqTracker', 'Dispatcher', 'Transport', 'Config', 'Connection', 'BridgeStatus',
-	'Positions', 'SessionStore' }
+	'Positions', 'SessionStore', 'Commands' }
 
 local function read(path)
 	local f = assert(io.open(path, 'rb'))

@@ -18,7 +18,7 @@
 
   const state = {
     token: null, clientId: null, secret: null, lastSeq: 0, transport: "connecting",
-    jobs: new Map(), system: null, warning: null, samples: [], prev: null, jobsRoute: true,
+    jobs: new Map(), system: null, warning: null, samples: [], prev: null, jobsRoute: true, commandsRoute: true,
     staleSeconds: 120,
   };
 
@@ -355,6 +355,35 @@
     $("clients-count").textContent = nLive + " live · " + nIdle + " without a reader";
   }
 
+  // Backends' calls into clients (GET /ws/commands): pending first, then the most recent that ended.
+  function commandRow(c) {
+    const tr = document.createElement("tr");
+    tr.dataset.commandId = c.command_id;
+    tr.dataset.state = c.state;
+    tr.className = "command-" + c.state;
+    cell(tr, c.action);
+    cell(tr, c.state);
+    cell(tr, c.caller);
+    cell(tr, c.client_type + " " + String(c.client_id || "").slice(0, 8)).title = c.client_id;
+    cell(tr, duration(c.duration), "num");
+    const p = c.progress;
+    cell(tr, c.error ? c.error.code + ": " + c.error.message
+      : p ? (typeof p.pct === "number" ? Math.round(p.pct) + "% " : "") + (p.text || "") : "");
+    cell(tr, c.command_id, "id").title = c.command_id;
+    return tr;
+  }
+
+  function renderCommands(listing) {
+    const body = $("commands").querySelector("tbody");
+    const pending = listing.pending || [], recent = (listing.recent || []).slice(0, HISTORY_ROWS);
+    body.replaceChildren();
+    pending.forEach((c) => body.appendChild(commandRow(c)));
+    if (pending.length && recent.length) body.appendChild(groupRow("Ended"));
+    recent.forEach((c) => body.appendChild(commandRow(c)));
+    $("commands-empty").hidden = pending.length + recent.length > 0;
+    $("commands-count").textContent = pending.length + " pending";
+  }
+
   function renderChannels(channels) {
     const body = $("channels").querySelector("tbody");
     body.replaceChildren();
@@ -576,9 +605,10 @@
     refreshing = true;
     try {
       const askedAt = Date.now();
-      const [clients, status, health, jobs] = await Promise.all([
+      const [clients, status, health, jobs, commands] = await Promise.all([
         api("GET", "/ws/clients"), api("GET", "/ws/status"), api("GET", "/ws/health"),
         state.jobsRoute ? api("GET", "/ws/jobs") : Promise.resolve(null),
+        state.commandsRoute ? api("GET", "/ws/commands") : Promise.resolve(null),
       ]);
       renderHealth(health.status === 200 || health.status === 503 ? health.json : null);
       const s = status.status === 200 ? status.json.status : null;
@@ -587,6 +617,9 @@
       if (jobs && jobs.status === 404) state.jobsRoute = false;
       else if (jobs && jobs.status === 200) replaceJobs(jobs.json.jobs || [], askedAt);
       renderJobs();
+      if (commands && commands.status === 404) state.commandsRoute = false;
+      else if (commands && commands.status === 200) renderCommands(commands.json);
+      $("commands-panel").hidden = !state.commandsRoute;
       showError(clients.status === 401 ? "This bridge needs its admin token (BRIDGE_ADMIN_TOKEN)." : "");
     } catch (e) {
       renderHealth(null);
