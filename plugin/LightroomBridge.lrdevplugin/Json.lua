@@ -24,10 +24,10 @@ digits (up to 2^53), others with the fewest significant digits (at most 17)
 that round-trip, -0 as -0; NaN and infinities as null (as JavaScript does).
 The decimal separator is a dot whatever the locale. Strings are written as
 UTF-8 with control characters, DEL, and a few invisible or line-breaking
-characters (U+2028, U+2029, U+FEFF, ...) escaped as \uXXXX.
+characters (U+2028, U+2029, U+FEFF, ...) escaped as \u and four hex digits.
 
 decode() reads strict JSON (RFC 8259): no comments, no trailing commas, no
-unescaped control characters in strings, nothing after the value. \uXXXX
+unescaped control characters in strings, nothing after the value. \u-hex
 escapes become UTF-8, surrogate pairs one 4-byte character; a lone surrogate
 becomes U+FFFD. Values nested deeper than MAX_DECODE_DEPTH are refused (an
 error, never a stack overflow); encode() refuses values nested deeper than
