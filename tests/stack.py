@@ -74,6 +74,16 @@ def procfile_commands(path=ROOT / "Procfile"):
     return commands
 
 
+def running(workdir, env=None, names=("hub", "gateway", "notifier")):
+    """A fixture body: a ready ``Stack`` of ``names`` to yield, stopped however the test ends."""
+    stack = Stack(workdir, env)
+    try:
+        stack.start(*names).wait_ready()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
     """Call ``predicate`` until it returns a truthy value or ``timeout`` passes."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from services.notifier.client import NotifierUnavailable, Publisher
-from tests.stack import ROOT, Stack, wait_for
+from tests.stack import ROOT, running, wait_for
 from tests.system.notifier_support import collect, handshake, has, wait_for_notifier
 
 TIMEOUT = 0.5
@@ -16,10 +16,7 @@ SLACK = 0.4  # process scheduling on a loaded machine, on top of the timeout
 
 @pytest.fixture
 def stack(tmp_path):
-    stack = Stack(tmp_path / "acks", {"BRIDGE_STATUS_INTERVAL": "0", "BRIDGE_QUEUE_SIZE": "1000"})
-    stack.start("hub", "gateway", "notifier").wait_ready()
-    yield stack
-    stack.stop_all()
+    yield from running(tmp_path / "acks", {"BRIDGE_STATUS_INTERVAL": "0", "BRIDGE_QUEUE_SIZE": "1000"})
 
 
 def timed(call):

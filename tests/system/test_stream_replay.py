@@ -14,7 +14,7 @@ import time
 import pytest
 
 from services.notifier.client import Publisher
-from tests.stack import Stack, wait_for
+from tests.stack import Stack, running, wait_for
 from tests.system.notifier_support import handshake, wait_for_notifier
 
 CHANNEL = "ticks"
@@ -61,10 +61,7 @@ def check(reader, accepted):
 
 @pytest.fixture
 def bridge(tmp_path):
-    stack = Stack(tmp_path / "stream", {"BRIDGE_STATUS_INTERVAL": "0", "BRIDGE_QUEUE_SIZE": "5000"})
-    stack.start("hub", "gateway", "notifier").wait_ready()
-    yield stack
-    stack.stop_all()
+    yield from running(tmp_path / "stream", {"BRIDGE_STATUS_INTERVAL": "0", "BRIDGE_QUEUE_SIZE": "5000"})
 
 
 def test_hub_sigkills_mid_stream_lose_duplicate_and_reorder_nothing(bridge):
