@@ -27,7 +27,7 @@ class _Resource:
         self.config = config
 
     async def body(self, req):
-        return await read_object(req, self.config.max_body)
+        return await read_object(req, self.config.max_body, self.config.header_timeout)
 
     def message(self, body):
         return message_field(body, max_bytes=self.config.max_message_bytes)
