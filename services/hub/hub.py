@@ -393,8 +393,10 @@ class Hub:
         now = self.now_iso()
         position = self.history.channel(channel).position()
         if channel == "jobs":
-            jobs = self.jobs.listing()
+            jobs, left_out = self.jobs.listing(protocol.POLL_REPLY_BYTES)  # one message must fit one poll answer
             message = {"type": "jobs_snapshot", "jobs": jobs, "count": len(jobs)}
+            if left_out:
+                message["left_out"] = left_out
         elif channel == "system":
             latest = self.jobs.system_status
             message = {
