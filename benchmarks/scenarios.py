@@ -189,7 +189,8 @@ class HttpPublisher:
         span = max(slots, max((a[0] for a in taken), default=start) - start)
         waits = [a[1] for a in taken]
         return {"published": len(taken) / count * slots / span * 100, "answered": len(taken) / count * 100,
-                "publish_p50": ms(percentile(waits, 50)), "publish_p99": ms(percentile(waits, 99))}
+                "refused": len(self.errors), "publish_p50": ms(percentile(waits, 50)),
+                "publish_p99": ms(percentile(waits, 99))}
 
     async def close(self):
         await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -34,7 +34,7 @@ def test_every_figure_is_produced(tmp_path):
     assert by_key[("throughput", "lost")] == 0
     figures = {key: result.figures for key, result in suite.results["bridge"].items()}
     # Every HTTP publish of the fan-out was answered; the share of the offered rate is a share.
-    assert figures["fan_http"]["answered"] == 100
+    assert figures["fan_http"]["answered"] == 100 and figures["fan_http"]["refused"] == 0
     assert 0 < figures["fan_http"]["published"] <= 100
     # The prober's requests were made and timed, each kind.
     control = figures["control"]
