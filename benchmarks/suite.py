@@ -271,7 +271,8 @@ class Suite:
             await self._scenario(results, "flood", p["flood_runs"],
                                  lambda: scenarios.flood(target, p["flood_count"], p["flood_seconds"], "library"),
                                  note=f"a backend sends as fast as the library does for {p['flood_seconds']:g} s; "
-                                      "default BRIDGE_QUEUE_SIZE; polls with ack")
+                                      f"BRIDGE_QUEUE_SIZE {self.env.get('BRIDGE_QUEUE_SIZE', 'default')}; "
+                                      "polls with ack")
         finally:
             target.stop()
 
