@@ -503,8 +503,14 @@ class Hub:
         self.stats["delivered"] += len(messages)
         if messages and session.client_id in self.commands.pending:
             self.commands.observe(session, messages[-1]["seq"])
-        upto = (messages[0]["seq"] if messages else start or 0) if keep else None
-        fields = {"messages": messages, "dropped": session.take_dropped(upto), "timestamp": self.now_iso()}
+        if keep and not messages:
+            # Acknowledged delivery tells a loss with the next message: the client's ack of that message is what
+            # confirms the report, and a reply with no message could never be confirmed (lost in flight, it
+            # would be taken as told). The seq gap shows the loss at the same moment.
+            dropped = 0
+        else:
+            dropped = session.take_dropped(messages[0]["seq"] if keep else None)
+        fields = {"messages": messages, "dropped": dropped, "timestamp": self.now_iso()}
         if session.queue and not keep:
             fields["more"] = True
         elif keep and messages and session.pending(messages[-1]["seq"]):
