@@ -440,8 +440,7 @@ class Hub:
                 self.commands.observe(session)  # an acknowledged command is running
         session.reader = reader
         session.transport = transport or protocol.TRANSPORT_POLL
-        if session.parked is not None:
-            self._answer(session, [], superseded=True)
+        self.supersede(session)
         keep = ack is not None or after is not None
         start = max(session.acked, after or 0)
         self.stats["dropped"] += session.rewind(start)
@@ -534,6 +533,11 @@ class Hub:
             if session.parked is not None:
                 self._answer(session, [], closed=True)
         return session
+
+    def supersede(self, session):
+        """Another reader takes the session over: its parked poll, if any, is answered ``superseded``."""
+        if session.parked is not None:
+            self._answer(session, [], superseded=True)
 
     def _answer(self, session, messages, **extra):
         parked, session.parked = session.parked, None
