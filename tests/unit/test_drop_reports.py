@@ -72,3 +72,30 @@ def test_a_loss_with_nothing_to_carry_it_is_told_with_the_next_message_and_again
     done = hub.poll(s, PollRequest(b"gw", 4, 0, second["messages"][0]["seq"]))
     assert done["dropped"] == 0 and s.dropped_total == 3
     rig.store.db.close()
+
+
+def test_a_report_not_confirmed_when_the_hub_is_killed_is_told_again_after_the_restart(tmp_path):
+    """The reports outlive a hub restart: a reply lost with the hub must not take its count with it."""
+    from services import protocol
+    from services.hub.requests import PollRequest
+    from tests.unit.test_store import Rig
+
+    rig = Rig(tmp_path / "hub.sqlite3", queue_size=3)
+    s = rig.client(["jobs"])
+    acked = s.next_seq - 1
+    for n in range(5):  # two of the five overflow the queue of 3
+        rig.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": f"j{n}", "n": n}, "jobs")
+    told = rig.hub.poll(s, PollRequest(b"gw", 1, 0, acked))
+    assert told["dropped"] == 2 and [m["n"] for m in told["messages"]] == [2, 3, 4]
+    rig.commit()
+    hub = rig.restart()  # the reply never reached the client; the hub went down too
+    again = hub.poll(hub.sessions[s.client_id], PollRequest(b"gw", 2, 0, acked))
+    assert again["dropped"] == 2 and [m["n"] for m in again["messages"]] == [2, 3, 4]
+    rig.commit()
+    last = again["messages"][-1]["seq"]
+    hub.poll(hub.sessions[s.client_id], PollRequest(b"gw", 3, 0, last))  # confirmed
+    rig.commit()
+    hub = rig.restart()
+    after = hub.poll(hub.sessions[s.client_id], PollRequest(b"gw", 4, 0, acked))  # an old ack: nothing owed
+    assert after["dropped"] == 0 and hub.sessions[s.client_id].dropped_total == 2
+    rig.store.db.close()
