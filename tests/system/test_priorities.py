@@ -4,9 +4,9 @@ Real hub, notifier and gateway; 500 clients poll while a backend publishes
 steadily through the notifier. At the hub's ROUTER (spoken to as a gateway
 worker speaks: one batch of requests, batched replies) a control request
 queued behind a round of 500 poll answers is answered before all of them;
-over HTTP, a control request sent while the 500 poll is answered before the
-round of answers in flight ahead of it has been written out. Order is what is
-asserted, never time.
+over HTTP, a status request that reaches a gateway worker together with a
+round of 500 poll answers is answered before the round has been written out.
+Order is what is asserted, never time.
 """
 
 import asyncio
@@ -14,6 +14,7 @@ import itertools
 import json
 import threading
 
+import psutil
 import pytest
 import zmq
 
@@ -139,63 +140,70 @@ def test_control_replies_leave_the_hub_ahead_of_the_poll_round_queued_before_the
             acked[client] = answers[i]["messages"][-1]["seq"]
 
 
-def test_over_http_a_status_request_is_answered_within_the_round_of_poll_answers_ahead_of_it(bridge, steady_publish):
+@pytest.fixture
+def one_worker_bridge(stack_factory):
+    return stack_factory({"BRIDGE_HANDSHAKE_RATE": "0", "BRIDGE_SEND_RATE": "0", "BRIDGE_GATEWAY_WORKERS": "1"},
+                         services=("hub", "notifier", "gateway"))
+
+
+def test_over_http_a_status_request_is_answered_before_the_round_of_poll_answers_ahead_of_it(one_worker_bridge):
+    """The round is made to wait in the worker's socket: the worker is paused (SIGSTOP) while the hub answers
+    500 parked polls and the status request reaches it; once resumed, it answers the status before the round
+    is written out (on main it came after all 500)."""
+    bridge = one_worker_bridge
     gateway = Gateway(bridge.env["BRIDGE_HUB_RPC"])
     try:
         clients = _clients(gateway, CLIENTS)
+        order = asyncio.run(_round_behind_a_paused_worker(bridge, gateway, clients))
     finally:
         gateway.close()
-    answered = []  # one entry per poll answer the clients read, in order; "status" where a status answer was read
-    asyncio.run(_poll_and_ask(bridge, clients, answered))
-    statuses = [i for i, what in enumerate(answered) if what == "status"]
-    assert len(statuses) == 20
-    assert answered.count("poll") > 3 * CLIENTS  # the clients went round several times while the status requests ran
-    # Each status request was sent just as a poll answer was read (a round in flight behind it, CLIENTS
-    # answers at most): fewer than a round of poll answers was read before its own answer came.
-    sent_at = _sent_at(answered)
-    for start, end in zip(sent_at, statuses):
-        between = sum(1 for what in answered[start:end] if what == "poll")
-        assert between < CLIENTS, f"a status answer came after {between} poll answers"
+    assert order.count("poll") == CLIENTS and order.count("status") == 1
+    between = order.index("status")
+    assert between < CLIENTS, f"the status answer came after {between} of the {CLIENTS} poll answers ahead of it"
 
 
-def _sent_at(answered):
-    return [i for i, what in enumerate(answered) if what == "sent"]
-
-
-async def _poll_and_ask(bridge, clients, answered):
+async def _round_behind_a_paused_worker(bridge, gateway, clients):
+    worker = psutil.Process(bridge.procs["gateway"].pid).children()[0]
     conns = await open_many("127.0.0.1", bridge.http_port, len(clients))
-    stop = asyncio.Event()
-
-    async def poller(conn, client_id):
-        ack = 0
-        while not stop.is_set():
-            status, _, body = await conn.request(
-                b"GET", b"/ws/poll?client_id=%s&wait=5&ack=%d" % (client_id.encode(), ack), timeout=30)
-            assert status == 200, body[:300]
-            reply = json.loads(body)
-            if reply["messages"]:
-                ack = reply["messages"][-1]["seq"]
-            answered.append("poll")
-
-    tasks = [asyncio.create_task(poller(c, cid)) for c, cid in zip(conns, clients)]
     control = await Connection("127.0.0.1", bridge.http_port).open()
+    read = []
+
+    async def poll(conn, client_id, wait, record):
+        status, _, body = await conn.request(b"GET", b"/ws/poll?client_id=%s&wait=%g" % (client_id.encode(), wait),
+                                             timeout=30)
+        assert status == 200, body[:300]
+        if record:
+            assert json.loads(body)["messages"]
+            read.append("poll")
+
+    async def status():
+        code, _, body = await control.request(b"GET", b"/ws/status", timeout=30)
+        assert code == 200, body[:300]
+        read.append("status")
+
     try:
-        while answered.count("poll") < CLIENTS:  # every client polled once: the rounds are going
-            await asyncio.sleep(0.01)
-        for _ in range(20):
-            mark = len(answered)
-            while len(answered) == mark:  # send just as a poll answer was read
-                await asyncio.sleep(0)
-            answered.append("sent")
-            status, _, body = await control.request(b"GET", b"/ws/status", timeout=30)
-            assert status == 200, body[:300]
-            answered.append("status")
-            mark = answered.count("poll")
-            while answered.count("poll") < mark + CLIENTS // 4:  # the rounds go on between two requests
-                await asyncio.sleep(0.005)
+        # Drain what the handshake and subscribe queued, then park one poll each.
+        await asyncio.gather(*(poll(c, cid, 0, False) for c, cid in zip(conns, clients)))
+        parked = [asyncio.create_task(poll(c, cid, 20, True)) for c, cid in zip(conns, clients)]
+        while gateway.call([(protocol.OP_STATUS, {})])[0]["status"]["parked_polls"] < CLIENTS:
+            await asyncio.sleep(0.02)
+        worker.suspend()  # SIGSTOP; resumed within milliseconds, well inside the link's heartbeat timeout
+        try:
+            # 16 KB each: writing the round out takes the worker several times the status request's round trip
+            message = {"type": "m", "data": "x" * 16384}
+            gateway.call([(protocol.OP_PUBLISH, {"target": "channel", "to": CHANNEL, "message": message})])
+            gateway.call([(protocol.OP_STATUS, {})])  # a later turn: the round's answers have left the hub
+            asking = asyncio.create_task(status())
+            await asyncio.sleep(0)  # the request is written to the paused worker's socket
+            for _ in range(100):
+                if control.proto.transport.get_write_buffer_size() == 0:
+                    break
+                await asyncio.sleep(0.001)
+        finally:
+            worker.resume()
+        await asyncio.wait_for(asyncio.gather(asking, *parked), 30)
     finally:
-        stop.set()
         control.close()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         for c in conns:
             c.close()
+    return read
