@@ -15,7 +15,6 @@ rule 19).
 """
 
 import asyncio
-import collections
 import itertools
 import logging
 
@@ -57,9 +56,6 @@ class HubClient:
     """
 
     DRAIN_BUDGET = 2000  # replies handled per wake-up before yielding to the loop
-    # Poll answers resolved per loop pass: each wakes a task that writes an HTTP answer, so a round of
-    # 1 000 is spread over passes and a control reply (or request) that comes meanwhile goes first.
-    POLL_SLICE = 64
     # ZMTP PINGs on an idle link; a hub that answers none for the timeout (stopped, wedged, a half-open
     # connection) is a dead link: waiting requests fail at once and a fresh socket is made.
     HEARTBEAT_IVL_MS = 250
@@ -72,9 +68,7 @@ class HubClient:
         self.max_reply_bytes = max_reply_bytes  # ZMQ_MAXMSGSIZE: the hub never sends more (protocol.py)
         self._ids = itertools.count(1)
         self._pending = {}  # req_id -> future of a control request: resolved as soon as its reply is read
-        self._polls = {}  # req_id -> future of a poll: resolved after control replies, POLL_SLICE at a time
-        self._later = collections.deque()  # poll replies read and not resolved yet, in order
-        self._later_scheduled = False
+        self._polls = {}  # req_id -> future of a poll: resolved after the control replies read with it
         self._streams = {}  # req_id -> (sink, timer): requests answered by several replies (stream polls)
         self.reconnects = 0
         self._backoff = 0.0  # delay before the next fresh socket; grows while links keep failing at once
@@ -222,14 +216,15 @@ class HubClient:
             self._loop.call_soon(self._drain)
 
     def _drain(self):
-        """Read every reply waiting (up to ``DRAIN_BUDGET`` messages): a control request's is resolved at
-        once, a poll's (or a stream's) goes to ``_later``, resolved in order by ``_resolve_polls``."""
+        """Read every reply waiting (up to ``DRAIN_BUDGET`` messages): a control request's reply is handed
+        to its waiter at once, and the polls' (and streams') replies after all of them, in the order they
+        came, so a control answer read with a round of poll answers is written out first."""
         self._drain_scheduled = False
         sock = self._sock
         if sock is None:
             return
         pending = self._pending
-        later = self._later
+        later = []
         try:
             for _ in range(self.DRAIN_BUDGET):
                 try:
@@ -255,21 +250,13 @@ class HubClient:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
         finally:
-            if later and not self._later_scheduled:
-                self._later_scheduled = True
-                self._loop.call_soon(self._resolve_polls)
+            if later:
+                self._resolve_polls(later)
 
-    def _resolve_polls(self, count=None):
-        """Hand ``POLL_SLICE`` (or ``count``) poll replies to their waiters, in the order they came; the
-        rest next pass.
-
-        A waiter gone meanwhile (timed out, its link failed) is looked up
-        here, so its reply is dropped as any late reply is.
-        """
-        self._later_scheduled = False
-        later, polls, streams = self._later, self._polls, self._streams
-        for _ in range(min(count or self.POLL_SLICE, len(later))):
-            reply = later.popleft()
+    def _resolve_polls(self, replies):
+        """Hand poll and stream replies to their waiters (a reply nobody waits for any more is dropped)."""
+        polls, streams = self._polls, self._streams
+        for reply in replies:
             req_id = reply["id"]
             future = polls.get(req_id)
             if future is not None:
@@ -282,9 +269,6 @@ class HubClient:
                     del streams[req_id]
                     entry[1].cancel()
                 entry[0](reply)
-        if later:
-            self._later_scheduled = True
-            self._loop.call_soon(self._resolve_polls)
 
     def _watch(self):
         monitor = self._monitor
@@ -314,8 +298,6 @@ class HubClient:
                 log.info("connected to the hub at %s", self.endpoint)
 
     def _fail_all(self, reason):
-        if self._later:  # read before the link failed: they still answer their requests
-            self._resolve_polls(len(self._later))
         for future in [*self._pending.values(), *self._polls.values()]:
             if not future.done():
                 future.set_exception(HubUnavailable(reason))

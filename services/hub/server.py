@@ -349,15 +349,19 @@ class HubServer:
     def _ingest(self, sock, handler):
         """Read events like ``_drain``, but give the turn up to delivery once it waits.
 
-        After every ``BRIDGE_INGEST_SLICE`` events, the ingest stops if a parked
-        poll has something to deliver, a poll answer is held, or a request
-        waits on the ROUTER: what is left is read next turn (ZeroMQ holds it,
-        within its bounds), so a flood cannot take the turn from delivery. With
+        Once the turn has read what one poll answer can carry (the smaller of
+        ``BRIDGE_POLL_BATCH`` and ``BRIDGE_QUEUE_SIZE``: reading more cannot
+        make a waiting answer larger, only older or lost), it stops, checking
+        every ``BRIDGE_INGEST_SLICE`` events, if a parked poll has something to
+        deliver, a poll answer is held, or a request waits on the ROUTER. What
+        is left is read next turn (ZeroMQ and the notifier hold it, within
+        their bounds), so a flood cannot take the turn from delivery. With
         nobody waiting, the turn reads up to ``DRAIN_BUDGET`` as before.
         """
         budget = DRAIN_BUDGET
         step = self.config.ingest_slice
-        left = step
+        share = min(self.config.poll_batch, self.config.queue_size)
+        left = max(step, share)
         hub, rpc = self.hub, self.rpc
         while budget > 0:
             if self.leftover is not None and sock is self.events:

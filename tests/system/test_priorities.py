@@ -4,8 +4,8 @@ Real hub, notifier and gateway; 500 clients poll while a backend publishes
 steadily through the notifier. At the hub's ROUTER (spoken to as a gateway
 worker speaks: one batch of requests, batched replies) a control request
 queued behind a round of 500 poll answers is answered before all of them;
-over HTTP, a status request that reaches a gateway worker together with a
-round of 500 poll answers is answered before the round has been written out.
+over HTTP, a status request that reaches a gateway worker right behind 500
+polls is answered before the round of their answers is written out.
 Order is what is asserted, never time.
 """
 
@@ -147,9 +147,9 @@ def one_worker_bridge(stack_factory):
 
 
 def test_over_http_a_status_request_is_answered_before_the_round_of_poll_answers_ahead_of_it(one_worker_bridge):
-    """The round is made to wait in the worker's socket: the worker is paused (SIGSTOP) while the hub answers
-    500 parked polls and the status request reaches it; once resumed, it answers the status before the round
-    is written out (on main it came after all 500)."""
+    """500 polls, each with a message waiting, then a status request reach a paused gateway worker
+    (SIGSTOP); resumed, it sends them to the hub as one batch, the polls first. The status answer is written
+    before the round of poll answers (on main it came after all 500)."""
     bridge = one_worker_bridge
     gateway = Gateway(bridge.env["BRIDGE_HUB_RPC"])
     try:
@@ -168,8 +168,8 @@ async def _round_behind_a_paused_worker(bridge, gateway, clients):
     control = await Connection("127.0.0.1", bridge.http_port).open()
     read = []
 
-    async def poll(conn, client_id, wait, record):
-        status, _, body = await conn.request(b"GET", b"/ws/poll?client_id=%s&wait=%g" % (client_id.encode(), wait),
+    async def poll(conn, client_id, record):
+        status, _, body = await conn.request(b"GET", b"/ws/poll?client_id=%s&wait=20" % client_id.encode(),
                                              timeout=30)
         assert status == 200, body[:300]
         if record:
@@ -181,27 +181,25 @@ async def _round_behind_a_paused_worker(bridge, gateway, clients):
         assert code == 200, body[:300]
         read.append("status")
 
+    async def written(conn):
+        while conn.proto.transport.get_write_buffer_size():
+            await asyncio.sleep(0.001)
+
     try:
-        # Drain what the handshake and subscribe queued, then park one poll each.
-        await asyncio.gather(*(poll(c, cid, 0, False) for c, cid in zip(conns, clients)))
-        parked = [asyncio.create_task(poll(c, cid, 20, True)) for c, cid in zip(conns, clients)]
-        while gateway.call([(protocol.OP_STATUS, {})])[0]["status"]["parked_polls"] < CLIENTS:
-            await asyncio.sleep(0.02)
+        # Drain what the handshake and subscribe queued, then queue one message for everyone.
+        await asyncio.gather(*(poll(c, cid, False) for c, cid in zip(conns, clients)))
+        message = {"type": "m", "data": "x" * 16384}
+        gateway.call([(protocol.OP_PUBLISH, {"target": "channel", "to": CHANNEL, "message": message})])
         worker.suspend()  # SIGSTOP; resumed within milliseconds, well inside the link's heartbeat timeout
         try:
-            # 16 KB each: writing the round out takes the worker several times the status request's round trip
-            message = {"type": "m", "data": "x" * 16384}
-            gateway.call([(protocol.OP_PUBLISH, {"target": "channel", "to": CHANNEL, "message": message})])
-            gateway.call([(protocol.OP_STATUS, {})])  # a later turn: the round's answers have left the hub
+            polls = [asyncio.create_task(poll(c, cid, True)) for c, cid in zip(conns, clients)]
+            await asyncio.sleep(0)
             asking = asyncio.create_task(status())
-            await asyncio.sleep(0)  # the request is written to the paused worker's socket
-            for _ in range(100):
-                if control.proto.transport.get_write_buffer_size() == 0:
-                    break
-                await asyncio.sleep(0.001)
+            await asyncio.sleep(0)
+            await asyncio.wait_for(asyncio.gather(*(written(c) for c in [*conns, control])), 10)
         finally:
             worker.resume()
-        await asyncio.wait_for(asyncio.gather(asking, *parked), 30)
+        await asyncio.wait_for(asyncio.gather(asking, *polls), 30)
     finally:
         control.close()
         for c in conns:
