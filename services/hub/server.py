@@ -349,19 +349,23 @@ class HubServer:
     def _ingest(self, sock, handler):
         """Read events like ``_drain``, but give the turn up to delivery once it waits.
 
-        Once the turn has read what one poll answer can carry (the smaller of
+        Checking every ``BRIDGE_INGEST_SLICE`` events, the ingest stops once it
+        has read what one poll answer can carry (the smaller of
         ``BRIDGE_POLL_BATCH`` and ``BRIDGE_QUEUE_SIZE``: reading more cannot
-        make a waiting answer larger, only older or lost), it stops, checking
-        every ``BRIDGE_INGEST_SLICE`` events, if a parked poll has something to
-        deliver, a poll answer is held, or a request waits on the ROUTER. What
-        is left is read next turn (ZeroMQ and the notifier hold it, within
-        their bounds), so a flood cannot take the turn from delivery. With
+        make a waiting answer larger, only older or lost) if a parked poll has
+        something to deliver or a poll answer is held; and once it has read
+        ``BRIDGE_POLL_BATCH`` events if a request waits on the ROUTER (each
+        reply waits for a commit: stopping sooner for every control request
+        cost a flood a third of the hub's rate). What is left is read next
+        turn (ZeroMQ and the notifier hold it, within their bounds). With
         nobody waiting, the turn reads up to ``DRAIN_BUDGET`` as before.
         """
         budget = DRAIN_BUDGET
         step = self.config.ingest_slice
         share = min(self.config.poll_batch, self.config.queue_size)
+        request_share = self.config.poll_batch
         left = max(step, share)
+        read_all = 0
         hub, rpc = self.hub, self.rpc
         while budget > 0:
             if self.leftover is not None and sock is self.events:
@@ -375,8 +379,11 @@ class HubServer:
                 read = handler(frames) or 1
             budget -= read
             left -= read
+            read_all += read
             if left <= 0:
-                if hub.ready or self.held_polls or rpc.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                if hub.ready or self.held_polls:
+                    return
+                if read_all >= request_share and rpc.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                     return
                 left = step
 
