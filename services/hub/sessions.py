@@ -48,7 +48,7 @@ class Session:
     __slots__ = (
         "client_id", "client_type", "client_name", "connected_at", "last_seen",
         "last_poll", "subscriptions", "queue", "limit", "next_seq",
-        "dropped_total", "dropped_unreported", "reports", "parked", "info",
+        "dropped_total", "dropped_unreported", "reports", "reports_dirty", "parked", "info",
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
         "ephemeral",  # removed when its stream ends (a dashboard tab): docs/TRANSPORTS.md
@@ -68,6 +68,7 @@ class Session:
         self.dropped_total = 0
         self.dropped_unreported = 0
         self.reports = deque()  # [upto, count]: losses told in replies the client has not confirmed yet
+        self.reports_dirty = False  # reports changed since the store last wrote them (with the session's meta)
         self.parked = None
         self.info = {}
         self.acked = 0
@@ -223,6 +224,7 @@ class Session:
         """
         dropped, self.dropped_unreported = self.dropped_unreported, 0
         if dropped and upto is not None:
+            self.reports_dirty = True
             reports = self.reports
             if reports and reports[-1][0] >= upto:
                 reports[-1][1] += dropped  # told with no message past the last report: one confirmation for both
@@ -237,6 +239,7 @@ class Session:
         reports = self.reports
         while reports and reports[0][0] <= seq:
             reports.popleft()
+            self.reports_dirty = True
 
     def reads_from(self, start):
         """The client reads on from ``start``: reports told above it never arrived and are told again."""
@@ -244,3 +247,4 @@ class Session:
         reports = self.reports
         while reports:
             self.dropped_unreported += reports.popleft()[1]
+            self.reports_dirty = True
