@@ -1,12 +1,12 @@
 """Control requests go ahead of poll answers (docs/PROTOCOL.md, "Priorities").
 
-Real hub, notifier and gateway; 500 clients poll while a backend publishes
-steadily through the notifier. At the hub's ROUTER (spoken to as a gateway
-worker speaks: one batch of requests, batched replies) a control request
-queued behind a round of 500 poll answers is answered before all of them;
-over HTTP, a status request that reaches a gateway worker right behind 500
-polls is answered before the round of their answers is written out.
-Order is what is asserted, never time.
+Real hub, notifier and gateway, 500 clients. At the hub's ROUTER (spoken to
+as a gateway worker speaks: one batch of requests, batched replies), while a
+backend publishes steadily through the notifier, control requests queued
+behind a round of 500 poll answers are answered before all of them; over
+HTTP, a status request that reaches a gateway worker right behind 500 polls
+is answered before the round of their answers is written out. Order is
+what is asserted, never time.
 """
 
 import asyncio
@@ -39,15 +39,16 @@ def steady_publish(bridge):
     """A backend publishing to CHANNEL through the notifier, 100 messages a second, until the test ends."""
     stop = threading.Event()
     publisher = Publisher(environ=bridge.env, timeout=5)
-    sent = itertools.count(1)
 
     def run():
+        n = 0
         while not stop.wait(0.01):
-            publisher.broadcast({"type": "tick", "n": next(sent)}, channel=CHANNEL)
+            n += 1
+            publisher.broadcast({"type": "tick", "n": n}, channel=CHANNEL)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    yield sent
+    yield publisher
     stop.set()
     thread.join(10)
     publisher.close()
@@ -111,7 +112,7 @@ def _clients(gateway, count):
 
 def test_control_replies_leave_the_hub_ahead_of_the_poll_round_queued_before_them(bridge, gateway, steady_publish):
     clients = _clients(gateway, CLIENTS)
-    wait_for(lambda: next(steady_publish) > 20, message="the backend publishing")
+    wait_for(lambda: steady_publish.sent > 20, message="the backend publishing")
     acked = {c: 0 for c in clients}
     for _ in range(3):
         # A publish first: every client has it queued when its poll is read, so every poll of the round is
