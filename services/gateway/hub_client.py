@@ -26,6 +26,9 @@ from services.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
+# A poll and its stream (docs/PROTOCOL.md, "Priorities"): their replies are resolved after every other reply.
+POLL_OPS = frozenset((protocol.OP_POLL, protocol.OP_CREDIT, protocol.OP_DETACH))
+
 
 class HubUnavailable(Exception):
     """The hub did not answer in time, or is not connected."""
@@ -64,7 +67,8 @@ class HubClient:
         self.curve_keys = curve_keys  # services.curve.ClientKeys when the hub needs CURVE
         self.max_reply_bytes = max_reply_bytes  # ZMQ_MAXMSGSIZE: the hub never sends more (protocol.py)
         self._ids = itertools.count(1)
-        self._pending = {}
+        self._pending = {}  # req_id -> future of a control request: resolved as soon as its reply is read
+        self._polls = {}  # req_id -> future of a poll: resolved after the control replies read with it
         self._streams = {}  # req_id -> (sink, timer): requests answered by several replies (stream polls)
         self.reconnects = 0
         self._backoff = 0.0  # delay before the next fresh socket; grows while links keep failing at once
@@ -122,14 +126,15 @@ class HubClient:
         packed = self._encode(op, req_id, fields)
         loop = self._loop
         future = loop.create_future()
-        self._pending[req_id] = future
+        waiting = self._polls if op in POLL_OPS else self._pending
+        waiting[req_id] = future
         timer = loop.call_later(wait, _expire, future)
         try:
             self._queue(packed, future)
             reply = await future
         finally:
             timer.cancel()
-            self._pending.pop(req_id, None)
+            waiting.pop(req_id, None)
         if not reply["ok"]:
             raise HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"), reply.get("retry_after"))
         return reply
@@ -211,40 +216,59 @@ class HubClient:
             self._loop.call_soon(self._drain)
 
     def _drain(self):
+        """Read every reply waiting (up to ``DRAIN_BUDGET`` messages): a control request's reply is handed
+        to its waiter at once, and the polls' (and streams') replies after all of them, in the order they
+        came, so a control answer read with a round of poll answers is written out first."""
         self._drain_scheduled = False
         sock = self._sock
         if sock is None:
             return
         pending = self._pending
-        streams = self._streams
-        for _ in range(self.DRAIN_BUDGET):
-            try:
-                frames = protocol.recv_frames(sock, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except zmq.ZMQError as ex:
-                log.error("hub socket failed: %s", ex)
-                return
-            try:
-                replies = protocol.decode_replies(frames)
-            except ProtocolError as ex:
-                log.warning("bad reply from the hub dropped: %s", ex.reason)
-                continue
-            for reply in replies:
-                future = pending.get(reply["id"])
-                if future is not None:
-                    if not future.done():
-                        future.set_result(reply)
+        later = []
+        try:
+            for _ in range(self.DRAIN_BUDGET):
+                try:
+                    frames = protocol.recv_frames(sock, zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                except zmq.ZMQError as ex:
+                    log.error("hub socket failed: %s", ex)
+                    return
+                try:
+                    replies = protocol.decode_replies(frames)
+                except ProtocolError as ex:
+                    log.warning("bad reply from the hub dropped: %s", ex.reason)
                     continue
-                entry = streams.get(reply["id"])
-                if entry is not None:
-                    if not reply.get("open"):
-                        del streams[reply["id"]]
-                        entry[1].cancel()
-                    entry[0](reply)
-        # Budget spent with more waiting: let requests run, then carry on.
-        self._drain_scheduled = True
-        self._loop.call_soon(self._drain)
+                for reply in replies:
+                    future = pending.get(reply["id"])
+                    if future is not None:
+                        if not future.done():
+                            future.set_result(reply)
+                    else:
+                        later.append(reply)
+            # Budget spent with more waiting: let requests run, then carry on.
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
+        finally:
+            if later:
+                self._resolve_polls(later)
+
+    def _resolve_polls(self, replies):
+        """Hand poll and stream replies to their waiters (a reply nobody waits for any more is dropped)."""
+        polls, streams = self._polls, self._streams
+        for reply in replies:
+            req_id = reply["id"]
+            future = polls.get(req_id)
+            if future is not None:
+                if not future.done():
+                    future.set_result(reply)
+                continue
+            entry = streams.get(req_id)
+            if entry is not None:
+                if not reply.get("open"):
+                    del streams[req_id]
+                    entry[1].cancel()
+                entry[0](reply)
 
     def _watch(self):
         monitor = self._monitor
@@ -260,7 +284,7 @@ class HubClient:
                 log.warning(
                     "link to the hub at %s lost (the hub went away, stopped answering, or sent a frame over "
                     "%d bytes); failing %d waiting requests, reconnecting with a fresh socket",
-                    self.endpoint, self.max_reply_bytes, len(self._pending) + len(self._streams),
+                    self.endpoint, self.max_reply_bytes, len(self._pending) + len(self._polls) + len(self._streams),
                 )
                 self._fail_all("the hub went away")
                 # At once after a healthy link; a link that keeps failing (say, CURVE keys the hub refuses)
@@ -274,7 +298,7 @@ class HubClient:
                 log.info("connected to the hub at %s", self.endpoint)
 
     def _fail_all(self, reason):
-        for future in list(self._pending.values()):
+        for future in [*self._pending.values(), *self._polls.values()]:
             if not future.done():
                 future.set_exception(HubUnavailable(reason))
         for req_id in list(self._streams):

@@ -22,6 +22,8 @@ SETTINGS = (
             "idle time after which a client is removed"),
     Setting("BRIDGE_POLL_MAX_WAIT", "poll_max_wait", "float", 25.0, 0, 300, "longest hold of a long-poll, seconds"),
     Setting("BRIDGE_POLL_BATCH", "poll_batch", "int", 1000, 1, 100_000, "most messages in one poll answer"),
+    Setting("BRIDGE_INGEST_SLICE", "ingest_slice", "int", 50, 1, 100_000,
+            "events a hub turn reads before poll answers that wait go out"),
     Setting("BRIDGE_MAX_CLIENTS", "max_clients", "int", 10000, 1, None, "most clients at once"),
     # docs/SECURITY.md: rates (per second; 0 = unlimited) and channel limits; whether a client must give
     # its secret is the gateway's BRIDGE_REQUIRE_CLIENT_SECRET, decided where requests enter

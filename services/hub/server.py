@@ -30,6 +30,9 @@ MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
 # about a tenth of the hub's time re-examining queued messages during a flood.
 GC_YOUNG_THRESHOLD = 10000
 MAX_BATCHING_PEERS = 1024  # peers known to take batched replies (one per gateway worker connection)
+# Requests of a poll and its stream: their replies are the poll tier, sent after every other reply of a turn
+# (docs/PROTOCOL.md, "Priorities"). Every other op is control (handshake, send, publish, status, call...).
+POLL_OPS = frozenset((protocol.OP_POLL, protocol.OP_CREDIT, protocol.OP_DETACH))
 
 
 class _RateLimitedLog:
@@ -59,7 +62,9 @@ class HubServer:
         self.config = config
         self.ctx = context or zmq.Context.instance()
         self.clock = clock
-        self.held = []  # (peer, packed reply) waiting for this turn's commit
+        self.held = []  # (peer, packed reply) of control requests waiting for this turn's commit
+        self.held_polls = []  # the same for poll answers and pushes: sent after the control replies
+        self.leftover = None  # (events, offset, position) of a publish batch whose tail waits for the next ingest
         self.batching = set()  # peers that sent a batch, so take batched replies
         self.store_failed_at = -1e9
         self.store = store = open_store(config.store, config.store_sync)
@@ -108,7 +113,9 @@ class HubServer:
     # ------------------------------------------------------------- replies
     # Replies are held until the turn's changes are committed to the store, so a
     # gateway is never told "done" about something a crash could still undo.
-    def _send_reply(self, peer, req_id, fields):
+    def _send_reply(self, peer, req_id, fields, poll=None):
+        """Hold a reply for the turn's commit: a poll answer (``poll``, or fields with ``messages`` when the
+        hub answers a parked poll or pushes to a stream) in the poll tier, any other in the control tier."""
         payload = protocol.encode_reply(req_id, **fields)[1]
         if len(payload) > protocol.MAX_REPLY_BYTES:
             # The gateway would drop it and its link with it: say so instead (poll answers are cut well below).
@@ -116,18 +123,24 @@ class HubServer:
             log.error("reply of %d bytes to request %s is larger than the link allows; answered with an error",
                       len(payload), req_id)
             payload = protocol.encode_error(req_id, "internal", "the reply is larger than the hub may send")[1]
-        self.held.append((peer, payload))
+        if poll is None:
+            poll = "messages" in fields
+        (self.held_polls if poll else self.held).append((peer, payload))
 
-    def _send_error(self, peer, req_id, code, reason, field=None, retry_after=None):
-        self.held.append((peer, protocol.encode_error(req_id, code, reason, field, retry_after)[1]))
+    def _send_error(self, peer, req_id, code, reason, field=None, retry_after=None, poll=False):
+        (self.held_polls if poll else self.held).append(
+            (peer, protocol.encode_error(req_id, code, reason, field, retry_after)[1]))
 
-    def _release(self):
-        """Commit the turn's changes, then send the replies held during it.
+    def _release(self, polls=True):
+        """Commit the turn's changes, then send the replies held during it: control replies first, then
+        (unless ``polls`` is false) poll answers.
 
         A peer that batches its requests gets the turn's replies to it as one
-        message (or a few, each under ``protocol.BATCH_BYTES`` unless one reply
-        alone is larger); any other peer gets one message per reply. No
-        message is larger than ``protocol.MAX_REPLY_BYTES``, what a gateway accepts.
+        message per tier (or a few, each under ``protocol.BATCH_BYTES`` unless
+        one reply alone is larger), its control replies before its poll
+        answers; any other peer gets one message per reply, in the same
+        order. No message is larger than ``protocol.MAX_REPLY_BYTES``, what a
+        gateway accepts.
         """
         try:
             self.store.commit(self.changes)
@@ -137,8 +150,13 @@ class HubServer:
                 self.store_failed_at = now
                 log.exception("store commit failed; the changes are retried next turn, replies go out now")
         held, self.held = self.held, []
-        if not held:
-            return
+        if held:
+            self._send_held(held)
+        if polls and self.held_polls:
+            held, self.held_polls = self.held_polls, []
+            self._send_held(held)
+
+    def _send_held(self, held):
         by_peer = {}
         for peer, payload in held:
             by_peer.setdefault(peer, []).append(payload)
@@ -200,16 +218,16 @@ class HubServer:
             fields = dispatch(self.hub, self.request_ctx, req)
         except ProtocolError as ex:
             log.debug("%s refused: %s", req["op"], ex.reason)
-            self._send_error(peer, req["id"], ex.code, ex.reason, ex.field, ex.retry_after)
+            self._send_error(peer, req["id"], ex.code, ex.reason, ex.field, ex.retry_after, req["op"] in POLL_OPS)
             return
         except Exception:
             log.exception("op %s failed", req["op"])
-            self._send_error(peer, req["id"], "internal", "internal error in the hub")
+            self._send_error(peer, req["id"], "internal", "internal error in the hub", poll=req["op"] in POLL_OPS)
             return
         finally:
             self.hub.metrics.request(req["op"], time.perf_counter() - started)
         if fields is not None:
-            self._send_reply(peer, req["id"], fields)
+            self._send_reply(peer, req["id"], fields, req["op"] in POLL_OPS)
 
     def handle_event(self, frames):
         """Publish events from the notifier (one, or a batch): route each to the clients it names; returns how many.
@@ -236,7 +254,23 @@ class HubServer:
                     metrics.error("bad_event_frame")
                     self.bad.warn(b"events", ex.reason)
             return len(events)
+        return self._apply_publish(events, 0, position)
+
+    def _apply_publish(self, batch, offset, position):
+        """Apply ``BRIDGE_INGEST_SLICE`` events of a publish batch from ``offset``; returns how many it took.
+
+        The tail waits in ``leftover`` and is applied first in the next
+        ingest: the stream position only ever moves past events applied, so
+        a hub stopped with a tail waiting has it replayed.
+        """
+        end = offset + self.config.ingest_slice
+        if end < len(batch):
+            self.leftover = (batch, end, position)
+            events = batch[offset:end]
+        else:
+            events = batch[offset:] if offset else batch
         if position is not None:
+            position = (position[0], position[1] + offset)
             start = self.stream.live(position[0], position[1], len(events))
             if start is None:
                 return len(events)
@@ -312,7 +346,50 @@ class HubServer:
                 return
             budget -= handler(frames) or 1
 
+    def _ingest(self, sock, handler):
+        """Read events like ``_drain``, but give the turn up to delivery once it waits.
+
+        Checking every ``BRIDGE_INGEST_SLICE`` events, the ingest stops once it
+        has read what one poll answer can carry (the smaller of
+        ``BRIDGE_POLL_BATCH`` and ``BRIDGE_QUEUE_SIZE``: reading more cannot
+        make a waiting answer larger, only older or lost) if a parked poll has
+        something to deliver or a poll answer is held; and once it has read
+        ``BRIDGE_POLL_BATCH`` events if a request waits on the ROUTER (each
+        reply waits for a commit: stopping sooner for every control request
+        cost a flood a third of the hub's rate). What is left is read next
+        turn (ZeroMQ and the notifier hold it, within their bounds). With
+        nobody waiting, the turn reads up to ``DRAIN_BUDGET`` as before.
+        """
+        budget = DRAIN_BUDGET
+        step = self.config.ingest_slice
+        share = min(self.config.poll_batch, self.config.queue_size)
+        request_share = self.config.poll_batch
+        left = max(step, share)
+        read_all = 0
+        hub, rpc = self.hub, self.rpc
+        while budget > 0:
+            if self.leftover is not None and sock is self.events:
+                (batch, offset, position), self.leftover = self.leftover, None
+                read = self._apply_publish(batch, offset, position)
+            else:
+                try:
+                    frames = protocol.recv_frames(sock, zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                read = handler(frames) or 1
+            budget -= read
+            left -= read
+            read_all += read
+            if left <= 0:
+                if hub.ready or self.held_polls:
+                    return
+                if read_all >= request_share and rpc.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    return
+                left = step
+
     def _timeout_ms(self):
+        if self.leftover is not None:
+            return 0
         now = self.clock()
         wake = self.next_sweep
         deadline = self.hub.next_deadline()
@@ -324,14 +401,17 @@ class HubServer:
         return max(0, min(MAX_POLL_MS, int((wake - now) * 1000) + 1))
 
     def run_once(self, poller):
-        """One loop turn: wait, drain both inputs, deliver, run due timers."""
+        """One loop turn: wait, drain requests (their control replies sent at once), ingest events within
+        their share, deliver, run due timers, send the poll answers."""
         ready = dict(poller.poll(self._timeout_ms()))
         if self.rpc in ready:
             self._drain(self.rpc, self.handle_request)
-        if self.events in ready:
-            self._drain(self.events, self.handle_event)
+            if self.held:  # control replies go out now, ahead of this turn's ingest and poll answers
+                self._release(polls=False)
+        if self.events in ready or self.leftover is not None:
+            self._ingest(self.events, self.handle_event)
         if self.replay in ready:
-            self._drain(self.replay, self.handle_replay)
+            self._ingest(self.replay, self.handle_replay)
         self.request_replay()
         self.hub.flush()
         self.hub.expire()
