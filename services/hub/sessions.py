@@ -9,6 +9,9 @@ from services.hub.queues import MessageQueue
 MAX_SILENT_RANGES = 64
 # Loss reports a session keeps until the client confirms them (see Session.take_dropped).
 MAX_REPORTS = 64
+# ``reports`` and ``silent`` of most sessions stay empty: they share this stand-in until their first
+# entry (a deque costs 760 bytes; thousands of idle clients, docs/PERFORMANCE.md).
+_NONE_YET = ()
 
 
 class Parked:
@@ -67,12 +70,12 @@ class Session:
         self.next_seq = 1
         self.dropped_total = 0
         self.dropped_unreported = 0
-        self.reports = deque()  # [upto, count]: losses told in replies the client has not confirmed yet
+        self.reports = _NONE_YET  # [upto, count]: losses told in replies the client has not confirmed yet
         self.parked = None
         self.info = {}
         self.acked = 0
         self.sent = 0
-        self.silent = deque()  # [lo, hi] seq ranges evicted after delivery, not yet acked
+        self.silent = _NONE_YET  # [lo, hi] seq ranges evicted after delivery, not yet acked
         self.reader = None  # token of the attached WebSocket/SSE reader; None: plain polls
         self.transport = None  # "poll", "websocket" or "sse": how it last read
         self.secret = None  # proves the client owns this id (returned by the handshake)
@@ -109,6 +112,8 @@ class Session:
         if silent and silent[-1][1] == seq - 1:
             silent[-1][1] = seq
             return
+        if silent is _NONE_YET:
+            silent = self.silent = deque()
         silent.append([seq, seq])
         if len(silent) > MAX_SILENT_RANGES:
             lo, hi = silent.popleft()  # keep the bookkeeping bounded: assume the oldest lost
@@ -227,6 +232,8 @@ class Session:
             if reports and reports[-1][0] >= upto:
                 reports[-1][1] += dropped  # told with no message past the last report: one confirmation for both
             else:
+                if reports is _NONE_YET:
+                    reports = self.reports = deque()
                 reports.append([upto, dropped])
                 if len(reports) > MAX_REPORTS:
                     reports.popleft()  # bounded: the oldest is taken as received
