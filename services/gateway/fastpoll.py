@@ -20,10 +20,12 @@ import time
 
 from falcon.asgi.request import _SINGLETON_HEADERS_BYTESTR
 from falcon.util.uri import parse_query_string
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from services.gateway import access_log, errors
 from services.gateway.compression import MIN_GZIP_BYTES, accepts_gzip, gzip_body
-from services.gateway.resources import poll_answer
+from services.gateway.resources import poll_answer, poll_body, poll_request
+from services.protocol import OP_POLL
 
 PATH = "/ws/poll"
 _JSON = (b"content-type", b"application/json")
@@ -78,7 +80,17 @@ class PollRequest:
 
 
 class FastPoll:
-    """The gateway's ASGI entry: ``GET /ws/poll`` here, every other request to the Falcon ``app``."""
+    """The gateway's ASGI entry: ``GET /ws/poll`` here, every other request to the Falcon ``app``.
+
+    Two ways in, one answer. The HTTP protocol (services/gateway/worker.py)
+    offers each request to ``take`` before it starts an ASGI task: a poll,
+    while the hub link is up, is then checked at once and answered from the
+    hub's reply by a callback, with no task, coroutine or ASGI messages (the
+    task and uvicorn's response path were another third of a worker's time).
+    Anything ``take`` leaves (the link is down and the poll must wait for it,
+    ``Expect: 100-continue``, a server other than the gateway's) comes through
+    ``__call__``, the ASGI way, to the same checks.
+    """
 
     def __init__(self, app, hub, config, guard):
         self.app = app
@@ -100,14 +112,19 @@ class FastPoll:
     async def poll(self, scope, send):
         started = time.perf_counter()
         req = PollRequest(scope, self.context, self.options)
-        extra = ()
         try:
             self.guard.check(req)
             body = await poll_answer(self.hub, self.config, req)
-            status = 200
+            status, extra = 200, {}
         except Exception as ex:  # every refusal gets the shape and status Falcon's handlers give it
-            status, body, named = errors.refusal(req, ex)
-            extra = named.items()
+            status, body, extra = errors.refusal(req, ex)
+        headers, body = self.shape(req, body, extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        access_log.record("GET", PATH, status, started)
+
+    def shape(self, req, body, extra):
+        """The response headers (as ASGI gives them) and body: JSON, CORS, ``extra``, gzip, length."""
         headers = [_JSON]
         vary = b"Accept-Encoding"
         for name, value in self.guard.cors_headers(req):
@@ -116,12 +133,74 @@ class FastPoll:
             else:
                 headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
         headers.append((b"vary", vary))
-        for name, value in extra:
+        for name, value in extra.items():
             headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
         if len(body) >= MIN_GZIP_BYTES and accepts_gzip(req):
             body = gzip_body(body)
             headers.append((b"content-encoding", b"gzip"))
         headers.append((b"content-length", b"%d" % len(body)))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        access_log.record("GET", PATH, status, started)
+        return headers, body
+
+    # ------------------------------------------------ without an ASGI task
+    def take(self, cycle, transport, default_headers):
+        """Serve uvicorn's request ``cycle`` (its head read) here if it is a poll; False leaves it to the ASGI app.
+
+        ``transport`` is the connection's, ``default_headers`` the server's
+        (``date``, ``server``), written as uvicorn writes them.
+        """
+        scope = cycle.scope
+        if scope["path"] != PATH or scope["method"] != "GET" or cycle.waiting_for_100_continue:
+            return False
+        try:
+            scope["query_string"].decode()
+        except UnicodeDecodeError:
+            return False
+        started = time.perf_counter()
+        req = PollRequest(scope, self.context, self.options)
+        try:
+            self.guard.check(req)
+            fields, timeout = poll_request(self.config, req)
+
+            def answered(result):
+                try:
+                    if isinstance(result, Exception):
+                        raise result
+                    status, body, extra = 200, poll_body(result), {}
+                except Exception as ex:
+                    status, body, extra = errors.refusal(req, ex)
+                _write(cycle, transport, default_headers, status, *self.shape(req, body, extra))
+                access_log.record("GET", PATH, status, started)
+
+            if not self.hub.request_nowait(OP_POLL, timeout, answered, **fields):
+                return False  # the link is not up: the ASGI way waits for it
+        except Exception as ex:
+            status, body, extra = errors.refusal(req, ex)
+            _write(cycle, transport, default_headers, status, *self.shape(req, body, extra))
+            access_log.record("GET", PATH, status, started)
+        return True
+
+
+def _nothing():
+    pass
+
+
+def _write(cycle, transport, default_headers, status, headers, body):
+    """What uvicorn's ``RequestResponseCycle.send`` does for a whole response, in one write."""
+    if cycle.disconnected or cycle.response_started:  # the client left, or the gateway answered 503 when stopping
+        return
+    cycle.response_started = True
+    content = [STATUS_LINE[status]]
+    for name, value in default_headers:
+        content += (name, b": ", value, b"\r\n")
+    for name, value in headers:
+        content += (name, b": ", value, b"\r\n")
+    if not cycle.keep_alive:
+        content.append(b"connection: close\r\n")
+    content += (b"\r\n", body)
+    transport.write(b"".join(content))
+    cycle.response_complete = True
+    cycle.message_event.set()
+    if not cycle.keep_alive:
+        transport.close()
+    on_response, cycle.on_response = cycle.on_response, _nothing
+    on_response()

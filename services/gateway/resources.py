@@ -82,6 +82,12 @@ async def poll_answer(hub, config, req):
     The one implementation of the poll, behind Falcon's route and the poll
     path ahead of Falcon alike; errors are raised for ``errors.refusal``.
     """
+    fields, timeout = poll_request(config, req)
+    return poll_body(await hub.request(protocol.OP_POLL, timeout=timeout, **fields))
+
+
+def poll_request(config, req):
+    """The hub request a poll makes, checked: ``(fields, timeout)``; ``InputError`` for bad input."""
     client_id = query_str(req, "client_id")
     wait = query_number(req, "wait") or 0.0  # the hub caps it at BRIDGE_POLL_MAX_WAIT
     ack = query_number(req, "ack", integer=True)
@@ -92,7 +98,11 @@ async def poll_answer(hub, config, req):
     if ack is not None:
         fields["ack"] = ack
     hold = min(wait, config.poll_max_wait)  # how long the hub may hold it
-    reply = await hub.request(protocol.OP_POLL, timeout=hold + config.poll_reply_margin, **fields)
+    return fields, hold + config.poll_reply_margin
+
+
+def poll_body(reply):
+    """The JSON body of a poll's answer from the hub's reply."""
     answer = {"messages": reply["messages"], "timestamp": reply["timestamp"], "dropped": reply.get("dropped", 0)}
     for flag in _POLL_FLAGS:  # "more" and the flags that end a session, from services/endings.py
         if reply.get(flag):
