@@ -30,9 +30,11 @@ Procfile: services/procfile.py
 system-deps:
 	sh tools/install-system-deps.sh
 
+# honcho names itself in BRIDGE_PARENT_PID (the shell's pid, which exec hands on), so a killed honcho
+# leaves no process behind (services/parentwatch.py)
 run: install-run Procfile
 	$(VENV)/bin/lrbridge checkconfig
-	honcho start -f Procfile
+	BRIDGE_PARENT_PID=$$$$ exec honcho start -f Procfile
 
 test: install system-deps
 	$(PY) -m pytest -q

@@ -11,7 +11,9 @@ def main():
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--compare", action="store_true", help="run the same scenarios against nginx + nchan")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full", help="sizes (quick: seconds)")
-    parser.add_argument("--only", nargs="*", help="scenario keys: lat fan throughput hub idle pubs lrs (or lat_http...)")
+    parser.add_argument("--only", nargs="*",
+                        help="scenario keys: lat fan control throughput flood hub idle pubs lrs calls "
+                             "(or lat_http, fan_http...)")
     parser.add_argument("--scaling", action="store_true", help="only the scaling points (docs/PERFORMANCE.md)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a BRIDGE_* setting for every bridge stack, e.g. BRIDGE_GATEWAY_WORKERS=3")

@@ -143,13 +143,20 @@ async def _control_conn(target):
 
 
 class HttpPublisher:
-    """HTTP publishes that do not wait for each other: a slow answer must not lower the offered rate."""
+    """HTTP publishes that do not wait for each other: a slow answer must not lower the offered rate.
 
-    def __init__(self, target):
+    ``answers`` holds ``(monotonic time answered, seconds taken)`` of every
+    publish the server took; with ``strict`` a refused one fails the run
+    (``close``), else it is only not counted as published.
+    """
+
+    def __init__(self, target, strict=True):
         self.target = target
+        self.strict = strict
         self.idle = []
         self.tasks = set()
         self.errors = []
+        self.answers = []
 
     def publish(self, channel, i):
         task = asyncio.get_running_loop().create_task(self._one(channel, i))
@@ -158,20 +165,83 @@ class HttpPublisher:
 
     async def _one(self, channel, i):
         conn = self.idle.pop() if self.idle else Connection("127.0.0.1", self.target.port)
+        started = time.monotonic()
         try:
             await self.target.publish_http(conn, channel, i)
         except Exception as ex:
             self.errors.append(ex)
             conn.close()
             return
+        now = time.monotonic()
+        self.answers.append((now, now - started))
         self.idle.append(conn)
+
+    def published(self, count, rate, start, until):
+        """Figures of the publishes answered by ``until``: the share of the offered rate published, and more.
+
+        ``published``: the messages answered within the run, at the rate they
+        were answered, as a share of the ``count`` offered at ``rate`` from
+        ``start`` (100: every one answered, each before its slot's end on
+        average; a server that answers only 20 of 50 a second gives 40).
+        """
+        taken = [a for a in self.answers if a[0] <= until]
+        slots = count / rate
+        span = max(slots, max((a[0] for a in taken), default=start) - start)
+        waits = [a[1] for a in taken]
+        return {"published": len(taken) / count * slots / span * 100, "answered": len(taken) / count * 100,
+                "refused": len(self.errors), "publish_p50": ms(percentile(waits, 50)),
+                "publish_p99": ms(percentile(waits, 99))}
 
     async def close(self):
         await asyncio.gather(*list(self.tasks), return_exceptions=True)
         for conn in self.idle:
             conn.close()
-        if self.errors:
+        if self.errors and self.strict:
             raise self.errors[0]
+
+
+class Prober:
+    """Control requests one at a time at ``rate``/s, kinds in turn, each timed (the target's ``probe``)."""
+
+    def __init__(self, target, rate):
+        self.target = target
+        self.rate = rate
+        self.samples = {kind: [] for kind in target.PROBES}
+        self.conn = None
+        self.state = None
+
+    async def setup(self):
+        self.conn = await _control_conn(self.target)
+        self.state = await self.target.control_client(self.conn)
+        return self
+
+    async def run(self, until):
+        """Probe until the monotonic time ``until``."""
+        kinds = list(self.samples)
+        start = time.monotonic()
+        for n in itertools.count():
+            at = start + n / self.rate
+            if at >= until:
+                return
+            delay = at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            kind = kinds[n % len(kinds)]
+            t = time.perf_counter()
+            await self.target.probe(self.conn, self.state, kind)
+            self.samples[kind].append(time.perf_counter() - t)
+
+    def figures(self):
+        every = [x for values in self.samples.values() for x in values]
+        out = {"control_p50": ms(percentile(every, 50)), "control_p99": ms(percentile(every, 99)),
+               "probes": len(every)}
+        for kind, values in self.samples.items():
+            out[f"{kind}_p99"] = ms(percentile(values, 99))
+        return out
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
 
 
 # ----------------------------------------------------------------- (a)
@@ -221,13 +291,18 @@ async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
 
 
 # ----------------------------------------------------------------- (b)
-async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5.0, channels=1, size=0):
+async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5.0, channels=1, size=0,
+                 probe_rate=None):
     """``clients`` long-pollers on one channel, messages at ``rate``/s: p50/p99, % delivered.
 
     Publishes through ``backend`` (ZeroMQ) when given, else over HTTP without
-    waiting for each answer, so the offered rate stays the rate asked for.
-    With ``channels`` > 1 the clients are spread over that many channels and
-    the messages go to them in turn; ``size`` pads each message (bytes).
+    waiting for each answer, so the offered rate stays the rate asked for;
+    then ``published`` is the share of the offered rate the server took
+    (``HttpPublisher.published``). With ``channels`` > 1 the clients are
+    spread over that many channels and the messages go to them in turn;
+    ``size`` pads each message (bytes). With ``probe_rate``, a ``Prober``
+    sends control requests one at a time while the messages are offered
+    (``control_p50``, ``control_p99`` and each kind's p99).
     """
     names = [channel_name("fan") for _ in range(channels)]
     control = await _control_conn(target)
@@ -235,7 +310,8 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
     subs = await _setup_subscribers(target, names, clients)
     members = [len(subs[k::channels]) for k in range(channels)]
     pad = "x" * size
-    pub = backend or HttpPublisher(target)
+    pub = backend or HttpPublisher(target, strict=False)
+    prober = await Prober(target, probe_rate).setup() if probe_rate else None
     samples = []
     seen = [set() for _ in subs]
     record = samples.append
@@ -253,10 +329,12 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
     tasks = [loop.create_task(reader(s, m)) for s, m in zip(subs, seen)]
     count = max(1, int(rate * duration))
     expected = sum(members[k % channels] for k in range(count))
+    extra = {}
     try:
         await wait_parked(target, control, clients, base, tasks=tasks)
         with CpuMeter(target.pids()) as cpu:
             start = time.monotonic() + 0.01
+            probing = loop.create_task(prober.run(start + count / rate)) if prober else None
             for k in range(count):
                 delay = start + k / rate - time.monotonic()
                 if delay > 0:
@@ -269,21 +347,28 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
                 else:
                     pub.publish(names[k % channels], k)
             offered = count / max(1e-9, time.monotonic() - start) if count > 1 else rate
+            if probing is not None:
+                await probing
+                extra.update(prober.figures())
             deadline = time.monotonic() + drain
             while sum(map(len, seen)) < expected and time.monotonic() < deadline:
                 _check(tasks)
                 await asyncio.sleep(0.01)
+            if backend is None:
+                extra.update(pub.published(count, rate, start, time.monotonic()))
     finally:
         await _release(target, subs, tasks)
         await _settle(target, control, base)
         control.close()
+        if prober is not None:
+            prober.close()
         if backend is None:
             await pub.close()
     delivered = sum(map(len, seen))
     service_seconds = cpu.service / 100 * cpu.wall
     return {"p50": ms(percentile(samples, 50)), "p99": ms(percentile(samples, 99)),
             "delivered": delivered / expected * 100, "offered_rate": offered,
-            "service_us": service_seconds / max(1, delivered) * 1e6, **cpu.figures()}
+            "service_us": service_seconds / max(1, delivered) * 1e6, **extra, **cpu.figures()}
 
 
 # ----------------------------------------------------------------- (c)
@@ -328,6 +413,65 @@ async def throughput(target, count, mode, concurrency=4, stall=5.0):
     elapsed = (state["last"] or time.monotonic()) - sent["start"]
     return {"rate": received / max(1e-9, elapsed), "lost": (count - received) / count * 100,
             "send_rate": sent["rate"], "sender_cpu": sent["cpu"], **cpu.figures()}
+
+
+async def flood(target, count, seconds, mode, concurrency=4, stall=5.0):
+    """A separate sender floods one channel for ``seconds`` (at most ``count``); one acking long-poller reads.
+
+    Figures: the messages the client received while the flood ran, per
+    second (``rate``); the sender's ``offered`` rate; ``lost`` (%) of what the
+    sender handed over; ``lost_count`` against ``counted``, the sum of the
+    poll answers' ``dropped``, and ``uncounted`` = lost - counted, which
+    must be 0: every message the client did not get is reported to it. Each
+    message carries its sequence number, so a duplicate or a stranger is
+    seen too (``strangers``). The client keeps reading after the flood until
+    everything sent is received or counted, or nothing moved for ``stall`` s.
+    """
+    channel, control, base, sub = await _one_subscriber(target, "flood")
+    seen = set()
+    marks = []  # (monotonic time of a poll answer, messages received by then)
+
+    async def reader():
+        while True:
+            items = await sub.poll(1)
+            seen.update(i for i, _ in items)
+            marks.append((time.monotonic(), len(seen)))
+
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(reader())
+    try:
+        await wait_parked(target, control, 1, base, tasks=[task])
+        args = [sys.executable, "-m", "benchmarks.blast", "--mode", mode, "--channel", channel,
+                "--count", str(count), "--seconds", str(seconds), "--port", str(target.port),
+                "--concurrency", str(concurrency)]
+        env = dict(getattr(target, "env", os.environ))
+        env["PYTHONPATH"] = ROOT
+        with CpuMeter(target.pids()) as cpu:
+            sender = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
+            out, _ = await asyncio.wait_for(sender.communicate(), seconds + 120)
+            if sender.returncode != 0:
+                raise RuntimeError(f"sender exited with {sender.returncode}")
+            sent = json.loads(out.decode().strip().splitlines()[-1])
+        handed = sent["sent"]
+        counts = target.counts_drops
+        accounted = lambda: len(seen) + (sub.dropped if counts else 0)
+        progress, moved = accounted(), time.monotonic()
+        while accounted() < handed and time.monotonic() - moved < stall:
+            _check([task])
+            await asyncio.sleep(0.01)
+            if accounted() != progress:
+                progress, moved = accounted(), time.monotonic()
+    finally:
+        await _release(target, [sub], [task])
+        await _settle(target, control, base)
+        control.close()
+    during = max((n for t, n in marks if t <= sent["end"]), default=0)
+    lost = handed - len(seen & set(range(sent["count"])))
+    return {"rate": during / max(1e-9, sent["end"] - sent["start"]), "offered": sent["rate"],
+            "sent": handed, "received": len(seen), "lost": lost / max(1, handed) * 100, "lost_count": lost,
+            "counted": sub.dropped if counts else None, "uncounted": lost - sub.dropped if counts else None,
+            "strangers": len(seen - set(range(sent["count"]))), "sender_dropped": sent.get("dropped", 0),
+            **cpu.figures()}
 
 
 async def hub_rate(target, count):

@@ -188,6 +188,26 @@ class Bridge:
         if status != 200:
             raise RuntimeError(f"control request answered {status}")
 
+    # The control requests of the busy-control scenario (scenarios.Prober), one at a time, in turn.
+    PROBES = ("status", "send", "broadcast")
+    # Poll answers say how many messages a client missed (``dropped``).
+    counts_drops = True
+    _probe_seq = itertools.count()
+
+    async def probe(self, conn, state, kind):
+        """One control request of ``kind``: GET /ws/status, a ping through POST /ws/send (the prober's
+        own client), or a POST /ws/broadcast to a channel no client is on."""
+        if kind == "status":
+            status, _, body = await conn.request(b"GET", b"/ws/status")
+        elif kind == "send":
+            status, _, body = await conn.request(
+                b"POST", b"/ws/send", b'{"client_id":"%s","message":{"type":"ping"}}' % state.client_id)
+        else:
+            status, _, body = await conn.request(b"POST", b"/ws/broadcast", orjson.dumps(
+                {"channel": f"probe-{os.getpid()}", "message": payload(next(self._probe_seq), time.monotonic())}))
+        if status != 200:
+            raise RuntimeError(f"{kind} probe answered {status}: {body[:200]!r}")
+
 
 # ------------------------------------------------------------------- nchan
 class NchanSubscriber:
@@ -325,6 +345,20 @@ class Nchan:
             status, _, _ = await conn.request(b"POST", b"/pub?id=control", b'{"type":"ping"}')
         if status not in (200, 201, 202):
             raise RuntimeError(f"control request answered {status}")
+
+    # nchan's nearest to the bridge's probes: its status page, a publish to a channel of the prober's
+    # own (it has no per-client send), a publish to a channel no subscriber is on.
+    PROBES = ("status", "send", "broadcast")
+    counts_drops = False  # a long-poll subscriber that fell behind the buffer is not told
+
+    async def probe(self, conn, state, kind):
+        if kind == "status":
+            status, _, body = await conn.request(b"GET", b"/nchan_status")
+        else:
+            path = b"/pub?id=probe-send" if kind == "send" else b"/pub?id=probe"
+            status, _, body = await conn.request(b"POST", path, b'{"type":"ping"}')
+        if status not in (200, 201, 202):
+            raise RuntimeError(f"{kind} probe answered {status}: {body[:200]!r}")
 
 
 def nginx_installed():

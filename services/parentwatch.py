@@ -14,8 +14,10 @@ Who watches whom:
 - a gunicorn worker watches its master (services/gateway/worker.py);
 - a process started by ``lrbridge run`` (hub, notifier, gunicorn master, or the
   gateway under uvicorn alone) watches ``lrbridge run``, which names itself in
-  ``BRIDGE_PARENT_PID``. Started any other way (a shell, a service manager)
-  a process has no such variable and outlives its parent as it always did.
+  ``BRIDGE_PARENT_PID``; under ``make run`` honcho is named the same way (the
+  Makefile sets the variable to the shell that ``exec``s honcho). Started any
+  other way (a shell, a service manager) a process has no such variable and
+  outlives its parent as it always did.
 """
 
 import logging
@@ -38,16 +40,40 @@ def stop_self():
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _alive(pid):
+    """POSIX: whether process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def watch(parent, on_orphan=stop_self, interval=INTERVAL, name="process"):
     """Call ``on_orphan()`` once, from a daemon thread, when this process's parent is no longer ``parent``.
 
     Returns the thread. A parent already gone when the watch starts counts as gone.
+
+    ``parent`` may also be a grandparent: a process manager that starts each
+    command through ``sh -c`` (honcho, under ``make run``) names itself, and a
+    shell that did not ``exec`` the command sits in between. Then (on POSIX)
+    the watch also ends when ``parent`` no longer exists, or when this
+    process's own parent changes.
     """
+    first = os.getppid()
+    through_shell = first != parent and os.name == "posix" and _alive(parent)
+
     def run():
         while True:
             time.sleep(interval)
             now = os.getppid()
-            if now != parent:
+            if through_shell:
+                gone = now != first or not _alive(parent)
+            else:
+                gone = now != parent
+            if gone:
                 log.warning("%s: parent %s is gone (parent now %s): stopping", name, parent, now)
                 on_orphan()
                 return

@@ -127,7 +127,7 @@ REQUEST_FIELDS = {
     },
     OP_SEND: {"client_id": ("str", True), "message": ("message", True), "client_secret": ("str", False)},
     OP_DISCONNECT: {"client_id": ("str", True), "client_secret": ("str", False)},
-    OP_CLIENTS: {},
+    OP_CLIENTS: {"after": ("str", False), "limit": ("seq", False)},  # a page (handlers.page)
     OP_STATUS: {},
     OP_PUBLISH: {"target": ("target", True), "to": ("str", False), "message": ("message", True)},
     OP_CLEANUP: {"timeout_seconds": ("number", False)},

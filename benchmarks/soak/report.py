@@ -103,11 +103,12 @@ class Report:
         lines += ["",
                   f"TOTAL: {self.faults} fault{'' if self.faults == 1 else 's'}; received {t['received']}; lost {lost} (counted {t['counted']}, "
                   f"of them unjustified {t['unjustified']}; undelivered {t['undelivered']}; silent {t['silent']}); "
+                  f"seq gaps never told {t['untold']}; "
                   f"duplicated {t['duplicated']}; reordered {t['reordered']}; refused {sum(refused.values())} "
                   f"(not lost: the publisher knew); told of losses that did not happen {overtold}; "
                   f"clients stalled over {self.settings['max_stall']:g} s {t['stalled']}"]
         if self.passed:
-            lines.append("RESULT: PASS (silent = undelivered = duplicated = reordered = stalled = 0; "
+            lines.append("RESULT: PASS (silent = untold = undelivered = duplicated = reordered = stalled = 0; "
                          "counted losses only past a queue bound)")
         else:
             bad = ", ".join(f"{k} {v}" for k, v in self.failures.items())

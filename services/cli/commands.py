@@ -12,6 +12,8 @@ from services.cli import exits
 from services.cli.http import ApiError
 from services.cli.tables import duration, table
 
+MAX_PAGES = 1000  # pages of /ws/clients read for one listing (a page is at most 1 MiB)
+
 
 def emit_json(out, value):
     out.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
@@ -68,8 +70,14 @@ def status(args, bridge, out):
 
 # ----------------------------------------------------------------- clients
 def clients(args, bridge, out):
+    listed = []
     reply = bridge.get("/ws/clients")
-    return _listing(args, out, reply.get("clients", []), "no clients connected",
+    for _ in range(MAX_PAGES):  # a page is at most 1 MiB; each next one starts after the last id listed
+        listed.extend(reply.get("clients", []))
+        if not reply.get("next"):
+            break
+        reply = bridge.get("/ws/clients?after=" + quote(reply["next"], safe=""))
+    return _listing(args, out, listed, "no clients connected",
                     ["ID", "TYPE", "NAME", "TRANSPORT", "QUEUE", "DROPPED", "LAST SEEN", "CHANNELS"],
                     lambda c: [c.get("id"), c.get("client_type"), c.get("client_name"), c.get("transport") or "poll",
                                c.get("queue_depth", 0), c.get("dropped", 0),

@@ -12,6 +12,7 @@ finite and at most ``NUMBER_MAX``. Outside that the request is refused with
 (docs/PROTOCOL.md, "Numbers").
 """
 
+import asyncio
 import json
 import math
 import re
@@ -130,12 +131,20 @@ def number(value, name, minimum=0.0, maximum=NUMBER_MAX, what="field"):
     return float(value)
 
 
-async def read_object(req, max_body):
-    """The request body as a JSON object (``[]`` and an empty body count as ``{}``)."""
+async def read_object(req, max_body, timeout=None):
+    """The request body as a JSON object (``[]`` and an empty body count as ``{}``).
+
+    With ``timeout``, the whole body must arrive within that many seconds
+    (BRIDGE_HEADER_TIMEOUT), else 408: a client that sends its head and then
+    trickles the body must not hold a worker's connection for ever.
+    """
     length = req.content_length
     if length is not None and length > max_body:
         raise InputError(413, f"request body is larger than {max_body} bytes")
-    data = await req.stream.read(max_body + 1)
+    try:
+        data = await asyncio.wait_for(req.stream.read(max_body + 1), timeout)
+    except asyncio.TimeoutError:
+        raise InputError(408, f"the request body did not arrive within {timeout:g} s") from None
     if len(data) > max_body:
         raise InputError(413, f"request body is larger than {max_body} bytes")
     if not data.strip():

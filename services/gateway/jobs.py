@@ -16,7 +16,10 @@ class Jobs(_Resource):
 
     async def on_get(self, req, resp):
         reply = await self.hub.request(protocol.OP_JOBS)
-        ok(resp, {"jobs": reply["jobs"], "count": reply["count"], "system_status": reply.get("system_status")})
+        answer = {"jobs": reply["jobs"], "count": reply["count"], "system_status": reply.get("system_status")}
+        if reply.get("left_out"):  # older jobs past the 1 MiB answer: each is still read by its id
+            answer["left_out"] = reply["left_out"]
+        ok(resp, answer)
 
 
 class Job(_Resource):

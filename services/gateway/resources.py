@@ -27,7 +27,7 @@ class _Resource:
         self.config = config
 
     async def body(self, req):
-        return await read_object(req, self.config.max_body)
+        return await read_object(req, self.config.max_body, self.config.header_timeout)
 
     def message(self, body):
         return message_field(body, max_bytes=self.config.max_message_bytes)
@@ -138,11 +138,21 @@ class Disconnect(_Resource):
 
 
 class Clients(_Resource):
-    """GET /ws/clients: every connected client."""
+    """GET /ws/clients?after=&limit=: connected clients by id, a page of at most 1 MiB; ``next`` when more follow."""
 
     async def on_get(self, req, resp):
-        reply = await self.hub.request(protocol.OP_CLIENTS)
-        ok(resp, {"clients": reply["clients"], "count": reply["count"]})
+        page = {}
+        after = query_str(req, "after", required=False)
+        limit = query_number(req, "limit", minimum=1, integer=True)
+        if after is not None:
+            page["after"] = after
+        if limit is not None:
+            page["limit"] = limit
+        reply = await self.hub.request(protocol.OP_CLIENTS, **page)
+        answer = {"clients": reply["clients"], "count": reply["count"]}
+        if reply.get("next") is not None:  # more follow: ask again with ?after=<next>
+            answer["next"] = reply["next"]
+        ok(resp, answer)
 
 
 class Status(_Resource):

@@ -9,6 +9,8 @@ parked (a long-poll) and will be answered later. Domain errors are raised as
 dispatch wrapper.
 """
 
+import bisect
+
 from services import protocol
 from services.protocol import ProtocolError
 from services.hub import commands, lrsocket, recovery
@@ -89,9 +91,36 @@ def disconnect(hub, ctx, req, session):
     return {}
 
 
+def page(keys, view, after=None, limit=None, max_bytes=protocol.POLL_REPLY_BYTES):
+    """One page of a listing, in ``keys``' sorted order: ``(items, next)``.
+
+    Items come after the cursor ``after`` (a key), at most ``limit`` of them,
+    and no more than ``max_bytes`` packed (at least one), so the reply always
+    fits the link (a listing of 10 000 clients is several MiB). ``next`` is the
+    last key listed when more follow (pass it back as ``after``), else None.
+    """
+    keys = sorted(keys)
+    start = 0 if after is None else bisect.bisect_right(keys, after)
+    items, size = [], 0
+    for key in keys[start:]:
+        if limit is not None and len(items) >= limit:
+            break
+        item = view(key)
+        size += protocol.packed_size(item)
+        if items and size > max_bytes:
+            break
+        items.append(item)
+    more = start + len(items) < len(keys)
+    return items, (keys[start + len(items) - 1] if more and items else None)
+
+
 def clients(hub, ctx, req):
-    listed = [hub.describe(s) for s in hub.sessions.values()]
-    return {"clients": listed, "count": len(listed)}
+    sessions = hub.sessions
+    listed, cursor = page(sessions, lambda cid: hub.describe(sessions[cid]), req.get("after"), req.get("limit"))
+    fields = {"clients": listed, "count": len(sessions)}
+    if cursor is not None:
+        fields["next"] = cursor
+    return fields
 
 
 def status(hub, ctx, req):
@@ -227,9 +256,13 @@ def jobs(hub, ctx, req):
         if job is None:
             raise ProtocolError("unknown_job", f"unknown job {job_id[:80]!r}", "job_id")
         return {"job": job}
-    listing = hub.jobs.listing()
+    listing, left_out = hub.jobs.listing(protocol.POLL_REPLY_BYTES)
     latest = hub.jobs.system_status
-    return {"jobs": listing, "count": len(listing), "system_status": None if latest is None else latest.get("status")}
+    fields = {"jobs": listing, "count": len(hub.jobs.jobs),
+              "system_status": None if latest is None else latest.get("status")}
+    if left_out:
+        fields["left_out"] = left_out
+    return fields
 
 
 HANDLERS = {

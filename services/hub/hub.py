@@ -106,6 +106,7 @@ class Hub:
             session.next_seq = stored.next_seq
             session.dropped_total = stored.dropped_total
             session.dropped_unreported = stored.dropped_unreported
+            session.restore_reports(m.get("reports") or ())
             self.admission.new_session(session)  # a fresh send bucket (and secret, replaced next)
             if "secret" in m:
                 session.secret = m["secret"]
@@ -393,8 +394,10 @@ class Hub:
         now = self.now_iso()
         position = self.history.channel(channel).position()
         if channel == "jobs":
-            jobs = self.jobs.listing()
+            jobs, left_out = self.jobs.listing(protocol.POLL_REPLY_BYTES)  # one message must fit one poll answer
             message = {"type": "jobs_snapshot", "jobs": jobs, "count": len(jobs)}
+            if left_out:
+                message["left_out"] = left_out
         elif channel == "system":
             latest = self.jobs.system_status
             message = {
@@ -438,8 +441,7 @@ class Hub:
                 self.commands.observe(session)  # an acknowledged command is running
         session.reader = reader
         session.transport = transport or protocol.TRANSPORT_POLL
-        if session.parked is not None:
-            self._answer(session, [], superseded=True)
+        self.supersede(session)
         keep = ack is not None or after is not None
         start = max(session.acked, after or 0)
         self.stats["dropped"] += session.rewind(start)
@@ -501,8 +503,14 @@ class Hub:
         self.stats["delivered"] += len(messages)
         if messages and session.client_id in self.commands.pending:
             self.commands.observe(session, messages[-1]["seq"])
-        upto = (messages[0]["seq"] if messages else start or 0) if keep else None
-        fields = {"messages": messages, "dropped": session.take_dropped(upto), "timestamp": self.now_iso()}
+        if keep and not messages:
+            # Acknowledged delivery tells a loss with the next message: the client's ack of that message is what
+            # confirms the report, and a reply with no message could never be confirmed (lost in flight, it
+            # would be taken as told). The seq gap shows the loss at the same moment.
+            dropped = 0
+        else:
+            dropped = session.take_dropped(messages[0]["seq"] if keep else None)
+        fields = {"messages": messages, "dropped": dropped, "timestamp": self.now_iso()}
         if session.queue and not keep:
             fields["more"] = True
         elif keep and messages and session.pending(messages[-1]["seq"]):
@@ -526,6 +534,11 @@ class Hub:
             if session.parked is not None:
                 self._answer(session, [], closed=True)
         return session
+
+    def supersede(self, session):
+        """Another reader takes the session over: its parked poll, if any, is answered ``superseded``."""
+        if session.parked is not None:
+            self._answer(session, [], superseded=True)
 
     def _answer(self, session, messages, **extra):
         parked, session.parked = session.parked, None

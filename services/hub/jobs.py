@@ -19,6 +19,7 @@ read, never stored: a restart does not change them.
 """
 
 from services.hub.changes import Changes
+from services.wire import packed_size
 
 STATUS_BY_TYPE = {
     "job_created": "created",
@@ -97,10 +98,27 @@ class Jobs:
         state = self.jobs.get(job_key(job_id))
         return None if state is None else self.view(state, self.wallclock())
 
-    def listing(self):
-        """Every job's public state, oldest first."""
+    def listing(self, max_bytes=None):
+        """Every job's public state, oldest first: ``(views, left_out)``.
+
+        With ``max_bytes``, the newest jobs that fit in that many packed bytes
+        (at least one); ``left_out`` says how many older ones were not listed
+        (each is still read by its id). A job's result may be 256 KiB, so a
+        full table would not fit one reply.
+        """
         now = self.wallclock()
-        return [self.view(s, now) for s in sorted(self.jobs.values(), key=lambda s: s["_touched"])]
+        states = sorted(self.jobs.values(), key=lambda s: s["_touched"])
+        if max_bytes is None:
+            return [self.view(s, now) for s in states], 0
+        views, size = [], 0
+        for state in reversed(states):
+            view = self.view(state, now)
+            size += packed_size(view)
+            if views and size > max_bytes:
+                break
+            views.append(view)
+        views.reverse()
+        return views, len(states) - len(views)
 
     def view(self, state, now):
         """A job as read: its public state plus ``idle_seconds``, ``duration_seconds`` and ``stalled``."""

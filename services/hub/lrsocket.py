@@ -68,8 +68,7 @@ def _take_over(hub, session, entry):
     """
     session.reader = entry.reader
     session.transport = protocol.TRANSPORT_LRSOCKET
-    if session.parked is not None:
-        hub._answer(session, [], superseded=True)
+    hub.supersede(session)
 
 
 def _port(req):

@@ -51,7 +51,7 @@ class Session:
     __slots__ = (
         "client_id", "client_type", "client_name", "connected_at", "last_seen",
         "last_poll", "subscriptions", "queue", "limit", "next_seq",
-        "dropped_total", "dropped_unreported", "reports", "parked", "info",
+        "dropped_total", "dropped_unreported", "reports", "reports_dirty", "parked", "info",
         "acked", "sent", "silent", "reader", "transport",
         "secret", "send_bucket",  # set by the hub's Admission (services/hub/admission.py)
         "ephemeral",  # removed when its stream ends (a dashboard tab): docs/TRANSPORTS.md
@@ -71,6 +71,7 @@ class Session:
         self.dropped_total = 0
         self.dropped_unreported = 0
         self.reports = _NONE_YET  # [upto, count]: losses told in replies the client has not confirmed yet
+        self.reports_dirty = False  # reports changed since the store last wrote them (with the session's meta)
         self.parked = None
         self.info = {}
         self.acked = 0
@@ -228,6 +229,7 @@ class Session:
         """
         dropped, self.dropped_unreported = self.dropped_unreported, 0
         if dropped and upto is not None:
+            self.reports_dirty = True
             reports = self.reports
             if reports and reports[-1][0] >= upto:
                 reports[-1][1] += dropped  # told with no message past the last report: one confirmation for both
@@ -239,11 +241,17 @@ class Session:
                     reports.popleft()  # bounded: the oldest is taken as received
         return dropped
 
+    def restore_reports(self, reports):
+        """The loss reports a stored session still had (``[upto, count]`` pairs), after a restart."""
+        if reports:
+            self.reports = deque([upto, count] for upto, count in reports)
+
     def confirm(self, seq):
         """The client has every reply up to ``seq``: reports of losses told there need no repeating."""
         reports = self.reports
         while reports and reports[0][0] <= seq:
             reports.popleft()
+            self.reports_dirty = True
 
     def reads_from(self, start):
         """The client reads on from ``start``: reports told above it never arrived and are told again."""
@@ -251,3 +259,4 @@ class Session:
         reports = self.reports
         while reports:
             self.dropped_unreported += reports.popleft()[1]
+            self.reports_dirty = True

@@ -146,6 +146,8 @@ def _session_meta(session):
         meta[_SECRET] = secret
     if session.ephemeral:
         meta["ephemeral"] = True
+    if session.reports:  # losses told in replies not confirmed yet: told again after a restart if need be
+        meta["reports"] = [list(report) for report in session.reports]
     return protocol.encode_record(meta)
 
 
@@ -430,7 +432,7 @@ class SqliteStore:
             sid = known_sids.get(cid)
             if sid is not None:
                 drop_ranges.append((sid << SEQ_BITS, (sid + 1) << SEQ_BITS))
-        upserts, counter_rows, trims, hole_trims = [], [], [], []
+        upserts, counter_rows, trims, hole_trims, reported = [], [], [], [], []
         defer = []  # sessions whose counters changed only in what may wait for the checkpoint
         released = [(cid, None) for cid in forgotten]  # (client_id, new head): their group references below it go
         unacked_moves, meta_changed = changes.unacked_moves, changes.meta
@@ -447,8 +449,10 @@ class SqliteStore:
                 sid = sids[cid] = next_sid
                 next_sid += 1
             meta = None
-            if session in meta_changed or cid in sids:  # encoded only when it may differ from what is stored
+            if session in meta_changed or cid in sids or session.reports_dirty:  # only when it may differ
                 meta = _session_meta(session)
+                if session.reports_dirty:
+                    reported.append(session)
                 if cid not in sids and meta == self.metas.get(cid):
                     meta = None
             queue = session.queue
@@ -499,6 +503,8 @@ class SqliteStore:
                 if self.hole_highs.get(cid, head) < head:
                     del self.hole_highs[cid]  # every hole below the head was deleted
             self._release_groups(released)
+            for session in reported:
+                session.reports_dirty = False
             self.garbage += len(gone_groups) + len(drop_sessions) + len(trims)
             if checkpoint:
                 deferred.clear()

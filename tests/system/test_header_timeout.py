@@ -82,3 +82,23 @@ def test_unfinished_heads_are_closed_and_a_25_s_long_poll_is_not_cut(gateway):
     r = poll["r"]
     assert r.status == 200 and r.json["messages"] == [], r
     assert time.monotonic() - started >= 24  # the hold ran its course: the head timeout did not end it
+
+
+def test_a_body_that_trickles_past_the_timeout_is_answered_408_with_the_error_shape(gateway):
+    host = f"Host: 127.0.0.1:{gateway.http_port}\r\n".encode()
+    head = (b"POST /ws/broadcast HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n")
+    sock = _open(gateway, head + b'{"message": {"type": "x"')  # 24 of the 100 bytes, then nothing
+    try:
+        sock.settimeout(CLOSE_DEADLINE)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b'"code":"request_timeout"' in answer and b'"success":false' in answer, answer
+    assert gateway.get("/ws/status").status == 200

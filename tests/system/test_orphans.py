@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import psutil
 import pytest
@@ -86,6 +87,39 @@ def test_every_process_of_a_killed_bridge_run_exits(tmp_path, platform):
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
         _wait_gone(tree, "the processes of the killed lrbridge run")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        for child in tree:
+            if not _gone(child):
+                child.kill()
+
+
+def test_every_process_of_a_killed_make_run_honcho_exits(tmp_path):
+    """``make run``'s own start line (honcho names itself in BRIDGE_PARENT_PID), run by sh as make runs it."""
+    plan = subprocess.run(["make", "-n", "run", f"VENV={tmp_path / 'unused-venv'}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30)
+    (line,) = [line for line in plan.stdout.splitlines() if "honcho start" in line]
+    stack = Stack(tmp_path / "honcho")
+    env = dict(stack.env, PATH=f"{Path(sys.executable).parent}:{stack.env.get('PATH', '')}")
+    out = open(tmp_path / "honcho.out", "wb")
+    proc = subprocess.Popen(["sh", "-c", line], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    tree = []
+    try:
+        def healthy():
+            assert proc.poll() is None, (tmp_path / "honcho.out").read_text(errors="replace")[-3000:]
+            r = stack.get("/ws/health", timeout=2)
+            return r.status == 200 and r.json["status"] == "ok"
+        wait_for(healthy, 40, interval=0.2, message="honcho's processes to be healthy")
+        assert "honcho" in " ".join(psutil.Process(proc.pid).cmdline())  # the shell exec'd it: the same pid
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in tree)
+        assert "services.hub" in names and "services.notifier" in names and "gunicorn" in names
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+        _wait_gone(tree, "the processes of the killed honcho")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -48,3 +48,54 @@ def test_the_bound_takes_the_oldest_report_as_received():
     assert len(session.reports) == MAX_REPORTS
     session.reads_from(0)
     assert session.take_dropped() == 2 * MAX_REPORTS  # two lost per report; the first five dropped out
+
+
+def test_a_loss_with_nothing_to_carry_it_is_told_with_the_next_message_and_again_if_that_reply_is_lost(tmp_path):
+    """A reply with no message cannot be confirmed by an ack: a loss it told and the link lost was never told."""
+    from services import protocol
+    from services.hub.requests import PollRequest
+    from tests.unit.test_store import Rig
+
+    rig = Rig(tmp_path / "hub.sqlite3")
+    hub = rig.hub
+    s = rig.client(["jobs"])
+    acked = s.next_seq - 1
+    assert hub.count_lost(protocol.TARGET_CHANNEL, "jobs", 3) == 1  # never reached the hub: told in dropped
+    first = hub.poll(s, PollRequest(b"gw", 1, 0, acked))
+    assert first["messages"] == [] and first["dropped"] == 0  # kept for a message to carry
+    hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": "a", "n": 1}, "jobs")
+    second = hub.poll(s, PollRequest(b"gw", 2, 0, acked))
+    assert [m["n"] for m in second["messages"]] == [1] and second["dropped"] == 3
+    assert second["messages"][0]["seq"] == acked + 4  # the gap is where the lost three would have been
+    lost_in_flight = hub.poll(s, PollRequest(b"gw", 3, 0, acked))  # same ack: that reply never arrived
+    assert lost_in_flight["dropped"] == 3
+    done = hub.poll(s, PollRequest(b"gw", 4, 0, second["messages"][0]["seq"]))
+    assert done["dropped"] == 0 and s.dropped_total == 3
+    rig.store.db.close()
+
+
+def test_a_report_not_confirmed_when_the_hub_is_killed_is_told_again_after_the_restart(tmp_path):
+    """The reports outlive a hub restart: a reply lost with the hub must not take its count with it."""
+    from services import protocol
+    from services.hub.requests import PollRequest
+    from tests.unit.test_store import Rig
+
+    rig = Rig(tmp_path / "hub.sqlite3", queue_size=3)
+    s = rig.client(["jobs"])
+    acked = s.next_seq - 1
+    for n in range(5):  # two of the five overflow the queue of 3
+        rig.hub.publish(protocol.TARGET_CHANNEL, {"type": "job_progress", "job_id": f"j{n}", "n": n}, "jobs")
+    told = rig.hub.poll(s, PollRequest(b"gw", 1, 0, acked))
+    assert told["dropped"] == 2 and [m["n"] for m in told["messages"]] == [2, 3, 4]
+    rig.commit()
+    hub = rig.restart()  # the reply never reached the client; the hub went down too
+    again = hub.poll(hub.sessions[s.client_id], PollRequest(b"gw", 2, 0, acked))
+    assert again["dropped"] == 2 and [m["n"] for m in again["messages"]] == [2, 3, 4]
+    rig.commit()
+    last = again["messages"][-1]["seq"]
+    hub.poll(hub.sessions[s.client_id], PollRequest(b"gw", 3, 0, last))  # confirmed
+    rig.commit()
+    hub = rig.restart()
+    after = hub.poll(hub.sessions[s.client_id], PollRequest(b"gw", 4, 0, acked))  # an old ack: nothing owed
+    assert after["dropped"] == 0 and hub.sessions[s.client_id].dropped_total == 2
+    rig.store.db.close()

@@ -20,7 +20,7 @@ def test_a_running_job_with_no_event_for_the_stale_time_is_stalled_until_its_nex
     assert job["stalled"] is False and job["idle_seconds"] == 119.9
     wall.now += 0.1
     assert jobs.get("j1")["stalled"] is True
-    assert [j["stalled"] for j in jobs.listing()] == [True]
+    assert [j["stalled"] for j in jobs.listing()[0]] == [True]
     jobs.observe({"type": "job_progress", "job_id": "j1", "progress": 50})
     job = jobs.get("j1")
     assert job["stalled"] is False and job["idle_seconds"] == 0 and job["duration_seconds"] == 120

@@ -29,7 +29,7 @@ def test_make_run_checks_the_settings_before_honcho_starts_anything(tmp_path):
                        timeout=30)
     lines = r.stdout.splitlines()
     check = next(i for i, line in enumerate(lines) if line.endswith("lrbridge checkconfig"))
-    start = next(i for i, line in enumerate(lines) if line.startswith("honcho start"))
+    start = next(i for i, line in enumerate(lines) if "exec honcho start" in line)
     assert check < start
 
 

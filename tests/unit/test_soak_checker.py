@@ -139,3 +139,11 @@ def test_no_stall_while_nothing_is_due():
     log.arrival(0, 1, {"type": "soak", "pub": "z", "n": 1}, 1.1)
     r = check_client(log, pubs(1), Windows([(0.0, "baseline")]), Q, end=100.0, max_stall=15)
     assert r.info["stall"] == 0 and failures([r]) == {}
+
+
+def test_a_seq_gap_no_drop_report_told_fails_the_run():
+    # payload 2 took seq 3 and never came, and no dropped figure said so: matched to the gap, yet untold
+    arrivals = [(1, None), (2, 1)] + [(n + 1, n) for n in range(3, 10)]
+    r = check(client(arrivals), pubs(9))
+    assert r.info["gaps"] == 1 and r.info["untold_gaps"] == 1
+    assert failures([r]) == {"untold": 1}
