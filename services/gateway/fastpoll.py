@@ -18,17 +18,19 @@ refusal (``errors.refusal``), CORS headers, gzip and the access log.
 
 import time
 
-from falcon.asgi.request import _SINGLETON_HEADERS_BYTESTR
+from falcon.constants import SINGLETON_HEADERS
 from falcon.util.uri import parse_query_string
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from services.gateway import access_log, errors
+from services.gateway.auth import is_client_route
 from services.gateway.compression import MIN_GZIP_BYTES, accepts_gzip, gzip_body
 from services.gateway.resources import poll_answer, poll_body, poll_request
 from services.protocol import OP_POLL
 
 PATH = "/ws/poll"
 _JSON = (b"content-type", b"application/json")
+_SINGLETON_HEADERS = frozenset(name.encode() for name in SINGLETON_HEADERS)  # as Falcon reads them
 
 
 class _Context:
@@ -60,7 +62,7 @@ class PollRequest:
         if headers is None:
             headers = self._headers = {}
             for key, value in self.scope["headers"]:
-                if key not in headers or key in _SINGLETON_HEADERS_BYTESTR:
+                if key not in headers or key in _SINGLETON_HEADERS:
                     headers[key] = value
                 else:
                     headers[key] += b"," + value
@@ -99,9 +101,12 @@ class FastPoll:
         self.guard = guard
         self.context = _Context(config.require_client_secret)
         self.options = app.req_options
+        # The poll is a client route: no operator token to check. Were it ever made an operator route,
+        # Falcon (with OperatorAuth) would serve it again.
+        self.path = PATH if is_client_route(PATH) else None
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "GET":
             return await self.app(scope, receive, send)
         try:
             scope["query_string"].decode()
@@ -149,7 +154,7 @@ class FastPoll:
         (``date``, ``server``), written as uvicorn writes them.
         """
         scope = cycle.scope
-        if scope["path"] != PATH or scope["method"] != "GET" or cycle.waiting_for_100_continue:
+        if scope["path"] != self.path or scope["method"] != "GET" or cycle.waiting_for_100_continue:
             return False
         try:
             scope["query_string"].decode()
@@ -185,7 +190,12 @@ def _nothing():
 
 
 def _write(cycle, transport, default_headers, status, headers, body):
-    """What uvicorn's ``RequestResponseCycle.send`` does for a whole response, in one write."""
+    """What uvicorn's ``RequestResponseCycle.send`` does for a whole response, in one write.
+
+    uvicorn would first wait while the transport's buffer is over its high
+    mark; one answer of at most ``POLL_REPLY_BYTES`` (gzip aside) is written
+    at once instead, as a poll has only the one answer to write.
+    """
     if cycle.disconnected or cycle.response_started:  # the client left, or the gateway answered 503 when stopping
         return
     cycle.response_started = True
