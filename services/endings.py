@@ -76,7 +76,7 @@ CATALOGUE = (
     Ending("forbidden", 403, reason="not allowed for this caller"),
     Ending("not_found", 404, reason="no such resource"),
     Ending("method_not_allowed", 405, reason="no such method on this resource"),
-    Ending("request_timeout", 408, reason="the request body did not arrive in time"),
+    Ending("request_timeout", 408, action=RETRY, reason="the request body did not arrive in time: send it again"),
     Ending("too_large", 413, reason="the body is too large"),
     Ending("unsupported_media_type", 415, reason="the body must be JSON"),
     Ending("misdirected", 421, reason="the Host is not the gateway's"),
