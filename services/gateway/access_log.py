@@ -6,6 +6,13 @@ import time
 log = logging.getLogger("gateway.access")
 
 
+def record(method, path, status, started):
+    """Log one request that began at ``started`` (``time.perf_counter()``) and was answered with ``status``."""
+    level = logging.DEBUG if (path == "/ws/poll" and str(status).startswith("2")) else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(level, "%s %s %s %.1fms", method, path, status, (time.perf_counter() - started) * 1000)
+
+
 class AccessLog:
     """Falcon middleware that times each request."""
 
@@ -16,8 +23,4 @@ class AccessLog:
         started = getattr(req.context, "started", None)
         if started is None:
             return
-        ms = (time.perf_counter() - started) * 1000
-        status = resp.status_code if hasattr(resp, "status_code") else resp.status
-        level = logging.DEBUG if (req.path == "/ws/poll" and str(status).startswith("2")) else logging.INFO
-        if log.isEnabledFor(level):
-            log.log(level, "%s %s %s %.1fms", req.method, req.path, status, ms)
+        record(req.method, req.path, resp.status_code if hasattr(resp, "status_code") else resp.status, started)

@@ -5,6 +5,7 @@ import falcon.asgi
 from services.gateway import calls, dashboard, errors, health, jobs, lrsocket, metrics, resources, sse, websocket
 from services.gateway.access_log import AccessLog
 from services.gateway.compression import GzipResponses
+from services.gateway.fastpoll import FastPoll
 from services.gateway.auth import ClientSecrets, OperatorAuth
 from services.gateway.guard import HostOriginGuard
 from services.gateway.openapi import OpenAPI
@@ -20,9 +21,9 @@ class _Lifespan:
         await self.hub.close()
 
 
-def create_app(config, hub):
+def create_app(config, hub, guard=None):
     """The Falcon ASGI app serving ``/ws/*`` through ``hub`` (a ``HubClient``)."""
-    middleware = [AccessLog(), HostOriginGuard(config), ClientSecrets(config), OperatorAuth(config), _Lifespan(hub),
+    middleware = [AccessLog(), guard or HostOriginGuard(config), ClientSecrets(config), OperatorAuth(config), _Lifespan(hub),
                   GzipResponses()]
     app = falcon.asgi.App(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
@@ -58,3 +59,10 @@ def create_app(config, hub):
     dashboard.install(app)
     errors.install(app)
     return app
+
+
+def create_asgi(config, hub):
+    """What the server runs: the Falcon app behind ``FastPoll``, which answers ``GET /ws/poll`` with the
+    same guard, checks and error shapes ahead of the framework (services/gateway/fastpoll.py)."""
+    guard = HostOriginGuard(config)
+    return FastPoll(create_app(config, hub, guard), hub, config, guard)

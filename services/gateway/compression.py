@@ -46,6 +46,11 @@ def plain(data):
     return data
 
 
+def gzip_body(data):
+    """A whole response body, gzipped."""
+    return gzip.compress(data, 6)
+
+
 class GzipResponses:
     """Falcon middleware: gzip ``/ws/poll`` bodies for clients that send ``Accept-Encoding: gzip``."""
 
@@ -56,5 +61,5 @@ class GzipResponses:
         data = resp.data
         if data is None or len(data) < MIN_GZIP_BYTES or not accepts_gzip(req):
             return
-        resp.data = gzip.compress(data, 6)
+        resp.data = gzip_body(data)
         resp.set_header("Content-Encoding", "gzip")

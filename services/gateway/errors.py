@@ -29,70 +29,62 @@ async def _close_ws(ws, status):
         log.debug("closing a refused WebSocket failed", exc_info=True)
 
 
-def error_body(resp, status, message, code, field=None):
-    """Write the seed's error shape to ``resp``."""
+def error_json(message, code, field=None):
+    """The seed's error shape as JSON bytes."""
     body = {"success": False, "error": message, "code": code}
     if field is not None:
         body["field"] = field
+    return orjson.dumps(body)
+
+
+def refusal(req, ex):
+    """``(status, body, headers)`` answering ``ex`` (logged here): the one table of every error answer.
+
+    The Falcon handlers below and the poll path ahead of Falcon
+    (services/gateway/fastpoll.py) both answer from it.
+    """
+    if isinstance(ex, InputError):
+        log.info("%s %s refused: %s", req.method, req.path, ex.message)
+        return ex.status, error_json(ex.message, ex.code or CODE_BY_STATUS.get(ex.status, "bad_request"),
+                                     ex.field), dict(ex.headers)
+    if isinstance(ex, HubError):
+        entry = protocol.ERRORS.get(ex.code, protocol.ERRORS["internal"])
+        if entry.http_status >= 500:
+            log.error("%s %s: hub failed: %s", req.method, req.path, ex.reason)
+        else:
+            log.info("%s %s refused by the hub: %s", req.method, req.path, ex.reason)
+        headers = {}
+        if entry.action == RETRY and entry.http_status == 429:
+            retry_after = getattr(ex, "retry_after", None) or 5
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return entry.http_status, error_json(ex.reason, entry.code, ex.field), headers
+    if isinstance(ex, HubUnavailable):
+        log.warning("%s %s: %s", req.method, req.path, ex)
+        return 503, error_json(f"the bridge hub is not available: {ex}", "hub_unavailable"), {"Retry-After": "1"}
+    if isinstance(ex, falcon.HTTPError):
+        status = ex.status_code
+        message = ex.title or "error"
+        if ex.description:
+            message = f"{message}: {ex.description}"
+        return status, error_json(message, CODE_BY_STATUS.get(status, f"http_{status}")), dict(ex.headers or {})
+    log.exception("%s %s failed", req.method, req.path)
+    return 500, error_json("internal server error", "internal"), {}
+
+
+async def _answer(req, resp, ex, params, ws=None):
+    """Falcon's error handler for every class ``install`` registers."""
+    status, body, headers = refusal(req, ex)
+    if resp is None:
+        await _close_ws(ws, status)
+        return
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps(body)
-
-
-async def input_error(req, resp, ex, params, ws=None):
-    log.info("%s %s refused: %s", req.method, req.path, ex.message)
-    if resp is None:
-        await _close_ws(ws, ex.status)
-        return
-    error_body(resp, ex.status, ex.message, ex.code or CODE_BY_STATUS.get(ex.status, "bad_request"), ex.field)
-    for name, value in ex.headers.items():
+    resp.data = body
+    for name, value in headers.items():
         resp.set_header(name, value)
 
 
-async def hub_error(req, resp, ex, params, ws=None):
-    entry = protocol.ERRORS.get(ex.code, protocol.ERRORS["internal"])
-    if entry.http_status >= 500:
-        log.error("%s %s: hub failed: %s", req.method, req.path, ex.reason)
-    else:
-        log.info("%s %s refused by the hub: %s", req.method, req.path, ex.reason)
-    if resp is None:
-        await _close_ws(ws, entry.http_status)
-        return
-    error_body(resp, entry.http_status, ex.reason, entry.code, ex.field)
-    if entry.action == RETRY and entry.http_status == 429:
-        retry_after = getattr(ex, "retry_after", None) or 5
-        resp.set_header("Retry-After", str(max(1, math.ceil(retry_after))))
-
-
-async def hub_unavailable(req, resp, ex, params, ws=None):
-    log.warning("%s %s: %s", req.method, req.path, ex)
-    if resp is None:
-        await _close_ws(ws, 503)
-        return
-    error_body(resp, 503, f"the bridge hub is not available: {ex}", "hub_unavailable")
-    resp.set_header("Retry-After", "1")
-
-
-async def http_error(req, resp, ex, params, ws=None):
-    if resp is None:
-        await _close_ws(ws, ex.status_code)
-        return
-    status = ex.status_code
-    message = ex.title or "error"
-    if ex.description:
-        message = f"{message}: {ex.description}"
-    error_body(resp, ex.status, message, CODE_BY_STATUS.get(status, f"http_{status}"))
-    if ex.headers:
-        for name, value in ex.headers.items():
-            resp.set_header(name, value)
-
-
-async def unexpected(req, resp, ex, params, ws=None):
-    log.exception("%s %s failed", req.method, req.path)
-    if resp is None:
-        await _close_ws(ws, 500)
-        return
-    error_body(resp, 500, "internal server error", "internal")
+input_error = hub_error = hub_unavailable = http_error = unexpected = _answer
 
 
 def install(app):

@@ -134,12 +134,20 @@ class HostOriginGuard:
 
     async def process_response(self, req, resp, resource, req_succeeded):
         """CORS headers only for a configured dashboard origin; never ``*``, never Private-Network."""
+        for name, value in self.cors_headers(req):
+            if name == "Vary":
+                resp.append_header(name, value)
+            else:
+                resp.set_header(name, value)
+
+    def cors_headers(self, req):
+        """The CORS headers answering ``req`` (``Vary`` to be appended): none unless its Origin is configured."""
         origin = req.get_header("Origin")
         if origin is None or origin.strip().rstrip("/").lower() not in self.origins:
-            return
-        resp.set_header("Access-Control-Allow-Origin", origin.strip())
-        resp.append_header("Vary", "Origin")
+            return ()
+        headers = [("Access-Control-Allow-Origin", origin.strip()), ("Vary", "Origin")]
         if req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
-            resp.set_header("Access-Control-Allow-Methods", "GET, POST")
-            resp.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Client-Secret")
-            resp.set_header("Access-Control-Max-Age", "600")
+            headers += [("Access-Control-Allow-Methods", "GET, POST"),
+                        ("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Client-Secret"),
+                        ("Access-Control-Max-Age", "600")]
+        return headers

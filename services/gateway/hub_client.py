@@ -139,6 +139,40 @@ class HubClient:
             raise HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"), reply.get("retry_after"))
         return reply
 
+    def request_nowait(self, op, timeout, callback, **fields):
+        """``request`` for a caller that is no coroutine (the poll path in services/gateway/worker.py).
+
+        Returns False, sending nothing, when the link is not up (``request``
+        waits for it); else ``callback`` is called once, from the event loop,
+        with the reply's fields or the ``HubError``/``HubUnavailable``.
+        """
+        self._start()
+        if not self._connected.is_set():
+            return False
+        req_id = next(self._ids)
+        packed = self._encode(op, req_id, fields)
+        loop = self._loop
+        future = loop.create_future()
+        self._pending[req_id] = future
+        timer = loop.call_later(timeout, _expire, future)
+
+        def done(future):
+            timer.cancel()
+            self._pending.pop(req_id, None)
+            error = HubUnavailable("the request was cancelled") if future.cancelled() else future.exception()
+            if error is None:
+                reply = future.result()
+                if reply["ok"]:
+                    callback(reply)
+                    return
+                error = HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"),
+                                 reply.get("retry_after"))
+            callback(error)
+
+        future.add_done_callback(done)
+        self._queue(packed, future)
+        return True
+
     async def open_stream(self, op, sink, timeout, **fields):
         """Send one request that the hub answers with several replies (a stream poll); returns its id.
 

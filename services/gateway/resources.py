@@ -72,22 +72,46 @@ class Poll(_Resource):
     """GET /ws/poll?client_id=&wait=&ack=: queued messages, long-polling up to ``wait`` seconds."""
 
     async def on_get(self, req, resp):
-        client_id = query_str(req, "client_id")
-        wait = query_number(req, "wait") or 0.0  # the hub caps it at BRIDGE_POLL_MAX_WAIT
-        ack = query_number(req, "ack", integer=True)
-        fields = {"client_id": client_id, "wait": wait}
-        secret = client_secret(req)
-        if secret is not None:
-            fields["client_secret"] = secret
-        if ack is not None:
-            fields["ack"] = ack
-        hold = min(wait, self.config.poll_max_wait)  # how long the hub may hold it
-        reply = await self.hub.request(protocol.OP_POLL, timeout=hold + self.config.poll_reply_margin, **fields)
-        answer = {"messages": reply["messages"], "timestamp": reply["timestamp"], "dropped": reply.get("dropped", 0)}
-        for flag in ("more", *BY_POLL_FLAG):  # the flags that end a session, from services/endings.py
-            if reply.get(flag):
-                answer[flag] = True
-        ok(resp, answer)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = await poll_answer(self.hub, self.config, req)
+
+
+async def poll_answer(hub, config, req):
+    """The JSON body answering ``GET /ws/poll`` (``req``: a Falcon request or services/gateway/fastpoll.py's).
+
+    The one implementation of the poll, behind Falcon's route and the poll
+    path ahead of Falcon alike; errors are raised for ``errors.refusal``.
+    """
+    fields, timeout = poll_request(config, req)
+    return poll_body(await hub.request(protocol.OP_POLL, timeout=timeout, **fields))
+
+
+def poll_request(config, req):
+    """The hub request a poll makes, checked: ``(fields, timeout)``; ``InputError`` for bad input."""
+    client_id = query_str(req, "client_id")
+    wait = query_number(req, "wait") or 0.0  # the hub caps it at BRIDGE_POLL_MAX_WAIT
+    ack = query_number(req, "ack", integer=True)
+    fields = {"client_id": client_id, "wait": wait}
+    secret = client_secret(req)
+    if secret is not None:
+        fields["client_secret"] = secret
+    if ack is not None:
+        fields["ack"] = ack
+    hold = min(wait, config.poll_max_wait)  # how long the hub may hold it
+    return fields, hold + config.poll_reply_margin
+
+
+def poll_body(reply):
+    """The JSON body of a poll's answer from the hub's reply."""
+    answer = {"messages": reply["messages"], "timestamp": reply["timestamp"], "dropped": reply.get("dropped", 0)}
+    for flag in _POLL_FLAGS:  # "more" and the flags that end a session, from services/endings.py
+        if reply.get(flag):
+            answer[flag] = True
+    answer["success"] = True
+    return orjson.dumps(answer)
+
+
+_POLL_FLAGS = ("more", *BY_POLL_FLAG)
 
 
 class Send(_Resource):

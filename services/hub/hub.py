@@ -106,7 +106,7 @@ class Hub:
             session.next_seq = stored.next_seq
             session.dropped_total = stored.dropped_total
             session.dropped_unreported = stored.dropped_unreported
-            session.reports.extend([upto, count] for upto, count in m.get("reports") or ())
+            session.restore_reports(m.get("reports") or ())
             self.admission.new_session(session)  # a fresh send bucket (and secret, replaced next)
             if "secret" in m:
                 session.secret = m["secret"]

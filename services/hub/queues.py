@@ -25,6 +25,11 @@ from services.hub import conflation
 from services.hub.conflation import UNKNOWN
 
 _SEQ = itemgetter(0)
+# Most queues never hold a keyed entry nor lose one from the middle: they share these empty stand-ins
+# (a deque costs 760 bytes, a set 216) and get their own on first use; with thousands of clients that
+# is about a third of a session's memory (docs/PERFORMANCE.md).
+_NO_SEQS = ()
+_NO_DEAD = frozenset()
 
 
 class MessageQueue:
@@ -34,11 +39,11 @@ class MessageQueue:
 
     def __init__(self):
         self._entries = deque()  # (seq, message), seqs ascending; both ends live
-        self._dead = set()  # seqs removed from the middle, still in _entries
+        self._dead = _NO_DEAD  # seqs removed from the middle, still in _entries (a set once there are any)
         self._keyed = {}  # seq -> (key, message) of every live keyed entry
         self._by_key = {}  # key -> deque of seqs ascending (stale ones possible)
-        self._held = deque()  # keyed seqs <= _mark, ascending (stale ones possible)
-        self._open = deque()  # keyed seqs > _mark, ascending (stale ones possible)
+        self._held = _NO_SEQS  # keyed seqs <= _mark, ascending (stale ones possible); both deques once
+        self._open = _NO_SEQS  # keyed seqs > _mark, ascending (stale ones possible); a keyed entry came
         self._mark = 0
         self._removed = 0  # entries removed from the middle since the last rebuild
 
@@ -81,6 +86,8 @@ class MessageQueue:
             if seqs is None:
                 seqs = self._by_key[key] = deque()
             seqs.append(seq)
+            if self._open is _NO_SEQS:
+                self._held, self._open = deque(), deque()
             (self._open if seq > self._mark else self._held).append(seq)
 
     def popleft(self):
@@ -195,6 +202,8 @@ class MessageQueue:
             while dead and entries and entries[0][0] in dead:
                 dead.discard(entries.popleft()[0])
         else:
+            if dead is _NO_DEAD:
+                dead = self._dead = set()
             dead.add(seq)
         self._removed += 1
 
@@ -217,6 +226,9 @@ class MessageQueue:
     def _move_mark(self, mark):
         # Keyed seqs cross the mark as ``sent`` moves: each crossing is paid for by the delivery that moved it.
         held, candidates, keyed = self._held, self._open, self._keyed
+        if candidates is _NO_SEQS:  # nothing keyed was ever queued: nothing to move
+            self._mark = mark
+            return
         if mark > self._mark:
             while candidates and candidates[0] <= mark:
                 seq = candidates.popleft()

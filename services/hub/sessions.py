@@ -9,6 +9,9 @@ from services.hub.queues import MessageQueue
 MAX_SILENT_RANGES = 64
 # Loss reports a session keeps until the client confirms them (see Session.take_dropped).
 MAX_REPORTS = 64
+# ``reports`` and ``silent`` of most sessions stay empty: they share this stand-in until their first
+# entry (a deque costs 760 bytes; thousands of idle clients, docs/PERFORMANCE.md).
+_NONE_YET = ()
 
 
 class Parked:
@@ -67,13 +70,13 @@ class Session:
         self.next_seq = 1
         self.dropped_total = 0
         self.dropped_unreported = 0
-        self.reports = deque()  # [upto, count]: losses told in replies the client has not confirmed yet
+        self.reports = _NONE_YET  # [upto, count]: losses told in replies the client has not confirmed yet
         self.reports_dirty = False  # reports changed since the store last wrote them (with the session's meta)
         self.parked = None
         self.info = {}
         self.acked = 0
         self.sent = 0
-        self.silent = deque()  # [lo, hi] seq ranges evicted after delivery, not yet acked
+        self.silent = _NONE_YET  # [lo, hi] seq ranges evicted after delivery, not yet acked
         self.reader = None  # token of the attached WebSocket/SSE reader; None: plain polls
         self.transport = None  # "poll", "websocket" or "sse": how it last read
         self.secret = None  # proves the client owns this id (returned by the handshake)
@@ -110,6 +113,8 @@ class Session:
         if silent and silent[-1][1] == seq - 1:
             silent[-1][1] = seq
             return
+        if silent is _NONE_YET:
+            silent = self.silent = deque()
         silent.append([seq, seq])
         if len(silent) > MAX_SILENT_RANGES:
             lo, hi = silent.popleft()  # keep the bookkeeping bounded: assume the oldest lost
@@ -229,10 +234,17 @@ class Session:
             if reports and reports[-1][0] >= upto:
                 reports[-1][1] += dropped  # told with no message past the last report: one confirmation for both
             else:
+                if reports is _NONE_YET:
+                    reports = self.reports = deque()
                 reports.append([upto, dropped])
                 if len(reports) > MAX_REPORTS:
                     reports.popleft()  # bounded: the oldest is taken as received
         return dropped
+
+    def restore_reports(self, reports):
+        """The loss reports a stored session still had (``[upto, count]`` pairs), after a restart."""
+        if reports:
+            self.reports = deque([upto, count] for upto, count in reports)
 
     def confirm(self, seq):
         """The client has every reply up to ``seq``: reports of losses told there need no repeating."""
