@@ -153,12 +153,13 @@ class HubClient:
         packed = self._encode(op, req_id, fields)
         loop = self._loop
         future = loop.create_future()
-        self._pending[req_id] = future
+        waiting = self._polls if op in POLL_OPS else self._pending  # a poll's reply after the control replies
+        waiting[req_id] = future
         timer = loop.call_later(timeout, _expire, future)
 
         def done(future):
             timer.cancel()
-            self._pending.pop(req_id, None)
+            waiting.pop(req_id, None)
             error = HubUnavailable("the request was cancelled") if future.cancelled() else future.exception()
             if error is None:
                 reply = future.result()
