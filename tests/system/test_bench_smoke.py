@@ -46,7 +46,8 @@ def test_every_figure_is_produced(tmp_path):
     assert flood["sent"] > 0 and flood["strangers"] == 0
     assert flood["received"] + flood["lost_count"] == flood["sent"]
     assert flood["lost_count"] == flood["counted"] and flood["uncounted"] == 0
-    assert flood["rate"] > 0 and flood["offered"] > 0
+    # at these sizes the whole flood may be sent before the first answer: the rate during it may be 0
+    assert flood["rate"] >= 0 and flood["offered"] > 0
     # Calls over both transports came back, each its own answer (benchmarks/calls.py checks the rate's).
     for key in ("calls", "calls_lrsocket"):
         assert 0 < figures[key]["p50"] <= figures[key]["p99"] and figures[key]["rate"] > 0
