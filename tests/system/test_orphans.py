@@ -70,23 +70,25 @@ def _start_run(tmp_path, *args):
     return proc, stack
 
 
-@pytest.mark.parametrize("platform", ["auto", "windows"])
-def test_every_process_of_a_killed_bridge_run_exits(tmp_path, platform):
-    proc, stack = _start_run(tmp_path, "--platform", platform)
+def _kill_and_check(proc, stack, out_path, what, expect, count=None, check=None):
+    """Wait until ``proc``'s bridge is healthy, SIGKILL ``proc`` and wait for every process under it to exit."""
     tree = []
     try:
         def healthy():
-            assert proc.poll() is None, (tmp_path / "run.out").read_text(errors="replace")[-3000:]
+            assert proc.poll() is None, out_path.read_text(errors="replace")[-3000:]
             r = stack.get("/ws/health", timeout=2)
             return r.status == 200 and r.json["status"] == "ok"
-        wait_for(healthy, 40, interval=0.2, message="lrbridge run to be healthy")
+        wait_for(healthy, 40, interval=0.2, message=f"{what} to be healthy")
+        if check is not None:
+            check()
         tree = psutil.Process(proc.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "services.hub" in names and "services.notifier" in names and "services.gateway" in names
-        assert len(tree) == (3 if platform == "windows" else 5)  # with gunicorn: master + 2 workers
+        assert all(name in names for name in expect), names
+        if count is not None:
+            assert len(tree) == count
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
-        _wait_gone(tree, "the processes of the killed lrbridge run")
+        _wait_gone(tree, f"the processes of the killed {what}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -94,6 +96,14 @@ def test_every_process_of_a_killed_bridge_run_exits(tmp_path, platform):
         for child in tree:
             if not _gone(child):
                 child.kill()
+
+
+@pytest.mark.parametrize("platform", ["auto", "windows"])
+def test_every_process_of_a_killed_bridge_run_exits(tmp_path, platform):
+    proc, stack = _start_run(tmp_path, "--platform", platform)
+    _kill_and_check(proc, stack, tmp_path / "run.out", "lrbridge run",
+                    ("services.hub", "services.notifier", "services.gateway"),
+                    count=3 if platform == "windows" else 5)  # with gunicorn: master + 2 workers
 
 
 def test_every_process_of_a_killed_make_run_honcho_exits(tmp_path):
@@ -106,24 +116,8 @@ def test_every_process_of_a_killed_make_run_honcho_exits(tmp_path):
     out = open(tmp_path / "honcho.out", "wb")
     proc = subprocess.Popen(["sh", "-c", line], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     out.close()
-    tree = []
-    try:
-        def healthy():
-            assert proc.poll() is None, (tmp_path / "honcho.out").read_text(errors="replace")[-3000:]
-            r = stack.get("/ws/health", timeout=2)
-            return r.status == 200 and r.json["status"] == "ok"
-        wait_for(healthy, 40, interval=0.2, message="honcho's processes to be healthy")
-        assert "honcho" in " ".join(psutil.Process(proc.pid).cmdline())  # the shell exec'd it: the same pid
-        tree = psutil.Process(proc.pid).children(recursive=True)
-        names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "services.hub" in names and "services.notifier" in names and "gunicorn" in names
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(5)
-        _wait_gone(tree, "the processes of the killed honcho")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        for child in tree:
-            if not _gone(child):
-                child.kill()
+
+    def exec_d():  # the shell exec'd honcho: the same pid
+        assert "honcho" in " ".join(psutil.Process(proc.pid).cmdline())
+    _kill_and_check(proc, stack, tmp_path / "honcho.out", "honcho",
+                    ("services.hub", "services.notifier", "gunicorn"), check=exec_d)
