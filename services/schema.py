@@ -38,6 +38,9 @@ OP_PUSH_CHECK = "push_check"  # the plug-in's ack and light check: is the bridge
 # Ops that name a client: the hub's dispatch looks its session up (and checks its secret) once, for the handler.
 CLIENT_OPS = frozenset((OP_POLL, OP_SEND, OP_DISCONNECT, OP_ACK, OP_DETACH, OP_CREDIT,
                         OP_PUSH_ANNOUNCE, OP_PUSH_WAIT, OP_PUSH_PROOF, OP_PUSH_CHECK))
+# A poll and its stream: their replies come after every other reply (docs/PROTOCOL.md, rule 14a); every
+# other op is control (handshake, send, publish, status, call...), answered first by the hub and the gateway.
+POLL_OPS = frozenset((OP_POLL, OP_CREDIT, OP_DETACH))
 
 # How a client reads its queue (shown in /ws/clients and /ws/status).
 TRANSPORT_POLL = "poll"

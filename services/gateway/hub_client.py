@@ -26,8 +26,6 @@ from services.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
-# A poll and its stream (docs/PROTOCOL.md, "Priorities"): their replies are resolved after every other reply.
-POLL_OPS = frozenset((protocol.OP_POLL, protocol.OP_CREDIT, protocol.OP_DETACH))
 
 
 class HubUnavailable(Exception):
@@ -122,21 +120,13 @@ class HubClient:
                 await asyncio.wait_for(self._connected.wait(), min(wait, self.timeout))
             except asyncio.TimeoutError:
                 raise HubUnavailable("the hub is not connected") from None
-        req_id = next(self._ids)
-        packed = self._encode(op, req_id, fields)
-        loop = self._loop
-        future = loop.create_future()
-        waiting = self._polls if op in POLL_OPS else self._pending
-        waiting[req_id] = future
-        timer = loop.call_later(wait, _expire, future)
+        future, forget = self._send(op, wait, fields)
         try:
-            self._queue(packed, future)
             reply = await future
         finally:
-            timer.cancel()
-            waiting.pop(req_id, None)
+            forget()
         if not reply["ok"]:
-            raise HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"), reply.get("retry_after"))
+            raise _refusal(reply)
         return reply
 
     def request_nowait(self, op, timeout, callback, **fields):
@@ -149,30 +139,37 @@ class HubClient:
         self._start()
         if not self._connected.is_set():
             return False
-        req_id = next(self._ids)
-        packed = self._encode(op, req_id, fields)
-        loop = self._loop
-        future = loop.create_future()
-        waiting = self._polls if op in POLL_OPS else self._pending  # a poll's reply after the control replies
-        waiting[req_id] = future
-        timer = loop.call_later(timeout, _expire, future)
+        future, forget = self._send(op, timeout, fields)
 
         def done(future):
-            timer.cancel()
-            waiting.pop(req_id, None)
+            forget()
             error = HubUnavailable("the request was cancelled") if future.cancelled() else future.exception()
             if error is None:
                 reply = future.result()
                 if reply["ok"]:
                     callback(reply)
                     return
-                error = HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"),
-                                 reply.get("retry_after"))
+                error = _refusal(reply)
             callback(error)
 
         future.add_done_callback(done)
-        self._queue(packed, future)
         return True
+
+    def _send(self, op, timeout, fields):
+        """Queue one request; returns its future (resolved with the reply, or failed by the timer) and a
+        function that stops waiting. A poll waits with the polls: its reply comes after the control replies."""
+        req_id = next(self._ids)
+        packed = self._encode(op, req_id, fields)
+        future = self._loop.create_future()
+        waiting = self._polls if op in protocol.POLL_OPS else self._pending
+        waiting[req_id] = future
+        timer = self._loop.call_later(timeout, _expire, future)
+        self._queue(packed, future)
+
+        def forget():
+            timer.cancel()
+            waiting.pop(req_id, None)
+        return future, forget
 
     async def open_stream(self, op, sink, timeout, **fields):
         """Send one request that the hub answers with several replies (a stream poll); returns its id.
@@ -369,6 +366,11 @@ class HubClient:
 
 def _payload_size(item):
     return len(item[0])
+
+
+def _refusal(reply):
+    """The ``HubError`` a reply with ``ok: false`` stands for."""
+    return HubError(reply["code"], reply.get("reason") or reply["code"], reply.get("field"), reply.get("retry_after"))
 
 
 def _expire(future):

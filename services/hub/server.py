@@ -30,9 +30,6 @@ MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
 # about a tenth of the hub's time re-examining queued messages during a flood.
 GC_YOUNG_THRESHOLD = 10000
 MAX_BATCHING_PEERS = 1024  # peers known to take batched replies (one per gateway worker connection)
-# Requests of a poll and its stream: their replies are the poll tier, sent after every other reply of a turn
-# (docs/PROTOCOL.md, "Priorities"). Every other op is control (handshake, send, publish, status, call...).
-POLL_OPS = frozenset((protocol.OP_POLL, protocol.OP_CREDIT, protocol.OP_DETACH))
 
 
 class _RateLimitedLog:
@@ -213,21 +210,22 @@ class HubServer:
     def _dispatch(self, peer, req):
         """Run one checked request's handler; a refusal or a failure becomes an error reply."""
         self.request_ctx.peer = peer
+        poll = req["op"] in protocol.POLL_OPS  # its reply goes in the poll tier
         started = time.perf_counter()
         try:
             fields = dispatch(self.hub, self.request_ctx, req)
         except ProtocolError as ex:
             log.debug("%s refused: %s", req["op"], ex.reason)
-            self._send_error(peer, req["id"], ex.code, ex.reason, ex.field, ex.retry_after, req["op"] in POLL_OPS)
+            self._send_error(peer, req["id"], ex.code, ex.reason, ex.field, ex.retry_after, poll)
             return
         except Exception:
             log.exception("op %s failed", req["op"])
-            self._send_error(peer, req["id"], "internal", "internal error in the hub", poll=req["op"] in POLL_OPS)
+            self._send_error(peer, req["id"], "internal", "internal error in the hub", poll=poll)
             return
         finally:
             self.hub.metrics.request(req["op"], time.perf_counter() - started)
         if fields is not None:
-            self._send_reply(peer, req["id"], fields, req["op"] in POLL_OPS)
+            self._send_reply(peer, req["id"], fields, poll)
 
     def handle_event(self, frames):
         """Publish events from the notifier (one, or a batch): route each to the clients it names; returns how many.
