@@ -127,6 +127,7 @@ REQUEST_FIELDS = {
         "after": ("seq", False), "reader": ("str", False), "transport": ("transport", False), "attach": ("bool", False),
         "client_secret": ("str", False),
         "window": ("seq", False), "window_bytes": ("seq", False),  # a stream: pushes up to this, see OP_CREDIT
+        "json": ("bool", False),  # answer with "messages_json", one JSON array (a plain poll)
     },
     OP_SEND: {"client_id": ("str", True), "message": ("message", True), "client_secret": ("str", False)},
     OP_DISCONNECT: {"client_id": ("str", True), "client_secret": ("str", False)},

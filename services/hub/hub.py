@@ -25,7 +25,7 @@ from services.hub.history import History
 from services.hub.jobs import Jobs
 from services.hub.store import MemoryStore
 from services.hub.records import EMPTY
-from services.hub.sessions import Parked, Session
+from services.hub.sessions import Parked, Session, json_entry
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,7 @@ class Hub:
         if not recipients and target not in (protocol.TARGET_CHANNEL, protocol.TARGET_ALL, protocol.TARGET_TYPE):
             raise ProtocolError("unknown_client", "unknown client_id", "client_id")
         msg = Published(message)
+        msg.json = None
         msg.pop("seq", None)
         if not isinstance(msg.get("timestamp"), str):
             msg["timestamp"] = self.now_iso()
@@ -430,7 +431,7 @@ class Hub:
         ``open: true``, the last one has no ``open``. The wait is capped here,
         once, at ``poll_max_wait``.
         """
-        peer, req_id, wait, ack, after, reader, transport, attach, window, window_bytes = request
+        peer, req_id, wait, ack, after, reader, transport, attach, window, window_bytes, json = request
         self.seen(session)
         session.last_poll = self.now_iso()
         if reader is not None and not attach and session.reader != reader:
@@ -450,14 +451,14 @@ class Hub:
         wait = max(0.0, min(float(wait or 0), self.config.poll_max_wait))
         stream = window is not None and keep and wait > 0
         if wait <= 0 or (session.pending(start) and not stream):
-            return self._poll_fields(session, keep, start)
+            return self._poll_fields(session, keep, start, json)
         deadline = self.clock() + wait
         if stream:
             session.parked = Parked(peer, req_id, deadline, keep, start, min(window, MAX_WINDOW),
                                     min(window_bytes or 0, MAX_WINDOW_BYTES))
             self._push(session)
         else:
-            session.parked = Parked(peer, req_id, deadline, keep, start)
+            session.parked = Parked(peer, req_id, deadline, keep, start, json=json)
         self.metrics.park(session.client_id)
         self._counter += 1
         heapq.heappush(self.deadlines, (deadline, self._counter, session))
@@ -481,39 +482,51 @@ class Hub:
             taken = []
             messages, size = session.take(min(self.config.poll_batch, parked.window), True, parked.start,
                                           budget, protocol.packed_size, taken)
-            parked.start = messages[-1]["seq"]
+            parked.start = taken[-1][0]
             parked.window -= len(messages)
             parked.window_bytes -= size  # below 0 by at most one message: the gateway's bound allows one more
             self.metrics.delivered(taken)
             self.stats["delivered"] += len(messages)
             if session.client_id in self.commands.pending:
-                self.commands.observe(session, messages[-1]["seq"])
-            fields = {"messages": messages, "dropped": session.take_dropped(messages[0]["seq"]),
+                self.commands.observe(session, parked.start)
+            fields = {"messages": messages, "dropped": session.take_dropped(taken[0][0]),
                       "timestamp": self.now_iso(), "bytes": size, "open": True}
             self.reply(parked.peer, parked.req_id, fields)
 
-    def _poll_fields(self, session, keep, start=None):
+    def _poll_fields(self, session, keep, start=None, json=False):
         # Cut by count and by bytes, so the reply fits the link (protocol.MAX_REPLY_BYTES); "more" says so.
+        # With ``json`` the messages go as one JSON array (``messages_json``), each published message
+        # encoded once for all its recipients: the gateway writes it into the answer as it is.
         taken = []
-        messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
-                                   protocol.packed_size, taken)
+        if json:
+            messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES, None, taken,
+                                       json_entry)
+        else:
+            messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
+                                       protocol.packed_size, taken)
         if messages and not keep:
             self.changes.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(taken)
         self.stats["delivered"] += len(messages)
         if messages and session.client_id in self.commands.pending:
-            self.commands.observe(session, messages[-1]["seq"])
+            self.commands.observe(session, taken[-1][0])
         if keep and not messages:
             # Acknowledged delivery tells a loss with the next message: the client's ack of that message is what
             # confirms the report, and a reply with no message could never be confirmed (lost in flight, it
             # would be taken as told). The seq gap shows the loss at the same moment.
             dropped = 0
         else:
-            dropped = session.take_dropped(messages[0]["seq"] if keep else None)
-        fields = {"messages": messages, "dropped": dropped, "timestamp": self.now_iso()}
+            dropped = session.take_dropped(taken[0][0] if keep else None)
+        fields = {"dropped": dropped, "timestamp": self.now_iso()}
+        if not json:
+            fields["messages"] = messages
+        elif all(messages) and sum(map(len, messages)) + len(messages) < protocol.MAX_FRAME_BYTES:
+            fields["messages_json"] = b"[" + b",".join(messages) + b"]"
+        else:  # a message JSON cannot carry, or one whose text outgrows the link (escapes): as maps
+            fields["messages"] = [{**message, "seq": seq} for seq, message in taken]
         if session.queue and not keep:
             fields["more"] = True
-        elif keep and messages and session.pending(messages[-1]["seq"]):
+        elif keep and messages and session.pending(taken[-1][0]):
             fields["more"] = True
         return fields
 
@@ -561,7 +574,8 @@ class Hub:
                 continue
             session.parked = None
             self.metrics.unpark(session.client_id)
-            self.reply(parked.peer, parked.req_id, self._poll_fields(session, parked.ack_mode, parked.start))
+            self.reply(parked.peer, parked.req_id,
+                       self._poll_fields(session, parked.ack_mode, parked.start, parked.json))
 
     def expire(self):
         """Answer parked polls whose wait has ended with an empty list."""

@@ -20,9 +20,11 @@ PUBLISHED_AT = "__bridge_published_at"
 
 class Published(dict):
     """A published message as the hub queues it: the map clients get, plus ``at``, its publish time
-    (monotonic seconds) for the delivery latency. ``at`` is no key: it never reaches a client or the store."""
+    (monotonic seconds) for the delivery latency, and ``json``, its JSON text once a poll answer needed it
+    (services/hub/sessions.py ``json_entry``: encoded once for all its recipients). Neither is a key: they
+    never reach a client or the store as such."""
 
-    __slots__ = ("at",)
+    __slots__ = ("at", "json")
 
 # Upper bounds in seconds (+Inf is implied).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -80,13 +82,13 @@ class HubMetrics:
         """A queued message was pushed out by a newer one."""
         self._count(self.messages_dropped, (message.get("type", ""), message.get("channel", "")))
 
-    def delivered(self, messages):
-        """``messages`` (queued originals, ``Published`` or made by the hub) go out now: count them, and the
-        latency of those published."""
+    def delivered(self, entries):
+        """``entries`` (queued ``(seq, message)`` pairs, each message ``Published`` or made by the hub) go out
+        now: count them, and the latency of those published."""
         now = self.clock()
         out = self.messages_out
         observe = self.deliver_latency.observe
-        for message in messages:
+        for _, message in entries:
             key = (message.get("type", ""), message.get("channel", ""))
             if key in out:
                 out[key] += 1

@@ -21,9 +21,11 @@ class PollRequest(NamedTuple):
     attach: bool = False
     window: int = None
     window_bytes: int = None
+    json: bool = False  # answer with ``messages_json``, the messages as one JSON array (docs/PROTOCOL.md)
 
     @classmethod
     def of(cls, peer, req):
         """The record for a checked ``poll`` request (services/protocol.py ``REQUEST_FIELDS``)."""
         return cls(peer, req["id"], req.get("wait"), req.get("ack"), req.get("after"), req.get("reader"),
-                   req.get("transport"), bool(req.get("attach")), req.get("window"), req.get("window_bytes"))
+                   req.get("transport"), bool(req.get("attach")), req.get("window"), req.get("window_bytes"),
+                   bool(req.get("json")))

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 DRAIN_BUDGET = 5000  # requests or events read from one socket per loop turn before flushing (a batch counts as what it holds)
 MAX_POLL_MS = 200  # the loop wakes at least this often to notice SIGTERM
+# A turn that only read events (no reply waits on it) leaves its changes to the next commit for at most this
+# long: a flood then costs one store commit per poll answer instead of one per turn. What a crash loses of
+# them, the notifier sends again (its stream position is written in the same commit, docs/DURABILITY.md).
+INGEST_COMMIT_SECONDS = 0.05
 # The hub keeps every queued message (a dict and a tuple or two each) for as long as it is queued, and makes
 # almost no cyclic garbage; at Python's default of 700 allocations per young collection, the collector spent
 # about a tenth of the hub's time re-examining queued messages during a flood.
@@ -64,6 +68,7 @@ class HubServer:
         self.leftover = None  # (events, offset, position) of a publish batch whose tail waits for the next ingest
         self.batching = set()  # peers that sent a batch, so take batched replies
         self.store_failed_at = -1e9
+        self.committed_at = -1e9  # when the last turn's changes were written
         self.store = store = open_store(config.store, config.store_sync)
         # The turn's change set: the hub's state records into it, the store writes it (services/hub/changes.py).
         self.changes = Changes(clock)
@@ -121,14 +126,14 @@ class HubServer:
                       len(payload), req_id)
             payload = protocol.encode_error(req_id, "internal", "the reply is larger than the hub may send")[1]
         if poll is None:
-            poll = "messages" in fields
+            poll = "messages" in fields or "messages_json" in fields
         (self.held_polls if poll else self.held).append((peer, payload))
 
     def _send_error(self, peer, req_id, code, reason, field=None, retry_after=None, poll=False):
         (self.held_polls if poll else self.held).append(
             (peer, protocol.encode_error(req_id, code, reason, field, retry_after)[1]))
 
-    def _release(self, polls=True):
+    def _release(self, polls=True, force=False):
         """Commit the turn's changes, then send the replies held during it: control replies first, then
         (unless ``polls`` is false) poll answers.
 
@@ -139,10 +144,13 @@ class HubServer:
         order. No message is larger than ``protocol.MAX_REPLY_BYTES``, what a
         gateway accepts.
         """
+        now = self.clock()
+        if not (force or self.held or (polls and self.held_polls) or now - self.committed_at >= INGEST_COMMIT_SECONDS):
+            return  # a turn that only read events: its changes go with the next reply's commit (or soon after)
+        self.committed_at = now
         try:
             self.store.commit(self.changes)
         except Exception:
-            now = self.clock()
             if now - self.store_failed_at >= 60.0:
                 self.store_failed_at = now
                 log.exception("store commit failed; the changes are retried next turn, replies go out now")
@@ -347,22 +355,22 @@ class HubServer:
     def _ingest(self, sock, handler):
         """Read events like ``_drain``, but give the turn up to delivery once it waits.
 
-        Checking every ``BRIDGE_INGEST_SLICE`` events, the ingest stops once it
-        has read what one poll answer can carry (the smaller of
-        ``BRIDGE_POLL_BATCH`` and ``BRIDGE_QUEUE_SIZE``: reading more cannot
-        make a waiting answer larger, only older or lost) if a parked poll has
-        something to deliver or a poll answer is held; and once it has read
-        ``BRIDGE_POLL_BATCH`` events if a request waits on the ROUTER (each
-        reply waits for a commit: stopping sooner for every control request
-        cost a flood a third of the hub's rate). What is left is read next
-        turn (ZeroMQ and the notifier hold it, within their bounds). With
-        nobody waiting, the turn reads up to ``DRAIN_BUDGET`` as before.
+        Every ``BRIDGE_INGEST_SLICE`` events the ingest looks up: it stops
+        if a request waits on the ROUTER (a poll that would take what is
+        queued, or a control request; the hub's own delivery, its store
+        commit and its reply come first), or, once it has read what one poll
+        answer can carry (the smaller of ``BRIDGE_POLL_BATCH`` and
+        ``BRIDGE_QUEUE_SIZE``: reading more cannot make a waiting answer
+        larger, only older or lost), if a parked poll has something to
+        deliver or a poll answer is held. What is left is read next turn
+        (ZeroMQ and the notifier hold it, within their bounds; what they
+        cannot hold is counted, docs/DURABILITY.md). With nobody waiting, the
+        turn reads up to ``DRAIN_BUDGET`` as before.
         """
         budget = DRAIN_BUDGET
         step = self.config.ingest_slice
         share = min(self.config.poll_batch, self.config.queue_size)
-        request_share = self.config.poll_batch
-        left = max(step, share)
+        left = step
         read_all = 0
         hub, rpc = self.hub, self.rpc
         while budget > 0:
@@ -379,9 +387,9 @@ class HubServer:
             left -= read
             read_all += read
             if left <= 0:
-                if hub.ready or self.held_polls:
+                if self.held_polls or rpc.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                     return
-                if read_all >= request_share and rpc.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                if read_all >= share and hub.ready:
                     return
                 left = step
 
@@ -390,6 +398,8 @@ class HubServer:
             return 0
         now = self.clock()
         wake = self.next_sweep
+        if self.changes:  # a turn's changes wait unwritten: write them when their time is up
+            wake = min(wake, self.committed_at + INGEST_COMMIT_SECONDS)
         deadline = self.hub.next_deadline()
         if deadline is not None and deadline < wake:
             wake = deadline
@@ -439,7 +449,7 @@ class HubServer:
                 self.run_once(poller)
         finally:
             self.hub.close()
-            self._release()
+            self._release(force=True)
             self.close()
             self.store.close()
             log.info("hub stopped")

@@ -1,8 +1,12 @@
 """One client's session: its bounded queue, sequence numbers and parked poll."""
 
 from collections import deque
+from itertools import islice
+
+import orjson
 
 from services.hub.conflation import UNKNOWN
+from services.hub.metrics import Published
 from services.hub.queues import MessageQueue
 
 # Ranges of delivered-then-evicted seqs a session remembers (see Session.rewind).
@@ -14,12 +18,37 @@ MAX_REPORTS = 64
 _NONE_YET = ()
 
 
+def json_entry(seq, message):
+    """One queued message as a poll answer carries it in JSON, with its ``seq`` (a ``Session.take`` render).
+
+    A published message is encoded once, for all the clients it goes to
+    (kept on it as ``json``), and each answer adds its own seq to that text;
+    ``b""`` when it cannot be encoded (``answer_json`` then answers with maps).
+    """
+    if "seq" in message:  # a stray seq of its own: the client's seq replaces it, as in a map
+        try:
+            return orjson.dumps({**message, "seq": seq})
+        except (TypeError, ValueError):
+            return b""
+    text = getattr(message, "json", None)
+    if text is None:
+        try:
+            text = orjson.dumps(message)
+        except (TypeError, ValueError):
+            return b""
+        if type(message) is Published:
+            message.json = text  # shared by every recipient, never changed
+    if len(text) <= 2:  # "{}": no key to follow
+        return b'{"seq":%d}' % seq
+    return text[:-1] + b',"seq":%d}' % seq
+
+
 class Parked:
     """A long-poll waiting in the hub: who to answer, and until when."""
 
-    __slots__ = ("peer", "req_id", "deadline", "ack_mode", "start", "window", "window_bytes")
+    __slots__ = ("peer", "req_id", "deadline", "ack_mode", "start", "window", "window_bytes", "json")
 
-    def __init__(self, peer, req_id, deadline, ack_mode, start=None, window=None, window_bytes=None):
+    def __init__(self, peer, req_id, deadline, ack_mode, start=None, window=None, window_bytes=None, json=False):
         self.peer = peer
         self.req_id = req_id
         self.deadline = deadline
@@ -29,6 +58,7 @@ class Parked:
         # (messages, bytes) the gateway granted lasts; None: a plain poll, answered once.
         self.window = window
         self.window_bytes = window_bytes
+        self.json = json  # answer with the messages as one JSON array (a plain poll from an HTTP gateway)
 
 
 class Session:
@@ -165,7 +195,7 @@ class Session:
         queue = self.queue
         return bool(queue) and queue[-1][0] > start
 
-    def take(self, batch, keep, start=None, budget=None, size_of=None, taken=None):
+    def take(self, batch, keep, start=None, budget=None, size_of=None, taken=None, render=None):
         """The next ``batch`` messages, each with its seq, and the bytes they take by ``size_of``.
 
         With ``keep`` (the client acknowledges) they stay queued until acked,
@@ -174,44 +204,44 @@ class Session:
         before the message that would take it past ``budget`` bytes, but
         always holds at least one message (one message is bounded by the
         largest frame, so it always fits a reply). ``taken``, a list, gets the
-        queued originals of what is taken (the hub's metrics read them).
+        queued ``(seq, message)`` entries taken (their seqs, and the originals
+        the hub's metrics read). Each message is a new map with its ``seq``,
+        or with ``render`` what ``render(seq, message)`` makes of it (bytes,
+        measured by their length: ``json_entry`` below).
         """
         queue = self.queue
         out = []
         append = out.append
-        originals = taken if taken is not None else []
-        keep_original = originals.append
+        entries = taken if taken is not None else []
+        keep_entry = entries.append
         total = 0
         if keep:
-            for seq, message in queue.since(start or 0, batch):  # seqs have gaps where conflation removed
-                msg = dict(message)
-                msg["seq"] = seq
-                if size_of is not None:
-                    size = size_of(msg)
-                    if out and budget is not None and total + size > budget:
-                        break
-                    total += size
-                append(msg)
-                keep_original(message)
-            if out and out[-1]["seq"] > self.sent:
-                self.sent = out[-1]["seq"]
+            run = queue.since(start or 0, batch)  # seqs have gaps where conflation removed
         else:
-            count = min(batch, len(queue))
-            popleft = queue.popleft
-            for _ in range(count):
-                seq, message = queue[0]
+            run = islice(queue, batch)  # the live entries from the head
+        for entry in run:
+            seq, message = entry
+            if render is not None:
+                msg = render(seq, message)
+                size = len(msg)
+            else:
                 msg = dict(message)
                 msg["seq"] = seq
-                if size_of is not None:
-                    size = size_of(msg)
-                    if out and budget is not None and total + size > budget:
-                        break
-                    total += size
-                popleft()
-                append(msg)
-                keep_original(message)
-            if out:
-                self.acked = max(self.acked, out[-1]["seq"])
+                size = size_of(msg) if size_of is not None else 0
+            if out and budget is not None and total + size > budget:
+                break
+            total += size
+            append(msg)
+            keep_entry(entry)
+        if out:
+            last = entries[-1][0]
+            if keep:
+                if last > self.sent:
+                    self.sent = last
+            else:
+                for _ in range(len(out)):
+                    queue.popleft()
+                self.acked = max(self.acked, last)
                 self.sent = max(self.sent, self.acked)
         return out, total
 

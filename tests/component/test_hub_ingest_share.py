@@ -5,6 +5,7 @@ import pytest
 
 from services import protocol
 from services.hub.config import HubConfig
+from services.hub.requests import PollRequest
 from services.hub.server import HubServer
 from tests.stack import free_port
 
@@ -49,19 +50,31 @@ def test_a_batch_is_applied_a_slice_at_a_time_and_the_position_follows_what_was_
     assert session.dropped_total == 1000 - 99  # the queue keeps 100, every other one counted
 
 
-def test_a_held_poll_answer_stops_the_ingest_after_one_answers_worth(server):
+def test_a_held_poll_answer_stops_the_ingest_after_one_slice(server):
     session = _client(server)
     server._dispatch(b"peer", protocol.check_request(
         {"op": protocol.OP_POLL, "id": 1, "client_id": session.client_id, "wait": 0}))
     assert len(server.held_polls) == 1
     server.handle_event(_batch(1000))
     server._ingest(server.events, server.handle_event)
-    # 50 from the first slice, then min(BRIDGE_POLL_BATCH, BRIDGE_QUEUE_SIZE) = 100 before it gives way
-    assert server.stream.positions[EPOCH] == 150 and server.hub.stats["published"] == 150
+    # 50 from the first slice, then one more slice: the answer is made already, reading on only delays it
+    assert server.stream.positions[EPOCH] == 100 and server.hub.stats["published"] == 100
     assert server.leftover is not None
     server._release()  # the answer goes out; the next turn reads on
     server._ingest(server.events, server.handle_event)
     assert server.stream.positions[EPOCH] == 1000 and server.leftover is None
+
+
+def test_a_parked_poll_with_something_to_deliver_gets_one_answers_worth_first(server):
+    session = _client(server)
+    server.hub.poll(session, PollRequest(b"peer", 1, wait=10.0))  # takes the welcome message
+    server.hub.poll(session, PollRequest(b"peer", 2, wait=10.0))  # parks
+    assert session.parked is not None
+    server.handle_event(_batch(1000))
+    server._ingest(server.events, server.handle_event)
+    # 50 from the first slice, then until min(BRIDGE_POLL_BATCH, BRIDGE_QUEUE_SIZE) = 100 are read: a full answer
+    assert server.stream.positions[EPOCH] == 150 and server.hub.stats["published"] == 150
+    assert server.hub.ready == {session}
 
 
 def test_a_duplicate_tail_is_skipped_and_a_gap_is_left_to_the_replay(server):
