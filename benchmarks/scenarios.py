@@ -244,6 +244,25 @@ class Prober:
             self.conn.close()
 
 
+class ProcessProber(Prober):
+    """``Prober``'s requests from a process of its own (benchmarks/probe.py): timed apart from the load
+    generator's event loop, as an operator's requests would be."""
+
+    async def setup(self):
+        return self
+
+    async def run(self, until):
+        seconds = max(0.0, until - time.monotonic())
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.probe", self.target.name, str(self.target.port), str(self.rate),
+            str(seconds), cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the prober exited with {proc.returncode}")
+        self.samples = json.loads(out.decode().strip().splitlines()[-1])
+
+
 # ----------------------------------------------------------------- (a)
 async def latency(target, count=500, warmup=20, backend=None, gap=0.002):
     """Publish one message, wait for the one long-poller to get it, repeat: p50/p99/max."""
@@ -311,7 +330,7 @@ async def fanout(target, clients, rate=50.0, duration=5.0, backend=None, drain=5
     members = [len(subs[k::channels]) for k in range(channels)]
     pad = "x" * size
     pub = backend or HttpPublisher(target, strict=False)
-    prober = await Prober(target, probe_rate).setup() if probe_rate else None
+    prober = await ProcessProber(target, probe_rate).setup() if probe_rate else None
     samples = []
     seen = [set() for _ in subs]
     record = samples.append

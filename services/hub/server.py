@@ -185,38 +185,96 @@ class HubServer:
     def handle_request(self, frames):
         """The one dispatch wrapper: decode, run the handler, turn errors into codes; returns the requests read."""
         peer = frames[0]
+        reqs = self._read_requests(frames)
+        for req in reqs:
+            self._dispatch(peer, req)
+        return len(reqs)
+
+    def _read_requests(self, frames):
+        """The checked requests of one message (one, or a batch). One that fails its check is counted and
+        logged; in its place, when it has an id to answer, is the ``ProtocolError`` that ``_dispatch``
+        answers, in its turn."""
+        peer = frames[0]
         try:
             items, batch = protocol.decode_requests(frames[1:])
         except ProtocolError as ex:
             self.hub.metrics.error("bad_request_frame")
             self.bad.warn(peer, ex.reason)
-            return
+            return []
         except Exception:  # a decoder bug must not end the hub: drop the frame, say so once
             log.exception("undecodable request dropped")
             self.hub.metrics.error("bad_request_frame")
-            return
+            return []
         if batch and peer not in self.batching:
             if len(self.batching) >= MAX_BATCHING_PEERS:  # reconnected gateways leave old identities behind
                 self.batching.clear()
             self.batching.add(peer)
+        reqs = []
         for item in items:
             try:
-                req = protocol.check_request(item)
+                reqs.append(protocol.check_request(item))
             except ProtocolError as ex:
                 self.hub.metrics.error("bad_request_frame")
                 self.bad.warn(peer, ex.reason)
                 if ex.req_id is not None:
-                    self._send_error(peer, ex.req_id, ex.code, ex.reason, ex.field)
-                continue
+                    reqs.append(ex)
             except Exception:
                 log.exception("undecodable request dropped")
                 self.hub.metrics.error("bad_request_frame")
-                continue
+        return reqs
+
+    def _drain_requests(self):
+        """Read the requests waiting (up to ``DRAIN_BUDGET``); handle the control ones first and send their
+        replies, then the rest in the order they came.
+
+        A gateway sends a round of a thousand polls as one batch, which takes
+        the hub tens of milliseconds and a commit of a thousand sessions; a
+        control request read with it no longer waits for them. What may go
+        first: a control request (not ``POLL_OPS``) of a client that no
+        earlier request from the same peer and still waiting names, or of no
+        client at all (status, broadcast, a handshake). So each client's
+        requests keep their order (docs/PROTOCOL.md rule 14b), and a poll's
+        ``ack`` is still applied before that client's next ``ack`` or ``send``.
+        """
+        budget = DRAIN_BUDGET
+        rpc = self.rpc
+        read = []
+        while budget > 0:
+            try:
+                frames = protocol.recv_frames(rpc, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            reqs = self._read_requests(frames)
+            budget -= len(reqs) or 1
+            read.append((frames[0], reqs))
+        later = []
+        waiting = {}  # peer -> client ids with a request left in order
+        poll_ops = protocol.POLL_OPS
+        for peer, reqs in read:
+            names = waiting.get(peer)
+            if names is None:
+                names = waiting[peer] = set()
+            for req in reqs:
+                if type(req) is ProtocolError:  # its error reply, in order with the control replies
+                    self._dispatch(peer, req)
+                    continue
+                client_id = req.get("client_id")
+                if req["op"] in poll_ops or client_id in names:
+                    later.append((peer, req))
+                    if client_id is not None:
+                        names.add(client_id)
+                else:
+                    self._dispatch(peer, req)
+        if self.held:
+            self._release(polls=False)
+        for peer, req in later:
             self._dispatch(peer, req)
-        return len(items)
 
     def _dispatch(self, peer, req):
         """Run one checked request's handler; a refusal or a failure becomes an error reply."""
+        if type(req) is ProtocolError:
+            self._send_error(peer, req.req_id, req.code, req.reason, req.field)
+            return
         self.request_ctx.peer = peer
         poll = req["op"] in protocol.POLL_OPS  # its reply goes in the poll tier
         started = time.perf_counter()
@@ -413,7 +471,7 @@ class HubServer:
         their share, deliver, run due timers, send the poll answers."""
         ready = dict(poller.poll(self._timeout_ms()))
         if self.rpc in ready:
-            self._drain(self.rpc, self.handle_request)
+            self._drain_requests()
             if self.held:  # control replies go out now, ahead of this turn's ingest and poll answers
                 self._release(polls=False)
         if self.events in ready or self.leftover is not None:

@@ -115,3 +115,26 @@ def test_a_peer_that_never_batches_gets_one_message_per_reply(hub, dealer):
     for i, cid in enumerate(cids, 10):  # pipelined: both land in the same hub turn
         dealer.send_multipart(protocol.encode_request(protocol.OP_POLL, i, client_id=cid, wait=5))
     assert [protocol.decode_reply(dealer.recv_multipart())["id"] for _ in cids] == [10, 11]
+
+
+def test_a_control_request_read_with_polls_goes_first_unless_its_client_polled_before_it(hub, dealer):
+    """docs/PROTOCOL.md rule 14a/14b: a status read in the same message as polls is handled before them (its
+    counts do not have their deliveries yet); a client's ack after its own poll still waits for that poll."""
+    cids = [call(dealer, protocol.OP_HANDSHAKE, i, client_type="script", protocol_version="1.0")["client_id"]
+            for i in (1, 2, 3)]
+    before = call(dealer, protocol.OP_STATUS, 4)["status"]["messages"]["delivered"]
+    dealer.send_multipart(_batch([
+        (protocol.OP_POLL, 10, {"client_id": cids[0], "wait": 0}),  # each takes its connection_established
+        (protocol.OP_POLL, 11, {"client_id": cids[1], "wait": 0}),
+        (protocol.OP_STATUS, 12, {}),
+        (protocol.OP_POLL, 13, {"client_id": cids[2], "wait": 0, "ack": 0}),
+        (protocol.OP_ACK, 14, {"client_id": cids[2], "seq": 1}),  # after its client's poll: stays after it
+    ]))
+    replies = {}
+    while len(replies) < 5:
+        for reply in protocol.decode_replies(dealer.recv_multipart()):
+            replies[reply["id"]] = reply
+    assert replies[12]["status"]["messages"]["delivered"] == before  # answered ahead of the three polls
+    assert [m["seq"] for m in replies[13]["messages"]] == [1]  # the poll ran before the ack that forgets seq 1
+    assert replies[14]["acked"] == 1
+    assert call(dealer, protocol.OP_STATUS, 15)["status"]["messages"]["delivered"] == before + 3
