@@ -469,7 +469,14 @@ class HubServer:
     def run_once(self, poller):
         """One loop turn: wait, drain requests (their control replies sent at once), ingest events within
         their share, deliver, run due timers, send the poll answers."""
-        ready = dict(poller.poll(self._timeout_ms()))
+        timeout = self._timeout_ms()
+        if timeout and self.store.idle_due():
+            ready = dict(poller.poll(0))
+            if not ready:  # nothing waits: the store's housekeeping now, not in a busy turn
+                self.store.idle()
+                ready = dict(poller.poll(self._timeout_ms()))
+        else:
+            ready = dict(poller.poll(timeout))
         if self.rpc in ready:
             self._drain_requests()
             if self.held:  # control replies go out now, ahead of this turn's ingest and poll answers
