@@ -296,6 +296,19 @@ def decode_record(data):
     return _unpack(data)
 
 
+def encode_run_record(parts):
+    """``encode_record({"m": messages})`` from each message's own ``encode_record`` bytes (``parts``), the
+    same bytes without encoding any message again."""
+    count = len(parts)
+    if count < 16:
+        head = bytes((0x90 | count,))
+    elif count < 0x10000:
+        head = b"\xdc" + count.to_bytes(2, "big")
+    else:
+        head = b"\xdd" + count.to_bytes(4, "big")
+    return b"\x81\xa1m" + head + b"".join(parts)
+
+
 # ------------------------------------------------------ the numbered stream
 # The frames of the notifier's numbered stream and of its ROUTER's three ops (services/schema.py has
 # their fields and docs/PROTOCOL.md rules 23-31 the rules).

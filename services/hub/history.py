@@ -22,11 +22,20 @@ from collections import deque
 
 from services import protocol
 from services.hub.changes import HistoryChanges
+from services.hub.metrics import Published
 
 
 def size_of(message):
     """What a kept message counts against the byte budget: its encoded size."""
     return len(protocol.encode_record(message))
+
+
+def measure(message):
+    """``size_of`` a message being recorded; a published one keeps its encoding (``packed``) for the store."""
+    packed = protocol.encode_record(message)
+    if type(message) is Published:
+        message.packed = packed
+    return len(packed)
 
 
 def new_epoch():
@@ -103,7 +112,7 @@ class History:
         ch.last_used = now
         message["offset"] = offset
         message["epoch"] = ch.epoch
-        size = size_of(message)
+        size = measure(message)
         entries = ch.entries
         entries.append((offset, now, message, size))
         self.bytes += size
@@ -189,8 +198,19 @@ class History:
         self._sweep_order()
 
     def _sweep_order(self):
-        if len(self.order) > 2 * self.kept + 64:
-            self._order_by_age()
+        order = self.order
+        if len(order) > 2 * self.kept + 64:
+            # Entries left behind by a channel's own bounds are oldest first in the common case (one busy
+            # channel trimming its tail): drop those at the front; sort only if that was not enough.
+            channels = self.channels
+            while order:
+                ch, offset = order[0]
+                entries = ch.entries
+                if entries and entries[0][0] <= offset and channels.get(ch.name) is ch:
+                    break
+                order.popleft()
+            if len(order) > 2 * self.kept + 64:
+                self._order_by_age()
 
     def _order_by_age(self):
         # (wall time, channel, offset) is unique: the sort never compares two channels.

@@ -256,7 +256,7 @@ class Hub:
         if not recipients and target not in (protocol.TARGET_CHANNEL, protocol.TARGET_ALL, protocol.TARGET_TYPE):
             raise ProtocolError("unknown_client", "unknown client_id", "client_id")
         msg = Published(message)
-        msg.json = None
+        msg.json = msg.packed = None
         msg.pop("seq", None)
         if not isinstance(msg.get("timestamp"), str):
             msg["timestamp"] = self.now_iso()

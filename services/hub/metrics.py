@@ -20,11 +20,12 @@ PUBLISHED_AT = "__bridge_published_at"
 
 class Published(dict):
     """A published message as the hub queues it: the map clients get, plus ``at``, its publish time
-    (monotonic seconds) for the delivery latency, and ``json``, its JSON text once a poll answer needed it
-    (services/hub/sessions.py ``json_entry``: encoded once for all its recipients). Neither is a key: they
+    (monotonic seconds) for the delivery latency, ``json``, its JSON text once a poll answer needed it
+    (services/hub/sessions.py ``json_entry``: encoded once for all its recipients), and ``packed``, its
+    store record once channel history measured it (the store writes those bytes). None is a key: they
     never reach a client or the store as such."""
 
-    __slots__ = ("at", "json")
+    __slots__ = ("at", "json", "packed")
 
 # Upper bounds in seconds (+Inf is implied).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -667,7 +667,8 @@ class SqliteStore:
         for start in range(0, len(new_messages), RUN_MESSAGES):
             run = new_messages[start:start + RUN_MESSAGES]
             first = turn.first_mid + start
-            body = encode({"m": run})
+            parts = [getattr(m, "packed", None) for m in run]  # encoded once already (channel history)
+            body = protocol.encode_run_record(parts) if None not in parts else encode({"m": run})
             if len(body) <= RUN_BYTES or len(run) == 1:
                 runs.append((first, first + len(run) - 1, body))
             else:

@@ -70,6 +70,18 @@ def test_other_bounds_keep_the_byte_count_exact_and_the_age_order_small():
     assert history.evicted == 0 and history.freed_bytes > 0
 
 
+def test_one_busy_channel_trims_its_age_order_without_sorting(monkeypatch):
+    history = _history(max_bytes=10**9, size=100)
+    sorts = []
+    real = history._order_by_age
+    monkeypatch.setattr(history, "_order_by_age", lambda: (sorts.append(1), real()))
+    for n in range(20_000):
+        history.record("busy", _blob(n, 10))
+        assert len(history.order) <= 2 * history.count() + 64
+    assert history.count() == 100 and sorts == []  # stale entries were all at the front: dropped, never sorted
+    assert [offset for _, offset in history.order][-100:] == list(range(19_901, 20_001))
+
+
 def test_a_forgotten_channel_gives_its_bytes_back():
     history = History(1000, 86400.0, 2, Wall(), max_bytes=10**9)
     for n, channel in enumerate(["a", "a", "b", "c"]):  # c pushes out a, the least recently used

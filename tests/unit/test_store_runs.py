@@ -91,3 +91,22 @@ def test_a_schema_4_store_is_upgraded_in_place(tmp_path):
     hub = rig.restart()
     assert [m["n"] for _, m in hub.sessions[s.client_id].queue] == [0, 1, 2, 0]
     rig.store.db.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 1000, 70_000])
+def test_a_run_built_from_each_messages_own_record_is_the_run_record(count):
+    messages = [{"type": "e", "n": n, "text": "x" * (n % 7)} for n in range(count)]
+    parts = [protocol.encode_record(m) for m in messages]
+    assert protocol.encode_run_record(parts) == protocol.encode_record({"m": messages})
+
+
+def test_a_published_channel_message_is_encoded_once_for_history_and_store(rig, monkeypatch):
+    rig.client(["jobs"])
+    publish(rig.hub, 3)
+    calls = []
+    real = protocol.encode_record
+    monkeypatch.setattr(protocol, "encode_record", lambda record: (calls.append(record), real(record))[1])
+    rig.commit()
+    assert not any("m" in record for record in calls)  # the run was put together from the kept records
+    hub = rig.restart()
+    assert [e[2]["n"] for e in hub.history.channel("jobs").entries] == [0, 1, 2]
