@@ -160,7 +160,8 @@ class Session:
             self.sent = seq
         self.confirm(seq)
         queue = self.queue
-        while queue and queue[0][0] <= seq:
+        entries = queue._entries  # its ends are always live entries (services/hub/queues.py); popleft keeps it
+        while entries and entries[0][0] <= seq:
             queue.popleft()
         silent = self.silent
         while silent and silent[0][0] <= seq:
@@ -192,8 +193,8 @@ class Session:
 
     def pending(self, start):
         """True when a message with a seq above ``start`` is queued."""
-        queue = self.queue
-        return bool(queue) and queue[-1][0] > start
+        entries = self.queue._entries  # read directly: once per poll and per queued message (both ends live)
+        return bool(entries) and entries[-1][0] > start
 
     def take(self, batch, keep, start=None, budget=None, size_of=None, taken=None, render=None):
         """The next ``batch`` messages, each with its seq, and the bytes they take by ``size_of``.

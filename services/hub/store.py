@@ -466,8 +466,8 @@ class SqliteStore:
                     reported.append(session)
                 if cid not in sids and meta == self.metas.get(cid):
                     meta = None
-            queue = session.queue
-            head = queue[0][0] if queue else session.next_seq
+            entries = session.queue._entries  # its ends are always live entries (services/hub/queues.py)
+            head = entries[0][0] if entries else session.next_seq
             count = (session.next_seq, session.dropped_total, session.dropped_unreported, head)
             if meta is not None:
                 upserts.append((cid, sid, head) + count[:3] + (meta,))
@@ -542,16 +542,26 @@ class SqliteStore:
         fanouts = {}  # row body (message ids) -> [(client_id, sid, first, last)]: candidates for queue_groups
         get_mid, mid_of = turn.mids.get, turn.mid_of
         shared = [None, None, None]  # the last fresh messages seen, their ids, the row body
+        stored_highs, known_sids = self.highs, self.sids
         for session in changes.sessions:
-            cid = session.client_id
-            queue = session.queue
-            if cid in forgotten or not queue:
+            # A fan-out brings every subscriber here once per turn: the queue's ends are read directly (they
+            # are always live entries, services/hub/queues.py), and the usual case, one entry new this turn,
+            # without walking the queue.
+            entries = session.queue._entries
+            if not entries:
                 continue
-            high = self.highs.get(cid, 0)
-            if queue[-1][0] > high:
-                sid = self.sids.get(cid, sids.get(cid))
-                last = highs[cid] = queue[-1][0]
-                fresh = queue.after(high)  # from the newest back: never over entries written in earlier turns
+            cid = session.client_id
+            last = entries[-1][0]
+            high = stored_highs.get(cid, 0)
+            if last > high and cid not in forgotten:
+                sid = known_sids.get(cid)
+                if sid is None:
+                    sid = sids.get(cid)
+                highs[cid] = last
+                if len(entries) == 1 or entries[-2][0] <= high:
+                    fresh = (entries[-1],)
+                else:
+                    fresh = session.queue.after(high)  # from the newest back: never over earlier turns' entries
                 first = fresh[0][0]
                 msgs = list(map(_MESSAGE, fresh))
                 if msgs != shared[0]:  # a fan-out queues the same messages for every subscriber
