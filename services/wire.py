@@ -299,14 +299,7 @@ def decode_record(data):
 def encode_run_record(parts):
     """``encode_record({"m": messages})`` from each message's own ``encode_record`` bytes (``parts``), the
     same bytes without encoding any message again."""
-    count = len(parts)
-    if count < 16:
-        head = bytes((0x90 | count,))
-    elif count < 0x10000:
-        head = b"\xdc" + count.to_bytes(2, "big")
-    else:
-        head = b"\xdd" + count.to_bytes(4, "big")
-    return b"\x81\xa1m" + head + b"".join(parts)
+    return b"\x81\xa1m" + pack_batch(parts)
 
 
 # ------------------------------------------------------ the numbered stream
