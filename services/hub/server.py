@@ -415,12 +415,12 @@ class HubServer:
 
         Every ``BRIDGE_INGEST_SLICE`` events the ingest looks up: it stops
         if a request waits on the ROUTER (a poll that would take what is
-        queued, or a control request; the hub's own delivery, its store
-        commit and its reply come first), or, once it has read what one poll
-        answer can carry (the smaller of ``BRIDGE_POLL_BATCH`` and
-        ``BRIDGE_QUEUE_SIZE``: reading more cannot make a waiting answer
-        larger, only older or lost), if a parked poll has something to
-        deliver or a poll answer is held. What is left is read next turn
+        queued, or a control request) or a poll answer is held (reading on
+        would only delay it: the answer, its commit and its sending come
+        first), or, once it has read what one poll answer can carry (the
+        smaller of ``BRIDGE_POLL_BATCH`` and ``BRIDGE_QUEUE_SIZE``: reading
+        more cannot make a waiting answer larger, only older or lost), if a
+        parked poll has something to deliver. What is left is read next turn
         (ZeroMQ and the notifier hold it, within their bounds; what they
         cannot hold is counted, docs/DURABILITY.md). With nobody waiting, the
         turn reads up to ``DRAIN_BUDGET`` as before.
