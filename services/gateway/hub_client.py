@@ -165,6 +165,8 @@ class HubClient:
         waiting[req_id] = future
         timer = self._loop.call_later(timeout, _expire, future)
         self._queue(packed, future)
+        if waiting is self._pending:  # a control request goes now, with what this tick queued before it, not
+            self._flush()  # at the end of the event loop's pass: under load a pass writes a round of poll answers
 
         def forget():
             timer.cancel()
