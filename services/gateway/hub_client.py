@@ -27,7 +27,6 @@ from services.protocol import ProtocolError
 log = logging.getLogger(__name__)
 
 
-
 class HubUnavailable(Exception):
     """The hub did not answer in time, or is not connected."""
 
@@ -164,9 +163,9 @@ class HubClient:
         waiting = self._polls if op in protocol.POLL_OPS else self._pending
         waiting[req_id] = future
         timer = self._loop.call_later(timeout, _expire, future)
-        self._queue(packed, future)
-        if waiting is self._pending:  # a control request goes now, with what this tick queued before it, not
-            self._flush()  # at the end of the event loop's pass: under load a pass writes a round of poll answers
+        # A control request goes now, with what this tick queued before it, not at the end of the event loop's
+        # pass: under load a pass writes a round of poll answers.
+        self._queue(packed, future, at_once=waiting is self._pending)
 
         def forget():
             timer.cancel()
@@ -218,9 +217,11 @@ class HubClient:
             raise HubError("bad_request", f"the request is larger than {protocol.MAX_FRAME_BYTES} bytes")
         return packed
 
-    def _queue(self, packed, future):
+    def _queue(self, packed, future, at_once=False):
         self._outbox.append((packed, future))
-        if len(self._outbox) == 1:
+        if at_once:
+            self._flush()
+        elif len(self._outbox) == 1:
             self._loop.call_soon(self._flush)
 
     def _flush(self):

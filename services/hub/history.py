@@ -26,12 +26,8 @@ from services.hub.metrics import Published
 
 
 def size_of(message):
-    """What a kept message counts against the byte budget: its encoded size."""
-    return len(protocol.encode_record(message))
-
-
-def measure(message):
-    """``size_of`` a message being recorded; a published one keeps its encoding (``packed``) for the store."""
+    """What a kept message counts against the byte budget: its encoded size. A published one keeps that
+    encoding (``packed``): the store writes the same bytes."""
     packed = protocol.encode_record(message)
     if type(message) is Published:
         message.packed = packed
@@ -112,7 +108,7 @@ class History:
         ch.last_used = now
         message["offset"] = offset
         message["epoch"] = ch.epoch
-        size = measure(message)
+        size = size_of(message)
         entries = ch.entries
         entries.append((offset, now, message, size))
         self.bytes += size

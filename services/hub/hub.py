@@ -498,12 +498,8 @@ class Hub:
         # With ``json`` the messages go as one JSON array (``messages_json``), each published message
         # encoded once for all its recipients: the gateway writes it into the answer as it is.
         taken = []
-        if json:
-            messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES, None, taken,
-                                       json_entry)
-        else:
-            messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
-                                       protocol.packed_size, taken)
+        messages, _ = session.take(self.config.poll_batch, keep, start, protocol.POLL_REPLY_BYTES,
+                                   None if json else protocol.packed_size, taken, json_entry if json else None)
         if messages and not keep:
             self.changes.unacked_moves.add(session)  # drained: gone for good, the store must say so now
         self.metrics.delivered(taken)

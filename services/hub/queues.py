@@ -33,7 +33,13 @@ _NO_DEAD = frozenset()
 
 
 class MessageQueue:
-    """``(seq, message)`` pairs in seq order, with O(1) removal of keyed entries."""
+    """``(seq, message)`` pairs in seq order, with O(1) removal of keyed entries.
+
+    Entries removed from the middle stay in ``_entries`` (marked in
+    ``_dead``) until a rebuild, but its first and last entries are always
+    live: the session's and the store's hot paths (a fan-out passes every
+    subscriber through them) read the two ends of ``_entries`` directly.
+    """
 
     __slots__ = ("_entries", "_dead", "_keyed", "_by_key", "_held", "_open", "_mark", "_removed")
 

@@ -236,17 +236,14 @@ class HubServer:
         requests keep their order (docs/PROTOCOL.md rule 14b), and a poll's
         ``ack`` is still applied before that client's next ``ack`` or ``send``.
         """
-        budget = DRAIN_BUDGET
-        rpc = self.rpc
         read = []
-        while budget > 0:
-            try:
-                frames = protocol.recv_frames(rpc, zmq.NOBLOCK)
-            except zmq.Again:
-                break
+
+        def collect(frames):
             reqs = self._read_requests(frames)
-            budget -= len(reqs) or 1
             read.append((frames[0], reqs))
+            return len(reqs)
+
+        self._drain(self.rpc, collect)
         later = []
         waiting = {}  # peer -> client ids with a request left in order
         poll_ops = protocol.POLL_OPS

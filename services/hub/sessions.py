@@ -23,19 +23,17 @@ def json_entry(seq, message):
 
     A published message is encoded once, for all the clients it goes to
     (kept on it as ``json``), and each answer adds its own seq to that text;
-    ``b""`` when it cannot be encoded (``answer_json`` then answers with maps).
+    ``b""`` when it cannot be encoded (``Hub._poll_fields`` then answers with maps).
     """
-    if "seq" in message:  # a stray seq of its own: the client's seq replaces it, as in a map
-        try:
-            return orjson.dumps({**message, "seq": seq})
-        except (TypeError, ValueError):
-            return b""
-    text = getattr(message, "json", None)
+    stray = "seq" in message  # a seq of its own: the client's seq replaces it, as in a map
+    text = None if stray else getattr(message, "json", None)
     if text is None:
         try:
-            text = orjson.dumps(message)
+            text = orjson.dumps({**message, "seq": seq} if stray else message)
         except (TypeError, ValueError):
             return b""
+        if stray:
+            return text
         if type(message) is Published:
             message.json = text  # shared by every recipient, never changed
     if len(text) <= 2:  # "{}": no key to follow
@@ -208,7 +206,7 @@ class Session:
         queued ``(seq, message)`` entries taken (their seqs, and the originals
         the hub's metrics read). Each message is a new map with its ``seq``,
         or with ``render`` what ``render(seq, message)`` makes of it (bytes,
-        measured by their length: ``json_entry`` below).
+        measured by their length: ``json_entry`` above).
         """
         queue = self.queue
         out = []

@@ -193,6 +193,9 @@ class MemoryStore:
         """Nothing to do while the hub is idle."""
         return False
 
+    def idle(self):
+        """Nothing to do."""
+
     def collect(self):
         """Nothing to collect."""
 
